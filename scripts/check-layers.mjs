@@ -40,7 +40,9 @@ for (const file of files(root)) {
     const targetLayer = layerOf(target);
     if (targetLayer === null || targetLayer === layer) continue;
     if (layer === null || !(ALLOWED[layer] ?? []).includes(targetLayer)) {
-      problems.push(`${relative(root, file)}: layer '${layer}' may not import '${match[1]}' (${targetLayer})`);
+      problems.push(
+        `${relative(root, file)}: layer '${layer}' may not import '${match[1]}' (${targetLayer})`,
+      );
     }
   }
 }

@@ -407,6 +407,15 @@ function decodeUserInformation(item: Cursor): UserInformation {
         });
         break;
     }
+    // Strict on lengths: a sub-item longer than its fields (e.g. a Maximum Length of 6 bytes,
+    // PS3.8 Table D.1-1 fixes it at 4) is malformed, not silently cut.
+    if (sub.remaining !== 0) {
+      malformed(
+        'User-data sub-item',
+        sub.offset,
+        `sub-item 0x${subType.toString(16)} holds ${sub.remaining} bytes beyond its fields`,
+      );
+    }
   }
   return {
     ...(maxPduLength !== undefined && { maxPduLength }),

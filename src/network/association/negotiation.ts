@@ -1,0 +1,124 @@
+/**
+ * Presentation context and role negotiation for an association acceptor (PS3.8 §9.3.3.2,
+ * PS3.7 §D.3.3.4). Pure: proposed contexts and our configuration in, results out; no I/O.
+ *
+ * Layer: network/association.
+ */
+
+import {
+  type AsyncOperationsWindow,
+  type ContextResult,
+  PresentationContextResult,
+  type ProposedContext,
+  type RoleSelection,
+} from '../pdu/types.js';
+
+/** What we serve: for each abstract syntax, the transfer syntaxes we take, most preferred first. */
+export interface ServedSyntaxes {
+  transferSyntaxesFor(abstractSyntax: string): readonly string[] | undefined;
+  /** True when we can act as SCU for this SOP class (C-STORE sub-operations of C-GET). */
+  canActAsScuFor(sopClassUid: string): boolean;
+}
+
+/** A presentation context that both sides agreed on. */
+export interface AcceptedContext {
+  readonly id: number;
+  readonly abstractSyntax: string;
+  readonly transferSyntax: string;
+  /** The requestor may act as SCU on this context (the default without role selection). */
+  readonly requestorIsScu: boolean;
+  /** The requestor may act as SCP on this context (only after role selection). */
+  readonly requestorIsScp: boolean;
+}
+
+/** The outcome of negotiating one association's contexts. */
+export interface NegotiationResult {
+  readonly results: readonly ContextResult[];
+  readonly accepted: readonly AcceptedContext[];
+  readonly roleSelections: readonly RoleSelection[];
+  /** Present when the requestor proposed a window: we perform operations one at a time. */
+  readonly asyncOperationsWindow?: AsyncOperationsWindow;
+}
+
+/** Answers one proposed context: our preferred transfer syntax among those proposed. */
+export function negotiateContext(proposed: ProposedContext, served: ServedSyntaxes): ContextResult {
+  const ours = served.transferSyntaxesFor(proposed.abstractSyntax);
+  // When rejecting, the transfer syntax sub-item is not significant (PS3.8 §9.3.3.2); we echo
+  // the first one proposed rather than send an empty UID.
+  const echo = proposed.transferSyntaxes[0] ?? '';
+  if (ours === undefined) {
+    return {
+      id: proposed.id,
+      result: PresentationContextResult.AbstractSyntaxNotSupported,
+      transferSyntax: echo,
+    };
+  }
+  const chosen = ours.find((uid) => proposed.transferSyntaxes.includes(uid));
+  if (chosen === undefined) {
+    return {
+      id: proposed.id,
+      result: PresentationContextResult.TransferSyntaxesNotSupported,
+      transferSyntax: echo,
+    };
+  }
+  return { id: proposed.id, result: PresentationContextResult.Acceptance, transferSyntax: chosen };
+}
+
+/**
+ * Answers the requestor's role selection proposals for SOP classes we accepted (PS3.7
+ * §D.3.3.4): a role is granted only if proposed, and the SCP role of the requestor (we act as
+ * SCU) only where we can.
+ */
+export function answerRoleSelections(
+  proposals: readonly RoleSelection[],
+  acceptedAbstractSyntaxes: ReadonlySet<string>,
+  served: ServedSyntaxes,
+): RoleSelection[] {
+  return proposals
+    .filter((proposal) => acceptedAbstractSyntaxes.has(proposal.sopClassUid))
+    .map((proposal) => ({
+      sopClassUid: proposal.sopClassUid,
+      scuRole: proposal.scuRole,
+      scpRole: proposal.scpRole && served.canActAsScuFor(proposal.sopClassUid),
+    }));
+}
+
+/** Negotiates every proposed context and the role selections that go with them. */
+export function negotiate(
+  proposed: readonly ProposedContext[],
+  roleProposals: readonly RoleSelection[],
+  served: ServedSyntaxes,
+  asyncWindowProposed: boolean,
+): NegotiationResult {
+  const results = proposed.map((context) => negotiateContext(context, served));
+  const acceptedIds = new Set(
+    results.filter((r) => r.result === PresentationContextResult.Acceptance).map((r) => r.id),
+  );
+  const acceptedProposals = proposed.filter((context) => acceptedIds.has(context.id));
+  const roleSelections = answerRoleSelections(
+    roleProposals,
+    new Set(acceptedProposals.map((context) => context.abstractSyntax)),
+    served,
+  );
+  const roles = new Map(roleSelections.map((role) => [role.sopClassUid, role]));
+  const accepted = acceptedProposals.map((context): AcceptedContext => {
+    const role = roles.get(context.abstractSyntax);
+    const result = results.find((r) => r.id === context.id)!;
+    return {
+      id: context.id,
+      abstractSyntax: context.abstractSyntax,
+      transferSyntax: result.transferSyntax,
+      // Without a role selection item the requestor is SCU only (PS3.7 §D.3.3.4).
+      requestorIsScu: role === undefined ? true : role.scuRole,
+      requestorIsScp: role === undefined ? false : role.scpRole,
+    };
+  });
+  return {
+    results,
+    accepted,
+    roleSelections,
+    ...(asyncWindowProposed && {
+      asyncOperationsWindow: { maxOperationsInvoked: 1, maxOperationsPerformed: 1 },
+    }),
+  };
+}

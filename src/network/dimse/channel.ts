@@ -1,0 +1,424 @@
+/**
+ * The DIMSE message exchange over one association (PS3.7 §7-9): requests from the peer go to a
+ * handler and its responses go back; our requests go out and their responses come back, paired
+ * by message ID; C-CANCEL reaches the operation it names through an AbortSignal. Outgoing
+ * messages are sent one at a time, fragmented to the peer's limit, with the transport's
+ * backpressure respected.
+ *
+ * Layer: network/dimse. Sees data sets only as bytes.
+ */
+
+import { DicomServerError } from '../../errors.js';
+import type { Association } from '../association/association.js';
+import type { AcceptedContext } from '../association/negotiation.js';
+import { AbortSource } from '../pdu/types.js';
+import { type AssembledMessage, type DatasetStream, MessageAssembler } from './assembler.js';
+import {
+  CommandField,
+  type CommandSet,
+  encodeCommand,
+  isResponse,
+  responseFieldFor,
+} from './command.js';
+import { fragmentBuffer, fragmentStream, maxFragmentLength } from './fragmenter.js';
+import { Status, statusCategory } from './status.js';
+
+/** A request from the peer, as handed to a service handler. */
+export interface IncomingRequest {
+  readonly context: AcceptedContext;
+  readonly command: CommandSet;
+  /** The data set, streaming in; absent when the command announces none. */
+  readonly dataset?: DatasetStream;
+}
+
+/** What a handler answers: a status, extra command fields and perhaps a data set. */
+export interface ResponseSpec {
+  readonly status: number;
+  readonly fields?: Partial<Omit<CommandSet, 'commandField' | 'hasDataset' | 'status'>>;
+  readonly dataset?: Buffer | AsyncIterable<Buffer>;
+}
+
+/** A response to one of our requests; its data set (an identifier) is read whole, it is small. */
+export interface IncomingResponse {
+  readonly command: CommandSet;
+  readonly dataset?: Buffer;
+}
+
+/**
+ * Serves one request: a single final response, or pending responses followed by the final one
+ * (C-FIND, C-MOVE, C-GET). The signal aborts on C-CANCEL or when the association ends.
+ */
+export type RequestHandler = (
+  request: IncomingRequest,
+  signal: AbortSignal,
+  channel: DimseChannel,
+) => Promise<ResponseSpec> | AsyncIterable<ResponseSpec>;
+
+/** Options of a channel. */
+export interface ChannelOptions {
+  /** Serves the peer's requests; without it every request gets Unrecognized Operation. */
+  readonly onRequest?: RequestHandler;
+  /** How long we wait for each response to our requests. */
+  readonly dimseTimeoutMs: number;
+  /** Largest response data set we read into memory. */
+  readonly maxResponseDatasetBytes?: number;
+}
+
+/** Events of a channel, for logging and counters. */
+export interface OperationRecord {
+  readonly command: CommandSet;
+  readonly context: AcceptedContext;
+  readonly response: CommandSet;
+  readonly durationMs: number;
+  readonly datasetBytes: number;
+  readonly error?: Error;
+}
+
+/** Command fields of the requests that PS3.7 defines, which we answer even when we do not serve them. */
+const KNOWN_REQUESTS: ReadonlySet<number> = new Set(
+  Object.values(CommandField).filter(
+    (field) => !isResponse(field) && field !== CommandField.CCancelRq,
+  ),
+);
+
+interface PendingRequest {
+  readonly push: (response: IncomingResponse) => void;
+  readonly fail: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** DIMSE over one association, in either role. */
+export class DimseChannel {
+  readonly association: Association;
+  readonly #options: ChannelOptions;
+  readonly #assembler: MessageAssembler;
+  readonly #pending = new Map<number, PendingRequest>();
+  readonly #running = new Map<number, AbortController>();
+  readonly #operationListeners: ((record: OperationRecord) => void)[] = [];
+  #sendQueue: Promise<void> = Promise.resolve();
+  #nextMessageId = 1;
+  #closedError: Error | undefined;
+
+  constructor(association: Association, options: ChannelOptions) {
+    this.association = association;
+    this.#options = options;
+    this.#assembler = new MessageAssembler({
+      isAcceptedContext: (id) => association.acceptedContexts.has(id),
+      onMessage: (message) => this.#onMessage(message),
+      pause: () => association.pauseReading(),
+      resume: () => association.resumeReading(),
+    });
+    association.on('pdata', (pdu) => {
+      for (const pdv of pdu.pdvs) {
+        try {
+          this.#assembler.push(pdv);
+        } catch (error) {
+          this.#onProtocolViolation(error);
+          return;
+        }
+      }
+    });
+    association.once('closed', (summary) => {
+      const error =
+        summary.error ??
+        new DicomServerError('ERR_CONNECTION_CLOSED', `association ended (${summary.outcome})`, {
+          outcome: summary.outcome,
+        });
+      this.#closedError = error;
+      this.#assembler.close(error);
+      for (const [, pending] of this.#pending) pending.fail(error);
+      this.#pending.clear();
+      for (const [, controller] of this.#running) controller.abort(error);
+    });
+  }
+
+  /** Calls `listener` once per operation we served, when its final response has been sent. */
+  onOperation(listener: (record: OperationRecord) => void): void {
+    this.#operationListeners.push(listener);
+  }
+
+  /** A message ID not in use by one of our outstanding requests. */
+  nextMessageId(): number {
+    const id = this.#nextMessageId;
+    this.#nextMessageId = (this.#nextMessageId % 0xffff) + 1;
+    return id;
+  }
+
+  /** The accepted context for an abstract syntax (and a transfer syntax, if given). */
+  findContext(abstractSyntax: string, transferSyntax?: string): AcceptedContext | undefined {
+    for (const context of this.association.acceptedContexts.values()) {
+      if (context.abstractSyntax !== abstractSyntax) continue;
+      if (transferSyntax === undefined || context.transferSyntax === transferSyntax) return context;
+    }
+    return undefined;
+  }
+
+  /**
+   * Sends a request and yields its responses until the final one (pending responses of
+   * C-FIND/MOVE/GET come first). The message ID is assigned here.
+   */
+  async *request(
+    contextId: number,
+    command: Omit<CommandSet, 'messageId'>,
+    dataset?: Buffer | AsyncIterable<Buffer>,
+  ): AsyncGenerator<IncomingResponse> {
+    if (this.#closedError !== undefined) throw this.#closedError;
+    const messageId = this.nextMessageId();
+    const queue: IncomingResponse[] = [];
+    let failure: Error | undefined;
+    let wake: (() => void) | undefined;
+    const timeoutMs = this.#options.dimseTimeoutMs;
+    const timer = setTimeout(() => {
+      const error = new DicomServerError('ERR_TIMEOUT', `no response within ${timeoutMs} ms`, {
+        timer: 'dimse',
+        timeoutMs,
+        messageId,
+      });
+      this.association.abort(error);
+    }, timeoutMs);
+    this.#pending.set(messageId, {
+      push: (response) => {
+        timer.refresh();
+        queue.push(response);
+        wake?.();
+      },
+      fail: (error) => {
+        failure = error;
+        wake?.();
+      },
+      timer,
+    });
+    try {
+      await this.send(contextId, { ...command, messageId }, dataset);
+      while (true) {
+        while (queue.length === 0 && failure === undefined) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = undefined;
+        }
+        const response = queue.shift();
+        if (response === undefined) throw failure!;
+        yield response;
+        if (statusCategory(response.command.status ?? Status.Success) !== 'pending') return;
+      }
+    } finally {
+      clearTimeout(timer);
+      this.#pending.delete(messageId);
+    }
+  }
+
+  /** Sends a C-CANCEL-RQ for one of our outstanding requests (PS3.7 §9.3.2.3). */
+  async cancel(contextId: number, messageId: number): Promise<void> {
+    await this.send(contextId, {
+      commandField: CommandField.CCancelRq,
+      messageIdBeingRespondedTo: messageId,
+      hasDataset: false,
+    });
+  }
+
+  /** Sends one message; messages are sent whole and in order, never interleaved. */
+  send(
+    contextId: number,
+    command: CommandSet,
+    dataset?: Buffer | AsyncIterable<Buffer>,
+  ): Promise<void> {
+    const run = this.#sendQueue.then(() => this.#sendNow(contextId, command, dataset));
+    this.#sendQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #sendNow(
+    contextId: number,
+    command: CommandSet,
+    dataset?: Buffer | AsyncIterable<Buffer>,
+  ): Promise<void> {
+    if (this.#closedError !== undefined) throw this.#closedError;
+    const association = this.association;
+    const maxLength = maxFragmentLength(association.peerMaxPduLength);
+    const withFlag: CommandSet = { ...command, hasDataset: dataset !== undefined };
+    for (const fragment of fragmentBuffer(encodeCommand(withFlag), maxLength)) {
+      if (!association.sendPData(contextId, true, fragment.isLast, fragment.data))
+        await association.drained();
+    }
+    if (dataset === undefined) return;
+    const fragments = Buffer.isBuffer(dataset)
+      ? fragmentBuffer(dataset, maxLength)
+      : fragmentStream(dataset, maxLength);
+    for await (const fragment of fragments) {
+      if (this.#closedError !== undefined) throw this.#closedError;
+      if (!association.sendPData(contextId, false, fragment.isLast, fragment.data))
+        await association.drained();
+    }
+  }
+
+  #onProtocolViolation(error: unknown): void {
+    const typed =
+      error instanceof DicomServerError
+        ? error
+        : new DicomServerError(
+            'ERR_DIMSE_MALFORMED',
+            'DIMSE message could not be decoded',
+            {},
+            error,
+          );
+    const reason = typed.details.abortReason;
+    if (typeof reason === 'number')
+      this.association.abort(typed, reason, AbortSource.ServiceProvider);
+    else this.association.abort(typed);
+  }
+
+  #onMessage(message: AssembledMessage): void {
+    const { command } = message;
+    if (isResponse(command.commandField)) {
+      this.#onResponse(message);
+      return;
+    }
+    if (command.commandField === CommandField.CCancelRq) {
+      const id = command.messageIdBeingRespondedTo;
+      if (id !== undefined)
+        this.#running.get(id)?.abort(new DicomServerError('ERR_DIMSE_UNEXPECTED', 'C-CANCEL'));
+      return;
+    }
+    if (!KNOWN_REQUESTS.has(command.commandField)) {
+      // Not a DIMSE request PS3.7 defines: there is no response to give, so the association goes.
+      this.association.abort(
+        new DicomServerError('ERR_DIMSE_MALFORMED', 'unknown command field', {
+          commandField: command.commandField,
+        }),
+      );
+      return;
+    }
+    void this.#serve(message);
+  }
+
+  #onResponse(message: AssembledMessage): void {
+    const id = message.command.messageIdBeingRespondedTo;
+    const pending = id === undefined ? undefined : this.#pending.get(id);
+    if (pending === undefined) {
+      this.association.abort(
+        new DicomServerError('ERR_DIMSE_UNEXPECTED', 'response to no outstanding request', {
+          messageIdBeingRespondedTo: id ?? -1,
+        }),
+      );
+      return;
+    }
+    if (message.dataset === undefined) {
+      pending.push({ command: message.command });
+      return;
+    }
+    readWhole(message.dataset, this.#options.maxResponseDatasetBytes ?? 16 * 1024 * 1024).then(
+      (dataset) => pending.push({ command: message.command, dataset }),
+      (error: unknown) => pending.fail(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
+
+  async #serve(message: AssembledMessage): Promise<void> {
+    const { command, dataset } = message;
+    const context = this.association.acceptedContexts.get(message.contextId)!;
+    const messageId = command.messageId ?? 0;
+    const startedAt = performance.now();
+    const respond = (spec: ResponseSpec) =>
+      this.send(message.contextId, buildResponse(command, spec), spec.dataset);
+    if (this.#running.has(messageId)) {
+      await drain(dataset);
+      await respond({ status: Status.DuplicateInvocation });
+      return;
+    }
+    const controller = new AbortController();
+    this.#running.set(messageId, controller);
+    let final: ResponseSpec = { status: Status.ProcessingFailure };
+    let failure: Error | undefined;
+    try {
+      const handler = this.#options.onRequest;
+      const result: Promise<ResponseSpec> | AsyncIterable<ResponseSpec> =
+        handler === undefined
+          ? Promise.resolve({ status: Status.UnrecognizedOperation })
+          : handler(
+              { context, command, ...(dataset !== undefined && { dataset }) },
+              controller.signal,
+              this,
+            );
+      if (isAsyncIterable(result)) {
+        for await (const spec of result) {
+          if (statusCategory(spec.status) === 'pending') await respond(spec);
+          else final = spec;
+        }
+      } else {
+        final = await result;
+      }
+    } catch (error) {
+      // A handler that throws becomes a Processing Failure; the association goes on.
+      failure = error instanceof Error ? error : new Error(String(error));
+      final = { status: Status.ProcessingFailure, fields: { errorComment: 'processing failure' } };
+    } finally {
+      this.#running.delete(messageId);
+    }
+    try {
+      // The response follows the whole request: a data set the handler did not read is dropped.
+      await drain(dataset);
+      await respond(final);
+    } catch (error) {
+      failure ??= error instanceof Error ? error : new Error(String(error));
+    }
+    const record: OperationRecord = {
+      command,
+      context,
+      response: buildResponse(command, final),
+      durationMs: performance.now() - startedAt,
+      datasetBytes: dataset?.receivedBytes ?? 0,
+      ...(failure !== undefined && { error: failure }),
+    };
+    for (const listener of this.#operationListeners) listener(record);
+  }
+}
+
+/** The response command for a request: command field, message ID, SOP class and instance. */
+export function buildResponse(request: CommandSet, spec: ResponseSpec): CommandSet {
+  return {
+    commandField: responseFieldFor(request.commandField),
+    messageIdBeingRespondedTo: request.messageId ?? 0,
+    ...((request.affectedSopClassUid ?? request.requestedSopClassUid) !== undefined && {
+      affectedSopClassUid: request.affectedSopClassUid ?? request.requestedSopClassUid,
+    }),
+    ...(request.affectedSopInstanceUid !== undefined && {
+      affectedSopInstanceUid: request.affectedSopInstanceUid,
+    }),
+    ...spec.fields,
+    status: spec.status,
+    hasDataset: spec.dataset !== undefined,
+  };
+}
+
+function isAsyncIterable<T>(value: unknown): value is AsyncIterable<T> {
+  return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
+}
+
+/** Reads and drops what is left of a data set; resolves when it has ended. */
+async function drain(dataset: DatasetStream | undefined): Promise<void> {
+  if (dataset === undefined || dataset.readableEnded) return;
+  if (dataset.destroyed) {
+    if (dataset.errored) throw dataset.errored;
+    return;
+  }
+  for await (const _ of dataset) {
+    // dropped
+  }
+}
+
+async function readWhole(stream: DatasetStream, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > limit) {
+      stream.destroy();
+      throw new DicomServerError('ERR_DIMSE_MALFORMED', 'response data set larger than we read', {
+        length,
+        limit,
+      });
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length);
+}

@@ -5,7 +5,9 @@
  * Layer: cli.
  */
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { registerEcho } from './echo.js';
 import { registerServe } from './serve.js';

@@ -64,6 +64,11 @@ export class DicomServer {
   get startedAt(): Date | undefined {
     return this.#startedAt;
   }
+  /** Open connections in any state, including those still awaiting their A-ASSOCIATE-RQ. */
+  get openConnections(): number {
+    return this.#acceptor?.associations.size ?? 0;
+  }
+
   /** Associations counted against the limit. */
   get activeAssociations(): number {
     return this.#acceptor?.activeCount ?? 0;

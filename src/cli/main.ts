@@ -12,11 +12,22 @@ import { Command } from 'commander';
 import { registerEcho } from './echo.js';
 import { registerServe } from './serve.js';
 
-const { version } = JSON.parse(
-  readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
-) as {
-  version: string;
-};
+/** The package's version, from the nearest package.json above this file (built or not). */
+function packageVersion(): string {
+  for (
+    let dir = dirname(fileURLToPath(import.meta.url));
+    dir !== dirname(dir);
+    dir = dirname(dir)
+  ) {
+    const candidate = join(dir, 'package.json');
+    if (existsSync(candidate)) {
+      return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
+    }
+  }
+  return '0.0.0';
+}
+
+const version = packageVersion();
 
 const program = new Command('dicom-server')
   .description('DICOM receiver and query/retrieve node with a web console')

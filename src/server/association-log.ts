@@ -119,6 +119,9 @@ function logClose(logger: Logger, association: Association, summary: CloseSummar
 /** Logs one served operation at info (warn for a failure, error when our handler threw). */
 export function logOperation(logger: Logger, record: OperationRecord): void {
   const status = record.response.status ?? 0;
+  const isProblem = record.error !== undefined || statusCategory(status) === 'failure';
+  // One line per operation is on the hot path: build nothing when it would not be written.
+  if (!isProblem && !logger.isLevelEnabled('info')) return;
   const fields = {
     op: commandName(record.command.commandField),
     msgId: record.command.messageId,

@@ -1,0 +1,197 @@
+/**
+ * `npm run bench`: measures our DICOM service next to DCMTK's storescp, run in the same way on
+ * the same machine in the same run, and prints each figure with the our/DCMTK ratio.
+ *
+ * Today it measures the verification path (association set-up, C-ECHO round trips), which is
+ * all the server serves; the receive and query benchmarks join it with those services.
+ * Speed lives here, never in the tests.
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { echo } from '../src/services/scu/echo.js';
+
+const ECHOES_PER_ASSOCIATION = 2_000;
+const PARALLEL_ASSOCIATIONS = 4;
+const SEQUENTIAL_ASSOCIATIONS = 300;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const isOpen = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (isOpen) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+interface Target {
+  readonly name: string;
+  readonly port: number;
+  readonly aeTitle: string;
+  readonly process: ChildProcess;
+}
+
+const TOOL_ENV = { ...process.env, TCP_NODELAY: '1' };
+
+async function startOurs(): Promise<Target> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      'dist/src/cli/main.js',
+      'serve',
+      '--dicom-port',
+      String(port),
+      '--dicom-host',
+      '127.0.0.1',
+      '--log-level',
+      'warn',
+      '--max-associations',
+      '16',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  await waitForPort(port);
+  return { name: 'dicom-server', port, aeTitle: 'DRAW_SCP', process: child };
+}
+
+async function startDcmtk(): Promise<Target> {
+  const port = await freePort();
+  // --fork: one process per association, as DCMTK is run when several peers send at once.
+  const child = spawn('storescp', ['--fork', String(port)], { stdio: 'ignore', env: TOOL_ENV });
+  await waitForPort(port);
+  return { name: 'storescp', port, aeTitle: 'ANY-SCP', process: child };
+}
+
+function runEchoscu(target: Target, repeat: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'echoscu',
+      [
+        '--repeat',
+        String(repeat),
+        '-aec',
+        target.aeTitle,
+        '-aet',
+        'BENCH',
+        '127.0.0.1',
+        String(target.port),
+      ],
+      { stdio: 'ignore', env: TOOL_ENV },
+    );
+    child.once('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`echoscu exited ${code}`)),
+    );
+  });
+}
+
+/** Runs `work` and returns operations per second. */
+async function rate(operations: number, work: () => Promise<void>): Promise<number> {
+  const started = performance.now();
+  await work();
+  return operations / ((performance.now() - started) / 1000);
+}
+
+interface Row {
+  readonly scenario: string;
+  readonly unit: string;
+  readonly ours: number;
+  readonly dcmtk: number;
+}
+
+async function measure(target: Target): Promise<Record<string, number>> {
+  await runEchoscu(target, 10); // warm-up
+  const single = await rate(ECHOES_PER_ASSOCIATION, () =>
+    runEchoscu(target, ECHOES_PER_ASSOCIATION),
+  );
+  const parallel = await rate(ECHOES_PER_ASSOCIATION * PARALLEL_ASSOCIATIONS, async () => {
+    await Promise.all(
+      Array.from({ length: PARALLEL_ASSOCIATIONS }, () =>
+        runEchoscu(target, ECHOES_PER_ASSOCIATION),
+      ),
+    );
+  });
+  const associations = await rate(SEQUENTIAL_ASSOCIATIONS, async () => {
+    for (let i = 0; i < SEQUENTIAL_ASSOCIATIONS; i++) {
+      await echo({
+        host: '127.0.0.1',
+        port: target.port,
+        callingAeTitle: 'BENCH',
+        calledAeTitle: target.aeTitle,
+      });
+    }
+  });
+  return { single, parallel, associations };
+}
+
+function peakRssMb(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
+  return kb / 1024;
+}
+
+async function main(): Promise<void> {
+  const ours = await startOurs();
+  const dcmtk = await startDcmtk();
+  try {
+    const a = await measure(ours);
+    const b = await measure(dcmtk);
+    const rows: Row[] = [
+      {
+        scenario: `C-ECHO on 1 association (echoscu --repeat ${ECHOES_PER_ASSOCIATION})`,
+        unit: 'echoes/s',
+        ours: a.single!,
+        dcmtk: b.single!,
+      },
+      {
+        scenario: `C-ECHO on ${PARALLEL_ASSOCIATIONS} parallel associations`,
+        unit: 'echoes/s',
+        ours: a.parallel!,
+        dcmtk: b.parallel!,
+      },
+      {
+        scenario: `associate + C-ECHO + release, ${SEQUENTIAL_ASSOCIATIONS} in a row (our SCU)`,
+        unit: 'assoc/s',
+        ours: a.associations!,
+        dcmtk: b.associations!,
+      },
+    ];
+    const rss = peakRssMb(ours.process.pid);
+    console.log(
+      '\nverification path: dicom-server vs DCMTK storescp --fork (same run, same machine)\n',
+    );
+    console.log(
+      `${'scenario'.padEnd(68)} ${'ours'.padStart(10)} ${'DCMTK'.padStart(10)} ${'ratio'.padStart(7)}`,
+    );
+    for (const row of rows) {
+      console.log(
+        `${row.scenario.padEnd(68)} ${row.ours.toFixed(0).padStart(10)} ${row.dcmtk.toFixed(0).padStart(10)} ${(row.ours / row.dcmtk).toFixed(2).padStart(7)}  ${row.unit}`,
+      );
+    }
+    console.log(`\ndicom-server peak RSS: ${rss.toFixed(1)} MB`);
+  } finally {
+    ours.process.kill('SIGTERM');
+    dcmtk.process.kill('SIGTERM');
+  }
+}
+
+await main();

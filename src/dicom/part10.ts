@@ -1,0 +1,150 @@
+/**
+ * DICOM Part 10 files (PS3.10 §7.1): the 128-byte preamble, the "DICM" prefix and the File Meta
+ * Information group (0002), always Explicit VR Little Endian; then the data set in its own
+ * transfer syntax.
+ *
+ * Layer: dicom. Pure: works on buffers.
+ */
+
+import { DicomServerError } from '../errors.js';
+import { DatasetReader } from './reader/dataset-reader.js';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './uid.js';
+
+/** Preamble and prefix length: the file meta group starts here. */
+export const PART10_HEADER_LENGTH = 132;
+
+/** File meta group elements (PS3.10 Table 7.1-1). */
+export const FileMetaTag = {
+  FileMetaInformationGroupLength: 0x00020000,
+  FileMetaInformationVersion: 0x00020001,
+  MediaStorageSOPClassUID: 0x00020002,
+  MediaStorageSOPInstanceUID: 0x00020003,
+  TransferSyntaxUID: 0x00020010,
+  ImplementationClassUID: 0x00020012,
+  ImplementationVersionName: 0x00020013,
+  SourceApplicationEntityTitle: 0x00020016,
+} as const;
+
+/** What a file's meta group says. */
+export interface FileMeta {
+  readonly mediaStorageSopClassUid?: string;
+  readonly mediaStorageSopInstanceUid?: string;
+  readonly transferSyntaxUid?: string;
+  readonly implementationClassUid?: string;
+  readonly implementationVersionName?: string;
+  readonly sourceAeTitle?: string;
+  /** Offset of the data set in the file. */
+  readonly datasetOffset: number;
+}
+
+/** What we write into the meta group of a received instance. */
+export interface FileMetaInput {
+  readonly sopClassUid: string;
+  readonly sopInstanceUid: string;
+  readonly transferSyntaxUid: string;
+  readonly sourceAeTitle?: string;
+}
+
+function padded(text: string, pad: '\0' | ' '): Buffer {
+  return Buffer.from(text.length % 2 === 0 ? text : text + pad, 'latin1');
+}
+
+/** An explicit VR little endian element with a 2-byte length (or 4-byte for OB). */
+function element(tag: number, vr: string, value: Buffer): Buffer {
+  const isLong = vr === 'OB';
+  const header = Buffer.alloc(isLong ? 12 : 8);
+  header.writeUInt16LE(tag >>> 16, 0);
+  header.writeUInt16LE(tag & 0xffff, 2);
+  header.write(vr, 4, 'latin1');
+  if (isLong) header.writeUInt32LE(value.length, 8);
+  else header.writeUInt16LE(value.length, 6);
+  return Buffer.concat([header, value]);
+}
+
+/** Preamble, "DICM" and the file meta group for a received instance. */
+export function buildFileMeta(input: FileMetaInput): Buffer {
+  const elements = [
+    element(FileMetaTag.FileMetaInformationVersion, 'OB', Buffer.from([0x00, 0x01])),
+    element(FileMetaTag.MediaStorageSOPClassUID, 'UI', padded(input.sopClassUid, '\0')),
+    element(FileMetaTag.MediaStorageSOPInstanceUID, 'UI', padded(input.sopInstanceUid, '\0')),
+    element(FileMetaTag.TransferSyntaxUID, 'UI', padded(input.transferSyntaxUid, '\0')),
+    element(FileMetaTag.ImplementationClassUID, 'UI', padded(IMPLEMENTATION_CLASS_UID, '\0')),
+    element(FileMetaTag.ImplementationVersionName, 'SH', padded(IMPLEMENTATION_VERSION_NAME, ' ')),
+    ...(input.sourceAeTitle === undefined || input.sourceAeTitle === ''
+      ? []
+      : [
+          element(FileMetaTag.SourceApplicationEntityTitle, 'AE', padded(input.sourceAeTitle, ' ')),
+        ]),
+  ];
+  const body = Buffer.concat(elements);
+  const groupLength = Buffer.alloc(4);
+  groupLength.writeUInt32LE(body.length, 0);
+  const preamble = Buffer.alloc(PART10_HEADER_LENGTH);
+  preamble.write('DICM', 128, 'latin1');
+  return Buffer.concat([
+    preamble,
+    element(FileMetaTag.FileMetaInformationGroupLength, 'UL', groupLength),
+    body,
+  ]);
+}
+
+/** True when `head` (at least 132 bytes of a file) starts with a preamble and "DICM". */
+export function hasPart10Header(head: Buffer): boolean {
+  return head.length >= PART10_HEADER_LENGTH && head.toString('latin1', 128, 132) === 'DICM';
+}
+
+function text(value: Buffer | undefined, trim: 'uid' | 'text'): string | undefined {
+  if (value === undefined) return undefined;
+  const s = value.toString('latin1');
+  return trim === 'uid' ? s.replace(/[\0 ]+$/, '') : s.replace(/\0+$/, '').trim();
+}
+
+/**
+ * Reads the file meta group from the start of a Part 10 file (`head` must hold at least the
+ * whole group; a few kilobytes suffice). Throws ERR_DATASET_MALFORMED when there is no
+ * preamble and prefix, or the group cannot be read.
+ */
+export function readFileMeta(head: Buffer): FileMeta {
+  if (!hasPart10Header(head)) {
+    throw new DicomServerError('ERR_DATASET_MALFORMED', 'no DICOM preamble and "DICM" prefix', {
+      offset: 128,
+    });
+  }
+  const values = new Map<number, Buffer>();
+  const reader = new DatasetReader({
+    isExplicitVr: true,
+    isLittleEndian: true,
+    maxValueLength: 1024,
+    stopAt: (tag) => tag >>> 16 !== 0x0002,
+    onToken: (token) => {
+      if (token.type === 'element' && token.value !== undefined) values.set(token.tag, token.value);
+    },
+  });
+  reader.push(head.subarray(PART10_HEADER_LENGTH));
+  if (!reader.isStopped) {
+    throw new DicomServerError(
+      'ERR_DATASET_TRUNCATED',
+      'file meta group does not end within the bytes read',
+      {
+        offset: PART10_HEADER_LENGTH + reader.offset,
+      },
+    );
+  }
+  const meta: FileMeta = {
+    datasetOffset: PART10_HEADER_LENGTH + reader.offset,
+  };
+  const fields: [keyof FileMeta, number, 'uid' | 'text'][] = [
+    ['mediaStorageSopClassUid', FileMetaTag.MediaStorageSOPClassUID, 'uid'],
+    ['mediaStorageSopInstanceUid', FileMetaTag.MediaStorageSOPInstanceUID, 'uid'],
+    ['transferSyntaxUid', FileMetaTag.TransferSyntaxUID, 'uid'],
+    ['implementationClassUid', FileMetaTag.ImplementationClassUID, 'uid'],
+    ['implementationVersionName', FileMetaTag.ImplementationVersionName, 'text'],
+    ['sourceAeTitle', FileMetaTag.SourceApplicationEntityTitle, 'text'],
+  ];
+  const out: Record<string, string | number> = { ...meta };
+  for (const [key, tag, kind] of fields) {
+    const value = text(values.get(tag), kind);
+    if (value !== undefined) out[key] = value;
+  }
+  return out as unknown as FileMeta;
+}

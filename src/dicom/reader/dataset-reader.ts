@@ -1,0 +1,510 @@
+/**
+ * A streaming data set reader (PS3.5 §7): bytes in, in chunks of any size, tokens out
+ * (elements, sequences and items, encapsulated fragments) in the order of the encoding.
+ *
+ * Layer: dicom. Pure: no I/O. Bounded whatever the input: nesting depth is capped, every
+ * declared length is checked against the container holding it, and no buffer is ever sized by a
+ * declared length: values are collected as their bytes arrive, only when wanted and only up to
+ * `maxValueLength`; other values are skipped as they stream past.
+ */
+
+import { DicomServerError } from '../../errors.js';
+import { implicitVrOf } from '../dictionary.js';
+import { hasLongLength, isVr, type Vr } from '../vr.js';
+
+/** Tag of Pixel Data, whose undefined length means encapsulated fragments (PS3.5 §A.4). */
+const PIXEL_DATA = 0x7fe00010;
+const ITEM = 0xfffee000;
+const ITEM_DELIMITATION = 0xfffee00d;
+const SEQUENCE_DELIMITATION = 0xfffee0dd;
+const UNDEFINED_LENGTH = 0xffffffff;
+
+/** One token of a data set. Offsets are in bytes from the start of the data set. */
+export type DatasetToken =
+  | {
+      readonly type: 'element';
+      readonly tag: number;
+      readonly vr: Vr;
+      readonly length: number;
+      readonly offset: number;
+      /** The value's bytes, when it was collected (see `collect` and `maxValueLength`). */
+      readonly value?: Buffer;
+    }
+  | {
+      readonly type: 'sequence-start';
+      readonly tag: number;
+      /** SQ, or UN for a sequence of unknown VR encoded in Implicit VR (PS3.5 §6.2.2). */
+      readonly vr: Vr;
+      /** undefined for undefined length (ended by a delimiter). */
+      readonly length: number | undefined;
+      readonly offset: number;
+    }
+  | { readonly type: 'sequence-end'; readonly hasDelimiter: boolean }
+  | { readonly type: 'item-start'; readonly length: number | undefined; readonly offset: number }
+  | { readonly type: 'item-end'; readonly hasDelimiter: boolean }
+  | {
+      readonly type: 'fragments-start';
+      readonly tag: number;
+      readonly vr: Vr;
+      readonly offset: number;
+    }
+  | {
+      readonly type: 'fragment';
+      readonly length: number;
+      readonly offset: number;
+      readonly value?: Buffer;
+    }
+  | { readonly type: 'fragments-end' };
+
+/** How the data set is encoded and what the reader should keep. */
+export interface DatasetReaderOptions {
+  readonly isExplicitVr: boolean;
+  readonly isLittleEndian: boolean;
+  readonly onToken: (token: DatasetToken) => void;
+  /** Which values to collect (default: all that fit `maxValueLength`). Depth 0 is the top level. */
+  readonly collect?: (tag: number, vr: Vr, depth: number) => boolean;
+  /** Longest value collected; longer ones are skipped. Default 1 MiB. */
+  readonly maxValueLength?: number;
+  /** Whether to collect encapsulated fragments (default false: skipped). */
+  readonly collectFragments?: boolean;
+  /** Deepest sequence nesting accepted. Default 64. */
+  readonly maxDepth?: number;
+  /** Stop reading, without error, at the first element for which this is true. */
+  readonly stopAt?: (tag: number, depth: number) => boolean;
+}
+
+interface Frame {
+  readonly kind: 'sequence' | 'item' | 'fragments';
+  /** Absolute offset where the container ends, or undefined for undefined length. */
+  readonly end: number | undefined;
+  /** Encoding of the container's contents (a UN sequence switches to Implicit VR LE). */
+  readonly isExplicitVr: boolean;
+  readonly isLittleEndian: boolean;
+}
+
+type Pending =
+  | {
+      readonly kind: 'collect';
+      readonly token: 'element' | 'fragment';
+      readonly tag: number;
+      readonly vr: Vr;
+      readonly offset: number;
+      readonly length: number;
+      readonly parts: Buffer[];
+      got: number;
+    }
+  | { readonly kind: 'skip'; remaining: number };
+
+function malformed(
+  message: string,
+  offset: number,
+  details: Record<string, number | string> = {},
+): never {
+  throw new DicomServerError('ERR_DATASET_MALFORMED', `${message} at byte ${offset}`, {
+    offset,
+    ...details,
+  });
+}
+
+/** Streaming data set tokenizer; see the module comment. */
+export class DatasetReader {
+  readonly #options: DatasetReaderOptions;
+  readonly #maxValueLength: number;
+  readonly #maxDepth: number;
+  readonly #stack: Frame[] = [];
+  #chunks: Buffer[] = [];
+  #available = 0;
+  #offset = 0;
+  #pending: Pending | undefined;
+  #sequenceDepth = 0;
+  #isStopped = false;
+  #stoppedAtTag: number | undefined;
+
+  constructor(options: DatasetReaderOptions) {
+    this.#options = options;
+    this.#maxValueLength = options.maxValueLength ?? 1024 * 1024;
+    this.#maxDepth = options.maxDepth ?? 64;
+  }
+
+  /** Bytes consumed so far. */
+  get offset(): number {
+    return this.#offset;
+  }
+  /** True once `stopAt` matched; further input is ignored. */
+  get isStopped(): boolean {
+    return this.#isStopped;
+  }
+  /** The tag `stopAt` matched, if it did. */
+  get stoppedAtTag(): number | undefined {
+    return this.#stoppedAtTag;
+  }
+
+  /** Reads a chunk; throws ERR_DATASET_MALFORMED or ERR_DATASET_TOO_DEEP. */
+  push(chunk: Buffer): void {
+    if (this.#isStopped || chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#available += chunk.length;
+    this.#run();
+  }
+
+  /** The data set has ended: throws ERR_DATASET_TRUNCATED if it ended inside something. */
+  end(): void {
+    if (this.#isStopped) return;
+    this.#closeFinishedFrames();
+    const openFrame = this.#stack.length > 0;
+    if (this.#pending !== undefined || this.#available > 0 || openFrame) {
+      throw new DicomServerError(
+        'ERR_DATASET_TRUNCATED',
+        `data set ends inside an element or sequence at byte ${this.#offset}`,
+        {
+          offset: this.#offset,
+          openContainers: this.#stack.length,
+        },
+      );
+    }
+  }
+
+  #run(): void {
+    while (!this.#isStopped) {
+      if (this.#pending !== undefined) {
+        if (!this.#advancePending()) return;
+        continue;
+      }
+      this.#closeFinishedFrames();
+      const top = this.#stack[this.#stack.length - 1];
+      if (this.#available < 8) return;
+      const encoding = top ?? {
+        isExplicitVr: this.#options.isExplicitVr,
+        isLittleEndian: this.#options.isLittleEndian,
+      };
+      const head = this.#peek(8);
+      const tag = readTag(head, encoding.isLittleEndian);
+      if (top?.kind === 'sequence') this.#onInSequence(tag, head, encoding.isLittleEndian);
+      else if (top?.kind === 'fragments') this.#onInFragments(tag, head, encoding.isLittleEndian);
+      else if (!this.#onElement(tag, encoding.isExplicitVr, encoding.isLittleEndian)) return;
+    }
+  }
+
+  /** Pops containers of defined length that end where we are. */
+  #closeFinishedFrames(): void {
+    for (
+      let top = this.#stack.at(-1);
+      top?.end !== undefined && this.#offset >= top.end;
+      top = this.#stack.at(-1)
+    ) {
+      if (this.#offset > top.end)
+        malformed('content overruns its container', this.#offset, { end: top.end });
+      this.#pop(false);
+    }
+  }
+
+  #pop(hasDelimiter: boolean): void {
+    const frame = this.#stack.pop()!;
+    if (frame.kind === 'sequence') {
+      this.#sequenceDepth -= 1;
+      this.#emit({ type: 'sequence-end', hasDelimiter });
+    } else if (frame.kind === 'item') {
+      this.#emit({ type: 'item-end', hasDelimiter });
+    } else {
+      this.#emit({ type: 'fragments-end' });
+    }
+  }
+
+  /** The end of the innermost container of defined length. */
+  #limit(): number {
+    for (let i = this.#stack.length - 1; i >= 0; i--) {
+      const end = this.#stack[i]!.end;
+      if (end !== undefined) return end;
+    }
+    return Number.POSITIVE_INFINITY;
+  }
+
+  #checkFits(length: number, headerLength: number, what: string): void {
+    const valueStart = this.#offset + headerLength;
+    if (valueStart + length > this.#limit()) {
+      malformed(`${what} of ${length} bytes overruns its container`, this.#offset, {
+        length,
+        end: this.#limit(),
+      });
+    }
+  }
+
+  #onInSequence(tag: number, head: Buffer, isLittleEndian: boolean): void {
+    const length = readUint32(head, 4, isLittleEndian);
+    const offset = this.#offset;
+    if (tag === ITEM) {
+      const isUndefined = length === UNDEFINED_LENGTH;
+      if (!isUndefined) this.#checkFits(length, 8, 'item');
+      this.#consume(8);
+      const top = this.#stack.at(-1)!;
+      this.#stack.push({
+        kind: 'item',
+        end: isUndefined ? undefined : this.#offset + length,
+        isExplicitVr: top.isExplicitVr,
+        isLittleEndian: top.isLittleEndian,
+      });
+      this.#emit({ type: 'item-start', length: isUndefined ? undefined : length, offset });
+      return;
+    }
+    if (tag === SEQUENCE_DELIMITATION && this.#stack.at(-1)!.end === undefined) {
+      if (length !== 0) malformed('sequence delimiter with non-zero length', offset);
+      this.#consume(8);
+      this.#pop(true);
+      return;
+    }
+    malformed(`expected an item in a sequence, found tag ${hex(tag)}`, offset, { tag });
+  }
+
+  #onInFragments(tag: number, head: Buffer, isLittleEndian: boolean): void {
+    const length = readUint32(head, 4, isLittleEndian);
+    const offset = this.#offset;
+    if (tag === ITEM && length !== UNDEFINED_LENGTH) {
+      this.#checkFits(length, 8, 'fragment');
+      this.#consume(8);
+      if (this.#options.collectFragments === true && length <= this.#maxValueLength) {
+        this.#pending = {
+          kind: 'collect',
+          token: 'fragment',
+          tag,
+          vr: 'OB',
+          offset,
+          length,
+          parts: [],
+          got: 0,
+        };
+      } else {
+        this.#emit({ type: 'fragment', length, offset });
+        this.#pending = { kind: 'skip', remaining: length };
+      }
+      return;
+    }
+    if (tag === SEQUENCE_DELIMITATION) {
+      if (length !== 0) malformed('sequence delimiter with non-zero length', offset);
+      this.#consume(8);
+      this.#pop(true);
+      return;
+    }
+    malformed(`expected a fragment in encapsulated pixel data, found ${hex(tag)}`, offset, { tag });
+  }
+
+  /** Reads an element header; false when more bytes are needed. */
+  #onElement(tag: number, isExplicitVr: boolean, isLittleEndian: boolean): boolean {
+    const offset = this.#offset;
+    const top = this.#stack.at(-1);
+    if (tag === ITEM_DELIMITATION && top?.kind === 'item' && top.end === undefined) {
+      if (readUint32(this.#peek(8), 4, isLittleEndian) !== 0)
+        malformed('item delimiter with non-zero length', offset);
+      this.#consume(8);
+      this.#pop(true);
+      return true;
+    }
+    if (tag >>> 16 === 0xfffe) malformed(`delimiter ${hex(tag)} out of place`, offset, { tag });
+    const depth = this.#sequenceDepth;
+    if (this.#options.stopAt?.(tag, depth) === true) {
+      this.#isStopped = true;
+      this.#stoppedAtTag = tag;
+      return false;
+    }
+    let vr: Vr;
+    let length: number;
+    let headerLength: number;
+    if (isExplicitVr) {
+      const head = this.#peek(8);
+      const vrText = head.toString('latin1', 4, 6);
+      if (!isVr(vrText))
+        malformed(`invalid VR '${vrText.replace(/[^\x20-\x7e]/g, '?')}' for ${hex(tag)}`, offset, {
+          tag,
+        });
+      vr = vrText;
+      if (hasLongLength(vr)) {
+        if (this.#available < 12) return false;
+        length = readUint32(this.#peek(12), 8, isLittleEndian);
+        headerLength = 12;
+      } else {
+        length = isLittleEndian ? head.readUInt16LE(6) : head.readUInt16BE(6);
+        headerLength = 8;
+      }
+    } else {
+      vr = implicitVrOf(tag);
+      length = readUint32(this.#peek(8), 4, isLittleEndian);
+      headerLength = 8;
+    }
+    if (length === UNDEFINED_LENGTH) {
+      this.#consume(headerLength);
+      this.#openUndefined(tag, vr, offset, isExplicitVr, isLittleEndian);
+      return true;
+    }
+    this.#checkFits(length, headerLength, `value of ${hex(tag)}`);
+    this.#consume(headerLength);
+    if (vr === 'SQ') {
+      this.#openSequence(tag, vr, length, offset, isExplicitVr, isLittleEndian);
+      return true;
+    }
+    const wants =
+      length <= this.#maxValueLength && (this.#options.collect?.(tag, vr, depth) ?? true);
+    if (wants) {
+      this.#pending = {
+        kind: 'collect',
+        token: 'element',
+        tag,
+        vr,
+        offset,
+        length,
+        parts: [],
+        got: 0,
+      };
+    } else {
+      this.#emit({ type: 'element', tag, vr, length, offset });
+      this.#pending = { kind: 'skip', remaining: length };
+    }
+    return true;
+  }
+
+  #openUndefined(
+    tag: number,
+    vr: Vr,
+    offset: number,
+    isExplicitVr: boolean,
+    isLittleEndian: boolean,
+  ): void {
+    // Undefined length on Pixel Data (or another OB/OW) means encapsulated fragments (PS3.5 §A.4).
+    if (tag === PIXEL_DATA || (isExplicitVr && (vr === 'OB' || vr === 'OW'))) {
+      this.#stack.push({ kind: 'fragments', end: undefined, isExplicitVr, isLittleEndian });
+      this.#emit({ type: 'fragments-start', tag, vr, offset });
+      return;
+    }
+    if (vr === 'SQ' || !isExplicitVr) {
+      this.#openSequence(tag, 'SQ', undefined, offset, isExplicitVr, isLittleEndian);
+      return;
+    }
+    if (vr === 'UN') {
+      // A sequence whose VR the sender did not know: its content is Implicit VR Little Endian
+      // (PS3.5 §6.2.2, CP-246).
+      this.#openSequence(tag, 'UN', undefined, offset, false, true);
+      return;
+    }
+    malformed(`undefined length on VR ${vr} of ${hex(tag)}`, offset, { tag });
+  }
+
+  #openSequence(
+    tag: number,
+    vr: Vr,
+    length: number | undefined,
+    offset: number,
+    isExplicitVr: boolean,
+    isLittleEndian: boolean,
+  ): void {
+    if (this.#sequenceDepth >= this.#maxDepth) {
+      throw new DicomServerError(
+        'ERR_DATASET_TOO_DEEP',
+        `sequences nested deeper than ${this.#maxDepth}`,
+        {
+          offset,
+          maxDepth: this.#maxDepth,
+        },
+      );
+    }
+    this.#sequenceDepth += 1;
+    this.#stack.push({
+      kind: 'sequence',
+      end: length === undefined ? undefined : this.#offset + length,
+      isExplicitVr,
+      isLittleEndian,
+    });
+    this.#emit({ type: 'sequence-start', tag, vr, length, offset });
+  }
+
+  /** Moves a pending value forward; false when it needs more bytes. */
+  #advancePending(): boolean {
+    const pending = this.#pending!;
+    if (pending.kind === 'skip') {
+      const n = Math.min(pending.remaining, this.#available);
+      this.#consume(n);
+      pending.remaining -= n;
+      if (pending.remaining > 0) return false;
+      this.#pending = undefined;
+      return true;
+    }
+    const n = Math.min(pending.length - pending.got, this.#available);
+    if (n > 0) pending.parts.push(this.#take(n));
+    pending.got += n;
+    if (pending.got < pending.length) return false;
+    this.#pending = undefined;
+    const value =
+      pending.parts.length === 1 ? pending.parts[0]! : Buffer.concat(pending.parts, pending.length);
+    if (pending.token === 'element') {
+      this.#emit({
+        type: 'element',
+        tag: pending.tag,
+        vr: pending.vr,
+        length: pending.length,
+        offset: pending.offset,
+        value,
+      });
+    } else {
+      this.#emit({ type: 'fragment', length: pending.length, offset: pending.offset, value });
+    }
+    return true;
+  }
+
+  #emit(token: DatasetToken): void {
+    this.#options.onToken(token);
+  }
+
+  /** The first `n` bytes (n small), a view when they lie in the first chunk. */
+  #peek(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    if (first.length >= n) return first;
+    return Buffer.concat(this.#chunks, n);
+  }
+
+  #consume(n: number): void {
+    let left = n;
+    while (left > 0) {
+      const first = this.#chunks[0]!;
+      if (first.length <= left) {
+        left -= first.length;
+        this.#chunks.shift();
+      } else {
+        this.#chunks[0] = first.subarray(left);
+        left = 0;
+      }
+    }
+    this.#available -= n;
+    this.#offset += n;
+  }
+
+  /** Removes and returns `n` available bytes: a view when they lie in one chunk. */
+  #take(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    if (first.length >= n) {
+      const out = first.subarray(0, n);
+      this.#consume(n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    for (const chunk of this.#chunks) {
+      const part = Math.min(chunk.length, n - filled);
+      chunk.copy(out, filled, 0, part);
+      filled += part;
+      if (filled === n) break;
+    }
+    this.#consume(n);
+    return out;
+  }
+}
+
+function readTag(head: Buffer, isLittleEndian: boolean): number {
+  const group = isLittleEndian ? head.readUInt16LE(0) : head.readUInt16BE(0);
+  const element = isLittleEndian ? head.readUInt16LE(2) : head.readUInt16BE(2);
+  return ((group << 16) | element) >>> 0;
+}
+
+function readUint32(buf: Buffer, offset: number, isLittleEndian: boolean): number {
+  return isLittleEndian ? buf.readUInt32LE(offset) : buf.readUInt32BE(offset);
+}
+
+function hex(tag: number): string {
+  return `(${(tag >>> 16).toString(16).toUpperCase().padStart(4, '0')},${(tag & 0xffff).toString(16).toUpperCase().padStart(4, '0')})`;
+}

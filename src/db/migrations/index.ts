@@ -1,0 +1,18 @@
+/**
+ * The list of migrations, in order. Static imports rather than a folder scan, so that the built
+ * package needs no file-system lookups and the order is explicit.
+ *
+ * Layer: db.
+ */
+
+import type { Migration, MigrationProvider } from 'kysely';
+import * as initial from './0001-initial.js';
+
+const MIGRATIONS: Record<string, Migration> = {
+  '0001-initial': initial,
+};
+
+/** Hands Kysely's Migrator the migrations above. */
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => MIGRATIONS,
+};

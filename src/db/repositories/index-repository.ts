@@ -1,0 +1,334 @@
+/**
+ * The index of stored instances: patients, studies, series and instances rows, with the
+ * related counts and lists that C-FIND returns (number of related series and instances,
+ * modalities and SOP classes in study) kept up to date as instances arrive and go.
+ *
+ * Layer: db (repositories hold all SQL).
+ */
+
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../schema.js';
+
+/** The attributes of one received instance that the index keeps. */
+export interface InstanceRecord {
+  readonly patientId: string;
+  readonly issuerOfPatientId: string;
+  readonly patientName: string | null;
+  readonly patientBirthDate: string | null;
+  readonly patientSex: string | null;
+  readonly studyInstanceUid: string;
+  readonly studyDate: string | null;
+  readonly studyTime: string | null;
+  readonly accessionNumber: string | null;
+  readonly studyId: string | null;
+  readonly studyDescription: string | null;
+  readonly referringPhysicianName: string | null;
+  readonly patientAge: string | null;
+  readonly seriesInstanceUid: string;
+  readonly modality: string | null;
+  readonly seriesNumber: number | null;
+  readonly seriesDescription: string | null;
+  readonly bodyPartExamined: string | null;
+  readonly seriesDate: string | null;
+  readonly seriesTime: string | null;
+  readonly protocolName: string | null;
+  readonly sopInstanceUid: string;
+  readonly sopClassUid: string;
+  readonly instanceNumber: number | null;
+  readonly transferSyntaxUid: string;
+  /** Relative to the storage root. */
+  readonly filePath: string;
+  readonly fileSize: number;
+  readonly callingAe: string;
+  readonly receivedAt: string;
+}
+
+/** Where an indexed instance's file is. */
+export interface StoredInstance {
+  readonly sopInstanceUid: string;
+  readonly sopClassUid: string;
+  readonly transferSyntaxUid: string;
+  readonly filePath: string;
+  readonly fileSize: number;
+  readonly receivedAt: string;
+}
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Appends `value` to a backslash-separated list unless it is there already. */
+function withListed(list: string, value: string | null): string {
+  if (value === null || value === '') return list;
+  const items = list === '' ? [] : list.split('\\');
+  return items.includes(value) ? list : [...items, value].join('\\');
+}
+
+/** Reads and writes the instance index. */
+export class IndexRepository {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  /** The indexed instance with this SOP Instance UID, if any. */
+  async findInstance(sopInstanceUid: string): Promise<StoredInstance | undefined> {
+    const row = await this.#db
+      .selectFrom('instances')
+      .select([
+        'sop_instance_uid',
+        'sop_class_uid',
+        'transfer_syntax_uid',
+        'file_path',
+        'file_size',
+        'received_at',
+      ])
+      .where('sop_instance_uid', '=', sopInstanceUid)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    return {
+      sopInstanceUid: row.sop_instance_uid,
+      sopClassUid: row.sop_class_uid,
+      transferSyntaxUid: row.transfer_syntax_uid,
+      filePath: row.file_path,
+      fileSize: Number(row.file_size),
+      receivedAt: row.received_at,
+    };
+  }
+
+  /** Indexes several instances in one transaction (one commit, one fsync, for all). */
+  async addInstances(records: readonly InstanceRecord[]): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      for (const record of records) await this.#add(trx, record);
+    });
+  }
+
+  /** Total bytes and number of indexed instances. */
+  async totals(): Promise<{ instances: number; bytes: number }> {
+    const row = await this.#db
+      .selectFrom('instances')
+      .select((eb) => [
+        eb.fn.countAll<number>().as('n'),
+        eb.fn.sum<number>('file_size').as('bytes'),
+      ])
+      .executeTakeFirstOrThrow();
+    return { instances: Number(row.n), bytes: Number(row.bytes ?? 0) };
+  }
+
+  /** Counts of the index tables, for status and tests. */
+  async counts(): Promise<{
+    patients: number;
+    studies: number;
+    series: number;
+    instances: number;
+  }> {
+    const count = async (table: 'patients' | 'studies' | 'series' | 'instances') =>
+      Number(
+        (
+          await this.#db
+            .selectFrom(table)
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    return {
+      patients: await count('patients'),
+      studies: await count('studies'),
+      series: await count('series'),
+      instances: await count('instances'),
+    };
+  }
+
+  /** Increments and returns a named counter, starting at 1; persisted across restarts. */
+  async nextCounter(name: string): Promise<number> {
+    return this.#db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('counters')
+        .select('value')
+        .where('name', '=', name)
+        .executeTakeFirst();
+      const next = Number(row?.value ?? 0) + 1;
+      if (row === undefined)
+        await trx.insertInto('counters').values({ name, value: next }).execute();
+      else
+        await trx.updateTable('counters').set({ value: next }).where('name', '=', name).execute();
+      return next;
+    });
+  }
+
+  async #add(trx: Db, r: InstanceRecord): Promise<void> {
+    const now = r.receivedAt;
+    const patientFk = await this.#upsertPatient(trx, r, now);
+    const study = await this.#upsertStudy(trx, r, patientFk, now);
+    const series = await this.#upsertSeries(trx, r, study.id, now);
+    const existing = await trx
+      .selectFrom('instances')
+      .select(['id', 'series_fk'])
+      .where('sop_instance_uid', '=', r.sopInstanceUid)
+      .executeTakeFirst();
+    const values = {
+      series_fk: series.id,
+      sop_class_uid: r.sopClassUid,
+      instance_number: r.instanceNumber,
+      transfer_syntax_uid: r.transferSyntaxUid,
+      file_path: r.filePath,
+      file_size: r.fileSize,
+      calling_ae: r.callingAe,
+      received_at: r.receivedAt,
+    };
+    if (existing !== undefined) {
+      // A replaced instance (duplicate policy "overwrite"): same UID, new file and attributes.
+      await trx.updateTable('instances').set(values).where('id', '=', existing.id).execute();
+      if (existing.series_fk === series.id) return;
+      await this.#adjustCounts(trx, existing.series_fk, -1);
+    } else {
+      await trx
+        .insertInto('instances')
+        .values({ sop_instance_uid: r.sopInstanceUid, ...values })
+        .execute();
+    }
+    await this.#adjustCounts(trx, series.id, +1);
+    const studyRow = await trx
+      .selectFrom('studies')
+      .select(['modalities_in_study', 'sop_classes_in_study'])
+      .where('id', '=', study.id)
+      .executeTakeFirstOrThrow();
+    await trx
+      .updateTable('studies')
+      .set({
+        modalities_in_study: withListed(studyRow.modalities_in_study, r.modality),
+        sop_classes_in_study: withListed(studyRow.sop_classes_in_study, r.sopClassUid),
+        ...(series.isNew && { num_series: (eb) => eb('num_series', '+', 1) }),
+      })
+      .where('id', '=', study.id)
+      .execute();
+  }
+
+  /** Moves the instance counts of a series and its study by `delta`. */
+  async #adjustCounts(trx: Db, seriesFk: number, delta: number): Promise<void> {
+    const series = await trx
+      .updateTable('series')
+      .set((eb) => ({ num_instances: eb('num_instances', '+', delta) }))
+      .where('id', '=', seriesFk)
+      .returning('study_fk')
+      .executeTakeFirstOrThrow();
+    await trx
+      .updateTable('studies')
+      .set((eb) => ({ num_instances: eb('num_instances', '+', delta) }))
+      .where('id', '=', series.study_fk)
+      .execute();
+  }
+
+  async #upsertPatient(trx: Db, r: InstanceRecord, now: string): Promise<number> {
+    const row = await trx
+      .insertInto('patients')
+      .values({
+        patient_id: r.patientId,
+        issuer_of_patient_id: r.issuerOfPatientId,
+        patient_name: r.patientName,
+        patient_birth_date: r.patientBirthDate,
+        patient_sex: r.patientSex,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) =>
+        oc.columns(['patient_id', 'issuer_of_patient_id']).doUpdateSet((eb) => ({
+          patient_name: eb.fn.coalesce(
+            eb.ref('excluded.patient_name'),
+            eb.ref('patients.patient_name'),
+          ),
+          patient_birth_date: eb.fn.coalesce(
+            eb.ref('excluded.patient_birth_date'),
+            eb.ref('patients.patient_birth_date'),
+          ),
+          patient_sex: eb.fn.coalesce(
+            eb.ref('excluded.patient_sex'),
+            eb.ref('patients.patient_sex'),
+          ),
+          updated_at: now,
+        })),
+      )
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return row.id;
+  }
+
+  async #upsertStudy(
+    trx: Db,
+    r: InstanceRecord,
+    patientFk: number,
+    now: string,
+  ): Promise<{ id: number }> {
+    const existing = await trx
+      .selectFrom('studies')
+      .select('id')
+      .where('study_instance_uid', '=', r.studyInstanceUid)
+      .executeTakeFirst();
+    const attributes = {
+      patient_fk: patientFk,
+      study_date: r.studyDate,
+      study_time: r.studyTime,
+      accession_number: r.accessionNumber,
+      study_id: r.studyId,
+      study_description: r.studyDescription,
+      referring_physician_name: r.referringPhysicianName,
+      patient_age: r.patientAge,
+      updated_at: now,
+    };
+    if (existing !== undefined) {
+      await trx.updateTable('studies').set(attributes).where('id', '=', existing.id).execute();
+      return existing;
+    }
+    return trx
+      .insertInto('studies')
+      .values({
+        study_instance_uid: r.studyInstanceUid,
+        ...attributes,
+        modalities_in_study: '',
+        sop_classes_in_study: '',
+        num_series: 0,
+        num_instances: 0,
+        created_at: now,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+  }
+
+  async #upsertSeries(
+    trx: Db,
+    r: InstanceRecord,
+    studyFk: number,
+    now: string,
+  ): Promise<{ id: number; isNew: boolean }> {
+    const existing = await trx
+      .selectFrom('series')
+      .select('id')
+      .where('series_instance_uid', '=', r.seriesInstanceUid)
+      .executeTakeFirst();
+    const attributes = {
+      study_fk: studyFk,
+      modality: r.modality,
+      series_number: r.seriesNumber,
+      series_description: r.seriesDescription,
+      body_part_examined: r.bodyPartExamined,
+      series_date: r.seriesDate,
+      series_time: r.seriesTime,
+      protocol_name: r.protocolName,
+      updated_at: now,
+    };
+    if (existing !== undefined) {
+      await trx.updateTable('series').set(attributes).where('id', '=', existing.id).execute();
+      return { id: existing.id, isNew: false };
+    }
+    const row = await trx
+      .insertInto('series')
+      .values({
+        series_instance_uid: r.seriesInstanceUid,
+        ...attributes,
+        num_instances: 0,
+        created_at: now,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { id: row.id, isNew: true };
+  }
+}

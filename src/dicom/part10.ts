@@ -99,6 +99,12 @@ function text(value: Buffer | undefined, trim: 'uid' | 'text'): string | undefin
   return trim === 'uid' ? s.replace(/[\0 ]+$/, '') : s.replace(/\0+$/, '').trim();
 }
 
+/** Where the group ends, from the value of File Meta Information Group Length (PS3.10 §7.1). */
+function groupEnd(groupLength: Buffer | undefined): number | undefined {
+  // The group length element itself: tag, VR, 16-bit length, 4-byte value.
+  return groupLength?.length === 4 ? 12 + groupLength.readUInt32LE(0) : undefined;
+}
+
 /**
  * Reads the file meta group from the start of a Part 10 file (`head` must hold at least the
  * whole group; a few kilobytes suffice). Throws ERR_DATASET_MALFORMED when there is no
@@ -121,7 +127,14 @@ export function readFileMeta(head: Buffer): FileMeta {
     },
   });
   reader.push(head.subarray(PART10_HEADER_LENGTH));
-  if (!reader.isStopped) {
+  if (
+    !reader.isStopped &&
+    reader.offset === groupEnd(values.get(FileMetaTag.FileMetaInformationGroupLength))
+  ) {
+    // `head` ends where the group does (a file with an empty data set, or just the group):
+    // complete unless the last element overruns the group.
+    reader.end();
+  } else if (!reader.isStopped) {
     throw new DicomServerError(
       'ERR_DATASET_TRUNCATED',
       'file meta group does not end within the bytes read',

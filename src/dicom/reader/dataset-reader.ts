@@ -171,6 +171,12 @@ export class DatasetReader {
         continue;
       }
       this.#closeFinishedFrames();
+      // Whatever comes next (element, item or delimiter) has a header of 8 bytes at least, and
+      // headers of undefined length are not checked when read: fewer bytes left in a container
+      // of defined length than that, or a header already past its end, is an overrun.
+      if (this.#offset + 8 > this.#limit()) {
+        malformed('header overruns its container', this.#offset, { end: this.#limit() });
+      }
       const top = this.#stack[this.#stack.length - 1];
       if (this.#available < 8) return;
       const encoding = top ?? {

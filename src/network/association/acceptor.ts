@@ -89,7 +89,11 @@ export function buildAcceptance(
       ...(outcome.asyncOperationsWindow !== undefined && {
         asyncOperationsWindow: outcome.asyncOperationsWindow,
       }),
-      roleSelections: outcome.roleSelections,
+      // One answer per SOP class (PS3.7 §D.3.3.4), the last proposal winning as in `accepted`:
+      // a peer repeating a proposal must not make our User Information item overflow 64 KiB.
+      roleSelections: [
+        ...new Map(outcome.roleSelections.map((role) => [role.sopClassUid, role])).values(),
+      ],
       sopClassExtendedNegotiations: [],
       sopClassCommonExtendedNegotiations: [],
       unknownItems: [],
@@ -136,13 +140,10 @@ export class AssociationAcceptor extends EventEmitter<AcceptorEvents> {
 
   /** Stops accepting connections; associations already open go on. */
   stopListening(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#server.listening) {
-        resolve();
-        return;
-      }
-      this.#server.close(() => resolve());
-    });
+    // close() stops accepting at once; its callback would wait for every open connection,
+    // which is what the caller's grace period decides about, not this.
+    if (this.#server.listening) this.#server.close();
+    return Promise.resolve();
   }
 
   /** Aborts every open association and resolves when all have closed. */

@@ -39,6 +39,10 @@ export class DatasetStream extends Readable {
   constructor(highWaterMark: number, resumeSource: () => void) {
     super({ highWaterMark });
     this.#resumeSource = resumeSource;
+    // The association can end before anyone reads (a handler not yet reading, a message the
+    // channel drops). The error stays in `errored` and is thrown to whoever reads later; an
+    // 'error' event without a listener would instead end the process.
+    this.on('error', () => undefined);
   }
 
   /** Bytes received so far. */

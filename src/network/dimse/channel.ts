@@ -84,7 +84,8 @@ const KNOWN_REQUESTS: ReadonlySet<number> = new Set(
 interface PendingRequest {
   readonly push: (response: IncomingResponse) => void;
   readonly fail: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  /** Responses are handed on in the order they arrived, each once its data set has been read. */
+  delivered: Promise<void>;
 }
 
 /** DIMSE over one association, in either role. */
@@ -139,8 +140,10 @@ export class DimseChannel {
 
   /** A message ID not in use by one of our outstanding requests. */
   nextMessageId(): number {
-    const id = this.#nextMessageId;
-    this.#nextMessageId = (this.#nextMessageId % 0xffff) + 1;
+    let id = this.#nextMessageId;
+    // After a wrap-around, a long-running request may still hold the next ID.
+    while (this.#pending.has(id)) id = (id % 0xffff) + 1;
+    this.#nextMessageId = (id % 0xffff) + 1;
     return id;
   }
 
@@ -168,17 +171,10 @@ export class DimseChannel {
     let failure: Error | undefined;
     let wake: (() => void) | undefined;
     const timeoutMs = this.#options.dimseTimeoutMs;
-    const timer = setTimeout(() => {
-      const error = new DicomServerError('ERR_TIMEOUT', `no response within ${timeoutMs} ms`, {
-        timer: 'dimse',
-        timeoutMs,
-        messageId,
-      });
-      this.association.abort(error);
-    }, timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
     this.#pending.set(messageId, {
       push: (response) => {
-        timer.refresh();
+        timer?.refresh();
         queue.push(response);
         wake?.();
       },
@@ -186,10 +182,19 @@ export class DimseChannel {
         failure = error;
         wake?.();
       },
-      timer,
+      delivered: Promise.resolve(),
     });
     try {
       await this.send(contextId, { ...command, messageId }, dataset);
+      // The timer runs while we await a response, not while a large data set is still going out.
+      timer = setTimeout(() => {
+        const error = new DicomServerError('ERR_TIMEOUT', `no response within ${timeoutMs} ms`, {
+          timer: 'dimse',
+          timeoutMs,
+          messageId,
+        });
+        this.association.abort(error);
+      }, timeoutMs);
       while (true) {
         while (queue.length === 0 && failure === undefined) {
           await new Promise<void>((resolve) => {
@@ -275,6 +280,9 @@ export class DimseChannel {
       return;
     }
     if (command.commandField === CommandField.CCancelRq) {
+      // A C-CANCEL-RQ has no data set (PS3.7 §9.3.2.3): one announced anyway is dropped, not
+      // left unread to fill up and pause the association for good.
+      message.dataset?.destroy();
       const id = command.messageIdBeingRespondedTo;
       if (id !== undefined)
         this.#running.get(id)?.abort(new DicomServerError('ERR_DIMSE_UNEXPECTED', 'C-CANCEL'));
@@ -303,14 +311,20 @@ export class DimseChannel {
       );
       return;
     }
-    if (message.dataset === undefined) {
-      pending.push({ command: message.command });
+    const { command, dataset } = message;
+    if (dataset === undefined) {
+      pending.delivered = pending.delivered.then(() => pending.push({ command }));
       return;
     }
-    readWhole(message.dataset, this.#options.maxResponseDatasetBytes ?? 16 * 1024 * 1024).then(
-      (dataset) => pending.push({ command: message.command, dataset }),
-      (error: unknown) => pending.fail(error instanceof Error ? error : new Error(String(error))),
-    );
+    // A pending response's data set is read before the responses that follow it are handed on:
+    // the final response must not overtake the last match.
+    const limit = this.#options.maxResponseDatasetBytes ?? 16 * 1024 * 1024;
+    pending.delivered = pending.delivered
+      .then(() => readWhole(dataset, limit))
+      .then(
+        (bytes) => pending.push({ command, dataset: bytes }),
+        (error: unknown) => pending.fail(error instanceof Error ? error : new Error(String(error))),
+      );
   }
 
   async #serve(message: AssembledMessage): Promise<void> {
@@ -321,8 +335,16 @@ export class DimseChannel {
     const respond = (spec: ResponseSpec) =>
       this.send(message.contextId, buildResponse(command, spec), spec.dataset);
     if (this.#running.has(messageId)) {
-      await drain(dataset);
-      await respond({ status: Status.DuplicateInvocation });
+      const duplicate: ResponseSpec = { status: Status.DuplicateInvocation };
+      let failure: Error | undefined;
+      try {
+        await drain(dataset);
+        await respond(duplicate);
+      } catch (error) {
+        // E.g. the association ended first; reported, not left to escape as an unhandled rejection.
+        failure = error instanceof Error ? error : new Error(String(error));
+      }
+      this.#recordOperation(message, duplicate, startedAt, failure);
       return;
     }
     const controller = new AbortController();
@@ -361,9 +383,19 @@ export class DimseChannel {
     } catch (error) {
       failure ??= error instanceof Error ? error : new Error(String(error));
     }
+    this.#recordOperation(message, final, startedAt, failure);
+  }
+
+  #recordOperation(
+    message: AssembledMessage,
+    final: ResponseSpec,
+    startedAt: number,
+    failure: Error | undefined,
+  ): void {
+    const { command, dataset } = message;
     const record: OperationRecord = {
       command,
-      context,
+      context: this.association.acceptedContexts.get(message.contextId)!,
       response: buildResponse(command, final),
       durationMs: performance.now() - startedAt,
       datasetBytes: dataset?.receivedBytes ?? 0,

@@ -14,7 +14,7 @@ const ALLOWED = {
   web: ['dicom', 'network', 'storage', 'db', 'services', 'server'],
   cli: ['dicom', 'network', 'storage', 'db', 'services', 'server', 'web'],
 };
-const SHARED = new Set(['errors.ts', 'errors.js']);
+const SHARED = new Set(['errors.ts', 'errors.js', 'types']);
 const root = resolve(import.meta.dirname, '..', 'src');
 
 function* files(dir) {

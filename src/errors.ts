@@ -23,9 +23,14 @@ export const ERROR_CODES = {
   ERR_NO_ACCEPTED_CONTEXT: 'no accepted presentation context fits the message to be sent',
   ERR_DIMSE_MALFORMED: 'a DIMSE command set that cannot be decoded or lacks a required field',
   ERR_DIMSE_UNEXPECTED: 'a DIMSE message that does not fit the current exchange',
-  ERR_DATASET_MALFORMED: 'a data set whose encoding cannot be read (bad VR, overrunning length, misplaced delimiter)',
+  ERR_DATASET_MALFORMED:
+    'a data set whose encoding cannot be read (bad VR, overrunning length, misplaced delimiter)',
   ERR_DATASET_TOO_DEEP: 'a data set whose sequences nest deeper than we accept',
   ERR_DATASET_TRUNCATED: 'a data set that ends inside an element, item or sequence',
+  ERR_INVALID_UID:
+    'a UID that is not digits and dots, or longer than 64 characters, where a file path is made from it',
+  ERR_STORAGE_FULL:
+    'storing an instance would pass the storage limit and cleanup could not make room',
   ERR_INVALID_ARGUMENT: 'a caller passed a value outside its allowed range',
 } as const;
 

@@ -17,6 +17,17 @@ export function integerIn(min: number, max: number): (value: string) => number {
   };
 }
 
+/** A number (fractions allowed) within [min, max]. */
+export function numberIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`must be a number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
 /** Seconds as a positive number, returned in milliseconds. */
 export function secondsToMs(value: string): number {
   const n = Number(value);

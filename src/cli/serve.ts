@@ -4,17 +4,36 @@
  * Layer: cli.
  */
 
+import { join, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { LevelWithSilent } from 'pino';
+import { type OpenDatabase, openDatabase } from '../db/dialect.js';
+import { IndexRepository } from '../db/repositories/index-repository.js';
 import { DEFAULT_TIMEOUTS } from '../network/association/association.js';
 import { DicomServer } from '../server/dicom-server.js';
+import { FileInstanceStore } from '../server/instance-store.js';
 import { createLogger } from '../server/logger.js';
-import { aeTitle, integerIn, secondsToMs } from './options.js';
+import type { DuplicatePolicy } from '../services/ports.js';
+import type { Durability } from '../storage/atomic-writer.js';
+import {
+  FILE_NAMINGS,
+  type FileNaming,
+  STORAGE_STRUCTURES,
+  type StorageStructure,
+} from '../storage/layout.js';
+import { aeTitle, integerIn, numberIn, secondsToMs } from './options.js';
 
 /** Our default Maximum Length Received: 256 KiB, fewer PDUs per instance than DCMTK's 16 KiB. */
 const DEFAULT_MAX_PDU = 256 * 1024;
 
 interface ServeOptions {
+  dataDir: string;
+  db: string | undefined;
+  storageStructure: StorageStructure;
+  fileNaming: FileNaming;
+  maxStorageGb: number;
+  duplicatePolicy: DuplicatePolicy;
+  durability: Durability;
   aeTitle: string;
   dicomHost: string;
   dicomPort: number;
@@ -32,6 +51,50 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the DICOM service (and, later, the web console) in the foreground')
+    .addOption(
+      new Option('--data-dir <dir>', 'data directory (storage and SQLite index)')
+        .env('DICOM_SERVER_DATA_DIR')
+        .default('./data'),
+    )
+    .addOption(
+      new Option(
+        '--db <url>',
+        'index database: postgres://... (default: SQLite in the data directory)',
+      ).env('DICOM_SERVER_DB'),
+    )
+    .addOption(
+      new Option('--storage-structure <structure>', 'folder structure of stored files')
+        .env('DICOM_SERVER_STORAGE_STRUCTURE')
+        .choices(STORAGE_STRUCTURES)
+        .default('series'),
+    )
+    .addOption(
+      new Option('--file-naming <naming>', 'file naming of stored files')
+        .env('DICOM_SERVER_FILE_NAMING')
+        .choices(FILE_NAMINGS)
+        .default('sop_uid'),
+    )
+    .addOption(
+      new Option('--max-storage-gb <gb>', 'storage limit in GB (0: none)')
+        .env('DICOM_SERVER_MAX_STORAGE_GB')
+        .default(100)
+        .argParser(numberIn(0, 1_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--duplicate-policy <policy>',
+        'an instance whose SOP Instance UID is already stored',
+      )
+        .env('DICOM_SERVER_DUPLICATE_POLICY')
+        .choices(['keep_first', 'overwrite', 'reject'])
+        .default('keep_first'),
+    )
+    .addOption(
+      new Option('--durability <mode>', 'fsync: on disk before success; os: handed to the OS')
+        .env('DICOM_SERVER_DURABILITY')
+        .choices(['fsync', 'os'])
+        .default('fsync'),
+    )
     .addOption(
       new Option('--ae-title <title>', 'our AE title')
         .env('DICOM_SERVER_AE_TITLE')
@@ -98,7 +161,37 @@ export function registerServe(program: Command): void {
 
 async function runServe(options: ServeOptions): Promise<void> {
   const logger = createLogger(options.logLevel);
+  const dataDir = resolve(options.dataDir);
+  let database: OpenDatabase;
+  let store: FileInstanceStore;
+  try {
+    database = await openDatabase({
+      dataDir,
+      ...(options.db !== undefined && { url: options.db }),
+    });
+    store = await FileInstanceStore.open(
+      {
+        root: join(dataDir, 'storage'),
+        structure: options.storageStructure,
+        naming: options.fileNaming,
+        maxStorageBytes: Math.round(options.maxStorageGb * 1024 ** 3),
+        durability: options.durability,
+        duplicatePolicy: options.duplicatePolicy,
+      },
+      new IndexRepository(database.db),
+      logger,
+    );
+  } catch (error) {
+    logger.fatal({ err: error }, 'storage or index could not be opened');
+    process.exitCode = 1;
+    return;
+  }
+  logger.info(
+    { database: database.location, storage: join(dataDir, 'storage'), usedBytes: store.usedBytes },
+    'storage and index ready',
+  );
   const server = new DicomServer({
+    instanceStore: store,
     aeTitle: options.aeTitle,
     host: options.dicomHost,
     port: options.dicomPort,
@@ -117,6 +210,7 @@ async function runServe(options: ServeOptions): Promise<void> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     logger.fatal({ err: error, code }, 'DICOM service could not start');
+    await database.close();
     process.exitCode = 1;
     return;
   }
@@ -128,13 +222,16 @@ async function runServe(options: ServeOptions): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    server.stop(options.shutdownGrace).then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    server
+      .stop(options.shutdownGrace)
+      .then(() => database.close())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);

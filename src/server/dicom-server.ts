@@ -7,15 +7,18 @@
 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { storageSopClasses } from '../dicom/sop-classes.js';
 import { TransferSyntax } from '../dicom/transfer-syntax.js';
 import { SopClass } from '../dicom/uid.js';
 import { AssociationAcceptor } from '../network/association/acceptor.js';
-import type { AssociationTimeouts } from '../network/association/association.js';
+import type { Association, AssociationTimeouts } from '../network/association/association.js';
 import type { ServedSyntaxes } from '../network/association/negotiation.js';
 import { DimseChannel } from '../network/dimse/channel.js';
 import { CommandField } from '../network/dimse/command.js';
 import { createDispatcher, type ServiceRegistration } from '../services/dispatcher.js';
 import { handleEcho } from '../services/echo.js';
+import type { InstanceStore } from '../services/ports.js';
+import { createStoreHandler } from '../services/store.js';
 import { associationLogger, logAssociation, logOperation } from './association-log.js';
 
 /** The settings the DICOM service runs with. */
@@ -28,7 +31,33 @@ export interface DicomServerOptions {
   readonly maxPduLength: number;
   readonly timeouts: AssociationTimeouts & { readonly dimseMs: number };
   readonly logger: Logger;
+  /** Where received instances go; without it C-STORE is not offered. */
+  readonly instanceStore?: InstanceStore;
+  /** Storage SOP Classes accepted (default: all we know). */
+  readonly storageSopClasses?: ReadonlySet<string>;
+  /** Transfer syntaxes accepted for storage (default: all we know). */
+  readonly storageTransferSyntaxes?: readonly string[];
 }
+
+/** Every transfer syntax we store, uncompressed first (the order matters only as a tie-break). */
+export const STORAGE_TRANSFER_SYNTAXES: readonly string[] = [
+  TransferSyntax.ExplicitVRLittleEndian,
+  TransferSyntax.ImplicitVRLittleEndian,
+  TransferSyntax.DeflatedExplicitVRLittleEndian,
+  TransferSyntax.ExplicitVRBigEndian,
+  TransferSyntax.JPEGBaseline8Bit,
+  TransferSyntax.JPEGExtended12Bit,
+  TransferSyntax.JPEGLossless,
+  TransferSyntax.JPEGLosslessSV1,
+  TransferSyntax.JPEGLSLossless,
+  TransferSyntax.JPEGLSNearLossless,
+  TransferSyntax.JPEG2000Lossless,
+  TransferSyntax.JPEG2000,
+  TransferSyntax.HTJ2KLossless,
+  TransferSyntax.HTJ2KLosslessRPCL,
+  TransferSyntax.HTJ2K,
+  TransferSyntax.RLELossless,
+];
 
 /** Transfer syntaxes for services without data sets, most preferred first. */
 const UNCOMPRESSED_SYNTAXES: readonly string[] = [
@@ -78,8 +107,7 @@ export class DicomServer {
   async start(): Promise<AddressInfo> {
     if (this.#state !== 'stopped') throw new Error(`cannot start while ${this.#state}`);
     this.#state = 'starting';
-    const registrations = this.#registrations();
-    const served = servedSyntaxes(registrations);
+    const served = this.#servedSyntaxes();
     const acceptor = new AssociationAcceptor({
       aeTitle: this.#options.aeTitle,
       served,
@@ -88,12 +116,11 @@ export class DicomServer {
       maxPendingConnections: Math.max(32, this.#options.maxAssociations * 4),
       timeouts: this.#options.timeouts,
     });
-    const dispatcher = createDispatcher(registrations);
     acceptor.on('association', (association) => {
       const logger = associationLogger(this.#logger, association);
       logAssociation(logger, association);
       const channel = new DimseChannel(association, {
-        onRequest: dispatcher,
+        onRequest: createDispatcher(this.#registrations(association)),
         dimseTimeoutMs: this.#options.timeouts.dimseMs,
       });
       channel.onOperation((record) => logOperation(logger, record));
@@ -147,25 +174,43 @@ export class DicomServer {
     this.#logger.info('DICOM service stopped');
   }
 
-  #registrations(): ServiceRegistration[] {
-    return [
+  /** The services offered on one association. */
+  #registrations(association: Association): ServiceRegistration[] {
+    const registrations: ServiceRegistration[] = [
       {
         commandField: CommandField.CEchoRq,
         abstractSyntaxes: new Set([SopClass.Verification]),
         handle: (request) => handleEcho(request),
       },
     ];
+    const store = this.#options.instanceStore;
+    if (store !== undefined) {
+      const handleStore = createStoreHandler(store);
+      registrations.push({
+        commandField: CommandField.CStoreRq,
+        abstractSyntaxes: this.#storageClasses(),
+        handle: (request) => handleStore(request, association.callingAeTitle),
+      });
+    }
+    return registrations;
   }
-}
 
-/** What the acceptor may negotiate: each registered abstract syntax with our syntaxes. */
-function servedSyntaxes(registrations: readonly ServiceRegistration[]): ServedSyntaxes {
-  const abstracts = new Set(
-    registrations.flatMap((registration) => [...registration.abstractSyntaxes]),
-  );
-  return {
-    transferSyntaxesFor: (abstractSyntax) =>
-      abstracts.has(abstractSyntax) ? UNCOMPRESSED_SYNTAXES : undefined,
-    canActAsScuFor: () => false,
-  };
+  #storageClasses(): ReadonlySet<string> {
+    return this.#options.storageSopClasses ?? storageSopClasses();
+  }
+
+  /** What the acceptor may negotiate: Verification, and storage when a store is configured. */
+  #servedSyntaxes(): ServedSyntaxes {
+    const storage =
+      this.#options.instanceStore === undefined ? new Set<string>() : this.#storageClasses();
+    const storageSyntaxes = this.#options.storageTransferSyntaxes ?? STORAGE_TRANSFER_SYNTAXES;
+    return {
+      transferSyntaxesFor: (abstractSyntax) => {
+        if (abstractSyntax === SopClass.Verification) return UNCOMPRESSED_SYNTAXES;
+        return storage.has(abstractSyntax) ? storageSyntaxes : undefined;
+      },
+      canActAsScuFor: () => false,
+      prefersRequestorOrder: (abstractSyntax) => storage.has(abstractSyntax),
+    };
+  }
 }

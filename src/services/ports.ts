@@ -5,13 +5,66 @@
  * Layer: services. Declares shapes only; imports no storage or database code.
  */
 
-import type { Logger } from 'pino';
-
-/** Per-operation context handed to every handler. */
-export interface ServiceContext {
-  /** A child logger bound to the association and the operation. */
-  readonly logger: Logger;
+/** A C-STORE being received: what the command and the presentation context say. */
+export interface IncomingInstance {
+  readonly sopClassUid: string;
+  readonly sopInstanceUid: string;
+  readonly transferSyntaxUid: string;
   readonly callingAeTitle: string;
-  readonly calledAeTitle: string;
-  readonly remoteAddress: string;
+}
+
+/** The attributes of a received instance that the index and the file layout use, decoded. */
+export interface InstanceAttributes {
+  readonly patientId: string | null;
+  readonly issuerOfPatientId: string | null;
+  readonly patientName: string | null;
+  readonly patientBirthDate: string | null;
+  readonly patientSex: string | null;
+  readonly patientAge: string | null;
+  readonly studyInstanceUid: string;
+  readonly studyDate: string | null;
+  readonly studyTime: string | null;
+  readonly accessionNumber: string | null;
+  readonly studyId: string | null;
+  readonly studyDescription: string | null;
+  readonly referringPhysicianName: string | null;
+  readonly seriesInstanceUid: string;
+  readonly modality: string | null;
+  readonly seriesNumber: number | null;
+  readonly seriesDescription: string | null;
+  readonly bodyPartExamined: string | null;
+  readonly seriesDate: string | null;
+  readonly seriesTime: string | null;
+  readonly protocolName: string | null;
+  readonly instanceNumber: number | null;
+}
+
+/** What to do when an instance arrives whose SOP Instance UID is already stored. */
+export type DuplicatePolicy = 'keep_first' | 'overwrite' | 'reject';
+
+/** Where received instances go; the server implements it with storage and the index. */
+export interface InstanceStore {
+  readonly duplicatePolicy: DuplicatePolicy;
+  /** True when an instance with this UID is stored and indexed. */
+  isStored(sopInstanceUid: string): Promise<boolean>;
+  /** False when the storage is full and nothing can be freed: refuse before receiving. */
+  hasRoom(): Promise<boolean>;
+  /** Starts a file for the instance (its file meta already written). */
+  open(instance: IncomingInstance): Promise<InstanceFile>;
+}
+
+/** A received instance being written. */
+export interface InstanceFile {
+  /** Appends data set bytes; false when the caller should await `drained()`. */
+  write(chunk: Buffer): boolean;
+  drained(): Promise<void>;
+  /**
+   * Makes the file durable under its final name and indexes it; resolves only when both are
+   * done. Rejects with ERR_STORAGE_FULL, ERR_INVALID_UID, or an I/O error.
+   */
+  commit(
+    attributes: InstanceAttributes,
+  ): Promise<{ readonly filePath: string; readonly fileSize: number }>;
+  /** Leaves nothing behind. */
+  abort(): Promise<void>;
 }

@@ -18,6 +18,11 @@ export interface ServedSyntaxes {
   transferSyntaxesFor(abstractSyntax: string): readonly string[] | undefined;
   /** True when we can act as SCU for this SOP class (C-STORE sub-operations of C-GET). */
   canActAsScuFor(sopClassUid: string): boolean;
+  /**
+   * True when, for this abstract syntax, the requestor's order of preference wins over ours:
+   * storage keeps what the sender proposes first, so that nothing is converted on the way.
+   */
+  prefersRequestorOrder?(abstractSyntax: string): boolean;
 }
 
 /** A presentation context that both sides agreed on. */
@@ -53,7 +58,9 @@ export function negotiateContext(proposed: ProposedContext, served: ServedSyntax
       transferSyntax: echo,
     };
   }
-  const chosen = ours.find((uid) => proposed.transferSyntaxes.includes(uid));
+  const chosen = served.prefersRequestorOrder?.(proposed.abstractSyntax)
+    ? proposed.transferSyntaxes.find((uid) => ours.includes(uid))
+    : ours.find((uid) => proposed.transferSyntaxes.includes(uid));
   if (chosen === undefined) {
     return {
       id: proposed.id,

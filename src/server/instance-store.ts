@@ -1,0 +1,229 @@
+/**
+ * The InstanceStore the C-STORE handler writes to, made of the storage layer (layout, atomic
+ * writer, quota) and the index: a received instance goes to a temporary file in the incoming
+ * folder, then, on commit, is checked against the quota, made durable under its final name
+ * and indexed, in that order.
+ *
+ * Layer: server (the composition of storage and db for services).
+ */
+
+import { readdir, rm, unlink } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import type { Logger } from 'pino';
+import type { IndexRepository } from '../db/repositories/index-repository.js';
+import { buildFileMeta } from '../dicom/part10.js';
+import { DicomServerError } from '../errors.js';
+import type {
+  DuplicatePolicy,
+  IncomingInstance,
+  InstanceAttributes,
+  InstanceFile,
+  InstanceStore,
+} from '../services/ports.js';
+import {
+  AtomicWriter,
+  type Durability,
+  makeDirectories,
+  TEMP_SUFFIX,
+} from '../storage/atomic-writer.js';
+import {
+  checkedUid,
+  type FileNaming,
+  fileNameFor,
+  folderFor,
+  resolveInside,
+  type StorageStructure,
+  withCollisionSuffix,
+} from '../storage/layout.js';
+import { StorageQuota } from '../storage/quota.js';
+import { IndexBatcher } from './index-batcher.js';
+
+/** Folder under the storage root for files still being received. */
+export const INCOMING_FOLDER = '.incoming';
+
+/** Storage settings. */
+export interface StorageOptions {
+  readonly root: string;
+  readonly structure: StorageStructure;
+  readonly naming: FileNaming;
+  /** 0 means no limit. */
+  readonly maxStorageBytes: number;
+  readonly durability: Durability;
+  readonly duplicatePolicy: DuplicatePolicy;
+}
+
+/** Received instances on disk, indexed. */
+export class FileInstanceStore implements InstanceStore {
+  readonly #options: StorageOptions;
+  readonly #index: IndexRepository;
+  readonly #batcher: IndexBatcher;
+  readonly #quota: StorageQuota;
+  readonly #logger: Logger;
+  readonly #incoming: string;
+
+  private constructor(
+    options: StorageOptions,
+    index: IndexRepository,
+    usedBytes: number,
+    logger: Logger,
+  ) {
+    this.#options = options;
+    this.#index = index;
+    this.#batcher = new IndexBatcher(index);
+    this.#quota = new StorageQuota(options.maxStorageBytes, usedBytes);
+    this.#logger = logger;
+    this.#incoming = join(options.root, INCOMING_FOLDER);
+  }
+
+  /** Prepares the storage root: creates it, removes leftovers of interrupted receptions. */
+  static async open(
+    options: StorageOptions,
+    index: IndexRepository,
+    logger: Logger,
+  ): Promise<FileInstanceStore> {
+    const incoming = join(options.root, INCOMING_FOLDER);
+    await makeDirectories(incoming, options.durability);
+    const leftovers = (await readdir(incoming)).filter((name) => name.endsWith(TEMP_SUFFIX));
+    for (const name of leftovers) await rm(join(incoming, name), { force: true });
+    if (leftovers.length > 0)
+      logger.info({ count: leftovers.length }, 'removed partial files of interrupted receptions');
+    const { bytes } = await index.totals();
+    return new FileInstanceStore(options, index, bytes, logger);
+  }
+
+  get duplicatePolicy(): DuplicatePolicy {
+    return this.#options.duplicatePolicy;
+  }
+
+  /** Bytes stored, as tracked incrementally. */
+  get usedBytes(): number {
+    return this.#quota.usedBytes;
+  }
+
+  async isStored(sopInstanceUid: string): Promise<boolean> {
+    return (await this.#index.findInstance(sopInstanceUid)) !== undefined;
+  }
+
+  async hasRoom(): Promise<boolean> {
+    return this.#quota.hasRoom();
+  }
+
+  async open(instance: IncomingInstance): Promise<InstanceFile> {
+    const writer = await AtomicWriter.create(this.#incoming);
+    writer.write(
+      buildFileMeta({
+        sopClassUid: instance.sopClassUid,
+        sopInstanceUid: instance.sopInstanceUid,
+        transferSyntaxUid: instance.transferSyntaxUid,
+        sourceAeTitle: instance.callingAeTitle,
+      }),
+    );
+    return {
+      write: (chunk) => writer.write(chunk),
+      drained: () => writer.drained(),
+      abort: () => writer.abort(),
+      commit: (attributes) => this.#commit(writer, instance, attributes),
+    };
+  }
+
+  async #commit(
+    writer: AtomicWriter,
+    instance: IncomingInstance,
+    attributes: InstanceAttributes,
+  ): Promise<{ filePath: string; fileSize: number }> {
+    const studyInstanceUid = checkedUid(attributes.studyInstanceUid, 'Study Instance UID');
+    const seriesInstanceUid = checkedUid(attributes.seriesInstanceUid, 'Series Instance UID');
+    const sopInstanceUid = checkedUid(instance.sopInstanceUid, 'SOP Instance UID');
+    const fileSize = writer.bytesWritten;
+    if (!this.#quota.reserve(fileSize)) {
+      this.#logger.warn(
+        {
+          sopInstanceUid,
+          fileSize,
+          usedBytes: this.#quota.usedBytes,
+          limitBytes: this.#quota.limitBytes,
+        },
+        'instance refused: storage limit reached',
+      );
+      throw new DicomServerError('ERR_STORAGE_FULL', 'storage limit reached', { fileSize });
+    }
+    const previous =
+      this.#options.duplicatePolicy === 'overwrite'
+        ? await this.#index.findInstance(sopInstanceUid)
+        : undefined;
+    const receivedAt = new Date();
+    const sequenceNumber =
+      this.#options.naming === 'sequential'
+        ? await this.#index.nextCounter('file_sequence')
+        : undefined;
+    const pathAttributes = {
+      patientId: attributes.patientId ?? undefined,
+      studyInstanceUid,
+      seriesInstanceUid,
+      sopInstanceUid,
+      instanceNumber: attributes.instanceNumber ?? undefined,
+      receivedAt,
+      ...(sequenceNumber !== undefined && { sequenceNumber }),
+    };
+    const folder = folderFor(this.#options.structure, pathAttributes);
+    const name = fileNameFor(this.#options.naming, pathAttributes);
+    const relativeFor = (attempt: number) => join(...folder, withCollisionSuffix(name, attempt));
+    const isReplacing = previous !== undefined && previous.filePath === relativeFor(0);
+    let finalPath: string;
+    try {
+      finalPath = await writer.commit(
+        (attempt) => resolveInside(this.#options.root, relativeFor(attempt)),
+        this.#options.durability,
+        isReplacing,
+      );
+    } catch (error) {
+      this.#quota.release(fileSize);
+      throw error;
+    }
+    const filePath = relative(this.#options.root, finalPath);
+    try {
+      await this.#batcher.add({
+        patientId: attributes.patientId ?? '',
+        issuerOfPatientId: attributes.issuerOfPatientId ?? '',
+        patientName: attributes.patientName,
+        patientBirthDate: attributes.patientBirthDate,
+        patientSex: attributes.patientSex,
+        studyInstanceUid,
+        studyDate: attributes.studyDate,
+        studyTime: attributes.studyTime,
+        accessionNumber: attributes.accessionNumber,
+        studyId: attributes.studyId,
+        studyDescription: attributes.studyDescription,
+        referringPhysicianName: attributes.referringPhysicianName,
+        patientAge: attributes.patientAge,
+        seriesInstanceUid,
+        modality: attributes.modality,
+        seriesNumber: attributes.seriesNumber,
+        seriesDescription: attributes.seriesDescription,
+        bodyPartExamined: attributes.bodyPartExamined,
+        seriesDate: attributes.seriesDate,
+        seriesTime: attributes.seriesTime,
+        protocolName: attributes.protocolName,
+        sopInstanceUid,
+        sopClassUid: instance.sopClassUid,
+        instanceNumber: attributes.instanceNumber,
+        transferSyntaxUid: instance.transferSyntaxUid,
+        filePath,
+        fileSize,
+        callingAe: instance.callingAeTitle,
+        receivedAt: receivedAt.toISOString(),
+      });
+    } catch (error) {
+      // Not indexed: the file must not stay either (a success is only sent for both).
+      if (!isReplacing) await unlink(finalPath).catch(() => undefined);
+      this.#quota.release(fileSize);
+      throw error;
+    }
+    if (previous !== undefined) {
+      this.#quota.release(previous.fileSize);
+      if (!isReplacing)
+        await unlink(resolveInside(this.#options.root, previous.filePath)).catch(() => undefined);
+    }
+    return { filePath, fileSize };
+  }
+}

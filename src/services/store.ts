@@ -1,0 +1,220 @@
+/**
+ * C-STORE SCP (PS3.4 Annex B, PS3.7 §9.1.1): the receive path. The data set streams from the
+ * association to a temporary file as its fragments arrive, while a bounded header parse picks
+ * the attributes the index needs (stopping at Pixel Data). Success is answered only once the
+ * file is durable under its final name and indexed; every failure leaves nothing behind.
+ *
+ * Layer: services. Reaches storage and the index only through `InstanceStore`.
+ */
+
+import { createInflateRaw, type InflateRaw } from 'node:zlib';
+import { DatasetReader } from '../dicom/reader/dataset-reader.js';
+import { transferSyntaxProperties } from '../dicom/transfer-syntax.js';
+import type { Vr } from '../dicom/vr.js';
+import { DicomServerError, hasCode } from '../errors.js';
+import type { IncomingRequest, ResponseSpec } from '../network/dimse/channel.js';
+import { Status } from '../network/dimse/status.js';
+import { decodeAttributes, IndexedTag, isIndexedTag, uidValue } from './instance-attributes.js';
+import type { InstanceFile, InstanceStore } from './ports.js';
+
+/** Pixel Data: the header parse stops here; nothing the index needs comes after it. */
+const PIXEL_DATA = 0x7fe00010;
+
+/** Longest value the header parse collects; indexed attributes are far shorter. */
+const MAX_COLLECTED_VALUE = 1024;
+
+/** A failure answer with a short error comment (at most 64 characters, PS3.7 §C.4). */
+function failure(status: number, comment: string): ResponseSpec {
+  return { status, fields: { errorComment: comment.slice(0, 64) } };
+}
+
+/** The header parse of one data set, fed the bytes as they are written. */
+class HeaderParse {
+  readonly values = new Map<number, { vr: Vr; value: Buffer }>();
+  readonly #reader: DatasetReader;
+  readonly #inflater: InflateRaw | undefined;
+  #error: Error | undefined;
+  #inflated: Promise<void> = Promise.resolve();
+
+  constructor(isExplicitVr: boolean, isLittleEndian: boolean, isDeflated: boolean) {
+    this.#reader = new DatasetReader({
+      isExplicitVr,
+      isLittleEndian,
+      maxValueLength: MAX_COLLECTED_VALUE,
+      collect: (tag, _vr, depth) => isIndexedTag(tag, depth),
+      stopAt: (tag, depth) => depth === 0 && tag >= PIXEL_DATA,
+      onToken: (token) => {
+        if (token.type === 'element' && token.value !== undefined) {
+          this.values.set(token.tag, { vr: token.vr, value: token.value });
+        }
+      },
+    });
+    if (isDeflated) {
+      // The stored bytes stay deflated; only the parse sees them inflated.
+      const inflater = createInflateRaw();
+      inflater.on('data', (chunk: Buffer) => this.#feed(chunk));
+      this.#inflated = new Promise((resolve) => {
+        inflater.on('end', resolve);
+        inflater.on('close', resolve);
+        inflater.on('error', (error) => {
+          this.#error ??= new DicomServerError(
+            'ERR_DATASET_MALFORMED',
+            'deflated data set cannot be inflated',
+            {},
+            error,
+          );
+          resolve();
+        });
+      });
+      this.#inflater = inflater;
+    }
+  }
+
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#error !== undefined || this.#reader.isStopped) return;
+    if (this.#inflater !== undefined) this.#inflater.write(chunk);
+    else this.#feed(chunk);
+  }
+
+  /** Ends the parse; the error if the data set could not be read. */
+  async finish(): Promise<Error | undefined> {
+    if (this.#inflater !== undefined) {
+      this.#inflater.end();
+      await this.#inflated;
+    }
+    if (this.#error === undefined && !this.#reader.isStopped) {
+      try {
+        this.#reader.end();
+      } catch (error) {
+        this.#error = error as Error;
+      }
+    }
+    return this.#error;
+  }
+
+  #feed(chunk: Buffer): void {
+    if (this.#error !== undefined || this.#reader.isStopped) return;
+    try {
+      this.#reader.push(chunk);
+    } catch (error) {
+      this.#error = error as Error;
+      this.#inflater?.destroy();
+    }
+    if (this.#reader.isStopped) this.#inflater?.destroy();
+  }
+}
+
+/** Reads and drops the rest of a data set (the response must follow the whole request). */
+async function drain(dataset: AsyncIterable<Buffer>): Promise<void> {
+  for await (const _ of dataset) {
+    // dropped
+  }
+}
+
+/** Makes the C-STORE handler over an instance store. */
+export function createStoreHandler(
+  store: InstanceStore,
+): (request: IncomingRequest, callingAeTitle: string) => Promise<ResponseSpec> {
+  return async (request, callingAeTitle) => {
+    const { command, dataset, context } = request;
+    const sopClassUid = command.affectedSopClassUid ?? '';
+    const sopInstanceUid = command.affectedSopInstanceUid ?? '';
+    if (dataset === undefined)
+      return failure(Status.CannotUnderstand, 'C-STORE-RQ without a data set');
+    const syntax = transferSyntaxProperties(context.transferSyntax);
+    if (syntax === undefined || sopInstanceUid === '' || !/^[0-9.]{1,64}$/.test(sopInstanceUid)) {
+      await drain(dataset);
+      return failure(Status.CannotUnderstand, 'invalid Affected SOP Instance UID');
+    }
+    if (await store.isStored(sopInstanceUid)) {
+      if (store.duplicatePolicy === 'keep_first') {
+        await drain(dataset);
+        return { status: Status.Success };
+      }
+      if (store.duplicatePolicy === 'reject') {
+        await drain(dataset);
+        return failure(Status.DuplicateSopInstance, 'duplicate SOP Instance UID');
+      }
+    }
+    if (!(await store.hasRoom())) {
+      await drain(dataset);
+      return failure(Status.OutOfResources, 'storage full');
+    }
+    const file = await store.open({
+      sopClassUid,
+      sopInstanceUid,
+      transferSyntaxUid: context.transferSyntax,
+      callingAeTitle,
+    });
+    return receive(
+      file,
+      dataset,
+      new HeaderParse(syntax.isExplicitVr, syntax.isLittleEndian, syntax.isDeflated),
+      {
+        sopClassUid,
+        sopInstanceUid,
+      },
+    );
+  };
+}
+
+async function receive(
+  file: InstanceFile,
+  dataset: AsyncIterable<Buffer>,
+  parse: HeaderParse,
+  expected: { sopClassUid: string; sopInstanceUid: string },
+): Promise<ResponseSpec> {
+  let isCommitted = false;
+  try {
+    for await (const chunk of dataset) {
+      // After a parse error the rest is read and dropped: the answer follows the whole request.
+      if (parse.error !== undefined) continue;
+      parse.push(chunk);
+      if (parse.error === undefined && !file.write(chunk)) await file.drained();
+    }
+    const parseError = await parse.finish();
+    if (parseError !== undefined) {
+      return failure(
+        Status.CannotUnderstand,
+        hasCode(parseError, 'ERR_DATASET_TOO_DEEP')
+          ? 'sequences nested too deep'
+          : 'data set cannot be parsed',
+      );
+    }
+    const datasetClass = uidValue(parse.values, IndexedTag.SOPClassUID);
+    const datasetInstance = uidValue(parse.values, IndexedTag.SOPInstanceUID);
+    if (datasetClass !== expected.sopClassUid || datasetInstance !== expected.sopInstanceUid) {
+      return failure(
+        Status.DataSetDoesNotMatchSopClass,
+        'SOP Class or Instance UID differs from command',
+      );
+    }
+    const attributes = decodeAttributes(parse.values);
+    try {
+      await file.commit(attributes);
+      isCommitted = true;
+    } catch (error) {
+      if (hasCode(error, 'ERR_INVALID_UID')) {
+        return failure(
+          Status.CannotUnderstand,
+          `invalid ${(error as DicomServerError).details.field ?? 'UID'}`,
+        );
+      }
+      if (hasCode(error, 'ERR_STORAGE_FULL')) return failure(Status.OutOfResources, 'storage full');
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT')
+        return failure(Status.OutOfResources, 'no space left on device');
+      if (code === 'EIO' || code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+        return failure(Status.OutOfResources, `write error (${code})`);
+      }
+      throw error;
+    }
+    return { status: Status.Success };
+  } finally {
+    if (!isCommitted) await file.abort();
+  }
+}

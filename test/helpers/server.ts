@@ -3,9 +3,15 @@
  * that a test can assert what was logged (and print them when it fails).
  */
 
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { type OpenDatabase, openDatabase } from '../../src/db/dialect.js';
+import { IndexRepository } from '../../src/db/repositories/index-repository.js';
 import { DicomServer, type DicomServerOptions } from '../../src/server/dicom-server.js';
+import { FileInstanceStore, type StorageOptions } from '../../src/server/instance-store.js';
 
 /** One captured log line (pino's JSON object). */
 export type LogLine = Record<string, unknown> & { level: number; msg: string };
@@ -64,4 +70,69 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Options of a test server that stores what it receives. */
+export interface StoreServerOptions {
+  readonly structure?: StorageOptions['structure'];
+  readonly naming?: StorageOptions['naming'];
+  readonly maxStorageBytes?: number;
+  readonly durability?: StorageOptions['durability'];
+  readonly duplicatePolicy?: StorageOptions['duplicatePolicy'];
+  /** A postgres:// URL; SQLite in the temporary directory otherwise. */
+  readonly databaseUrl?: string;
+  readonly server?: Parameters<typeof startTestServer>[0];
+}
+
+/** A running test server with storage and index, in a fresh temporary directory. */
+export interface StoreTestServer extends TestServer {
+  readonly dataDir: string;
+  readonly storageRoot: string;
+  readonly database: OpenDatabase;
+  readonly index: IndexRepository;
+  readonly store: FileInstanceStore;
+}
+
+let schemaCounter = 0;
+
+/** Starts a server with a FileInstanceStore over a temporary data directory. */
+export async function startStoreServer(options: StoreServerOptions = {}): Promise<StoreTestServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'dicom-server-test-'));
+  const storageRoot = join(dataDir, 'storage');
+  const schema =
+    options.databaseUrl === undefined
+      ? undefined
+      : `t_${process.pid}_${Date.now()}_${schemaCounter++}`;
+  const database = await openDatabase({
+    dataDir,
+    ...(options.databaseUrl !== undefined && { url: options.databaseUrl }),
+    ...(schema !== undefined && { schema }),
+  });
+  const index = new IndexRepository(database.db);
+  const store = await FileInstanceStore.open(
+    {
+      root: storageRoot,
+      structure: options.structure ?? 'series',
+      naming: options.naming ?? 'sop_uid',
+      maxStorageBytes: options.maxStorageBytes ?? 0,
+      durability: options.durability ?? 'fsync',
+      duplicatePolicy: options.duplicatePolicy ?? 'keep_first',
+    },
+    index,
+    pino({ level: 'silent' }),
+  );
+  const running = await startTestServer({ ...options.server, instanceStore: store });
+  return {
+    ...running,
+    dataDir,
+    storageRoot,
+    database,
+    index,
+    store,
+    stop: async () => {
+      await running.stop();
+      await database.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }

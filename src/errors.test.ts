@@ -12,7 +12,12 @@ describe('error registry', () => {
 
   it('keeps the code, details and cause of an error', () => {
     const cause = new Error('socket hang up');
-    const error = new DicomServerError('ERR_TIMEOUT', 'acse timer expired', { timer: 'acse' }, cause);
+    const error = new DicomServerError(
+      'ERR_TIMEOUT',
+      'acse timer expired',
+      { timer: 'acse' },
+      cause,
+    );
     expect(error.code).toBe('ERR_TIMEOUT');
     expect(error.details).toEqual({ timer: 'acse' });
     expect(error.cause).toBe(cause);

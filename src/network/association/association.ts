@@ -38,7 +38,7 @@ import {
   type OutgoingPData,
 } from './actions.js';
 import type { AcceptedContext } from './negotiation.js';
-import { type Event, lookupTransition, type State } from './state-machine.js';
+import { type Action, type Event, lookupTransition, type State } from './state-machine.js';
 
 /** The largest A-ASSOCIATE PDU we read: 1 MiB, checked before anything is buffered. */
 export const MAX_ASSOCIATE_PDU_LENGTH = 1024 * 1024;
@@ -157,6 +157,12 @@ function checkProtocolVersion(request: AAssociateRq): AAssociateRj | undefined {
     reason: RejectReason.ProtocolVersionNotSupported,
   };
 }
+
+/** Events of a received, well-formed PDU (PS3.8 Table 9-10); Evt16 (A-ABORT) never aborts. */
+const PDU_EVENTS: ReadonlySet<Event> = new Set(['Evt3', 'Evt4', 'Evt6', 'Evt10', 'Evt12', 'Evt13']);
+
+/** The actions with which Table 9-10 answers a PDU that is not valid in the current state. */
+const UNEXPECTED_PDU_ACTIONS: ReadonlySet<Action> = new Set(['AA-1', 'AA-7', 'AA-8']);
 
 /** The state-machine event that receiving a PDU is (PS3.8 Table 9-10). */
 function eventFor(pdu: Pdu): EventInput {
@@ -525,6 +531,14 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
     if (!transition.next.includes(to)) throw new Error(`${transition.action} led to ${to}`);
     this.#state = to;
     if (input.event === 'Evt15' && input.cause !== undefined) this.#closeError ??= input.cause;
+    if (PDU_EVENTS.has(input.event) && UNEXPECTED_PDU_ACTIONS.has(transition.action)) {
+      // The abort names no cause otherwise, and the log would not say why we aborted.
+      this.#closeError ??= new DicomServerError(
+        'ERR_UNEXPECTED_PDU',
+        `event ${input.event} is unexpected in ${from}`,
+        { state: from, event: input.event, abortReason: AbortReason.UnexpectedPdu },
+      );
+    }
     this.emit('transition', { from, event: input.event, action: transition.action, to });
     this.#armStateTimers(from, to);
     this.#deliverIndications();
@@ -761,7 +775,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
     if (this.#artim !== undefined) clearTimeout(this.#artim);
     this.#artim = setTimeout(() => {
       this.#artim = undefined;
-      if (!this.#wasEstablished) {
+      // In Sta13 ARTIM only bounds the wait for the peer's close: no request was awaited.
+      if (this.#state === 'Sta2') {
         this.#closeError ??= new DicomServerError('ERR_TIMEOUT', 'ARTIM timer expired', {
           timer: 'artim',
           timeoutMs: this.timeouts.artimMs,

@@ -537,6 +537,33 @@ describe('DimseChannel serving a custom handler', () => {
     expect(calls).toBe(2);
   });
 
+  it('answers a release request only after the response of an operation still running', async () => {
+    const started = deferred();
+    const finish = deferred();
+    const { port, associations } = await startAcceptor(16_384, async () => {
+      started.resolve();
+      await finish.promise;
+      return { status: Status.Success };
+    });
+    const scu = await openScu(port);
+    // The operation finishes only once the server has seen the A-RELEASE-RQ.
+    associations[0]!.once('releaseRequested', () => finish.resolve());
+    const responses = responsesOf(
+      scu.channel.request(scu.contextFor(MADE_UP_SOP_CLASS), {
+        commandField: CommandField.NActionRq,
+        requestedSopClassUid: MADE_UP_SOP_CLASS,
+        requestedSopInstanceUid: '2.25.5',
+        actionTypeId: 1,
+        hasDataset: false,
+      }),
+    );
+    await within(started.promise, 5_000, 'the handler to start');
+    const released = scu.association.release();
+    expect((await responses).map((r) => r.command.status)).toEqual([Status.Success]);
+    await within(released, 5_000, 'release');
+    expect((await scu.association.closed).outcome).toBe('released');
+  });
+
   it('answers Duplicate Invocation to a message ID whose operation is still running', async () => {
     const started = deferred();
     const release = deferred();

@@ -201,6 +201,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
   readonly #framer: PduFramer;
   readonly #pendingIndications: Indication[] = [];
   #isInternalError = false;
+  #releaseGate: (() => Promise<void> | undefined) | undefined;
   #isDiscarding = false;
   #request: AAssociateRq | undefined;
   #acceptance: AAssociateAc | undefined;
@@ -328,6 +329,14 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
     const header = encodePDataHeader(contextOrData, isCommand!, isLast!, payload.length);
     this.#dispatch({ event: 'Evt9', data: { header, data: payload } });
     return this.#socket !== undefined && !this.#socket.writableNeedDrain;
+  }
+
+  /**
+   * Sets what the peer's release request waits for before it is answered: a function returning
+   * a promise of the local operations still running, or undefined when none is.
+   */
+  setReleaseGate(gate: () => Promise<void> | undefined): void {
+    this.#releaseGate = gate;
   }
 
   /** Resolves when the transport can take more data (or has closed). */
@@ -611,11 +620,24 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
       case 'pdata':
         this.emit('pdata', indication.pdu);
         return;
-      case 'release-requested':
+      case 'release-requested': {
         this.emit('releaseRequested');
-        // We answer at once; on the acceptor side of a collision we first await the A-RELEASE-RP.
-        if (this.#state === 'Sta8' || this.#state === 'Sta9') this.#dispatch({ event: 'Evt14' });
+        // On the acceptor side of a collision we first await the A-RELEASE-RP (AR-10).
+        if (this.#state !== 'Sta8' && this.#state !== 'Sta9') return;
+        // Operations still running send their responses first: P-DATA may go out in Sta8 (AR-7).
+        const pending = this.#releaseGate?.();
+        if (pending === undefined) {
+          this.#dispatch({ event: 'Evt14' });
+          return;
+        }
+        void pending.then(() =>
+          this.#guard(() => {
+            if (this.#state === 'Sta8' || this.#state === 'Sta9')
+              this.#dispatch({ event: 'Evt14' });
+          }),
+        );
         return;
+      }
       case 'release-confirmed':
         this.#isReleased = true;
         for (const waiter of this.#releaseWaiters.splice(0)) waiter.resolve();

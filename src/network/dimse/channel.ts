@@ -95,6 +95,8 @@ export class DimseChannel {
   readonly #assembler: MessageAssembler;
   readonly #pending = new Map<number, PendingRequest>();
   readonly #running = new Map<number, AbortController>();
+  /** Requests being served, including the sending of their final response. */
+  readonly #serving = new Set<Promise<void>>();
   readonly #operationListeners: ((record: OperationRecord) => void)[] = [];
   #sendQueue: Promise<void> = Promise.resolve();
   #nextMessageId = 1;
@@ -119,6 +121,12 @@ export class DimseChannel {
         }
       }
     });
+    // A release request is answered once the operations we are serving have responded.
+    association.setReleaseGate(() =>
+      this.#serving.size === 0
+        ? undefined
+        : Promise.allSettled([...this.#serving]).then(() => undefined),
+    );
     association.once('closed', (summary) => {
       const error =
         summary.error ??
@@ -297,7 +305,9 @@ export class DimseChannel {
       );
       return;
     }
-    void this.#serve(message);
+    const serving = this.#serve(message);
+    this.#serving.add(serving);
+    void serving.finally(() => this.#serving.delete(serving));
   }
 
   #onResponse(message: AssembledMessage): void {

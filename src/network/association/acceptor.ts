@@ -89,11 +89,7 @@ export function buildAcceptance(
       ...(outcome.asyncOperationsWindow !== undefined && {
         asyncOperationsWindow: outcome.asyncOperationsWindow,
       }),
-      // One answer per SOP class (PS3.7 §D.3.3.4), the last proposal winning as in `accepted`:
-      // a peer repeating a proposal must not make our User Information item overflow 64 KiB.
-      roleSelections: [
-        ...new Map(outcome.roleSelections.map((role) => [role.sopClassUid, role])).values(),
-      ],
+      roleSelections: outcome.roleSelections,
       sopClassExtendedNegotiations: [],
       sopClassCommonExtendedNegotiations: [],
       unknownItems: [],

@@ -81,13 +81,18 @@ export function answerRoleSelections(
   acceptedAbstractSyntaxes: ReadonlySet<string>,
   served: ServedSyntaxes,
 ): RoleSelection[] {
-  return proposals
-    .filter((proposal) => acceptedAbstractSyntaxes.has(proposal.sopClassUid))
-    .map((proposal) => ({
+  // One answer per SOP class (PS3.7 §D.3.3.4), the last proposal winning: a peer repeating a
+  // proposal must not make our User Information item overflow its 64 KiB length field.
+  const bySopClass = new Map<string, RoleSelection>();
+  for (const proposal of proposals) {
+    if (!acceptedAbstractSyntaxes.has(proposal.sopClassUid)) continue;
+    bySopClass.set(proposal.sopClassUid, {
       sopClassUid: proposal.sopClassUid,
       scuRole: proposal.scuRole,
       scpRole: proposal.scpRole && served.canActAsScuFor(proposal.sopClassUid),
-    }));
+    });
+  }
+  return [...bySopClass.values()];
 }
 
 /** Negotiates every proposed context and the role selections that go with them. */

@@ -2,45 +2,19 @@
  * `npm run bench`: measures our DICOM service next to DCMTK's storescp, run in the same way on
  * the same machine in the same run, and prints each figure with the our/DCMTK ratio.
  *
- * Today it measures the verification path (association set-up, C-ECHO round trips), which is
- * all the server serves; the receive and query benchmarks join it with those services.
- * Speed lives here, never in the tests.
+ * The verification path (association set-up, C-ECHO round trips) and the receive path
+ * (bench/store.ts). Speed lives here, never in the tests.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { echo } from '../src/services/scu/echo.js';
+import { freePort, TOOL_ENV, waitForPort } from './processes.js';
+import { runStoreBenchmark } from './store.js';
 
 const ECHOES_PER_ASSOCIATION = 2_000;
 const PARALLEL_ASSOCIATIONS = 4;
 const SEQUENTIAL_ASSOCIATIONS = 300;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const isOpen = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (isOpen) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 interface Target {
   readonly name: string;
@@ -48,8 +22,6 @@ interface Target {
   readonly aeTitle: string;
   readonly process: ChildProcess;
 }
-
-const TOOL_ENV = { ...process.env, TCP_NODELAY: '1' };
 
 async function startOurs(): Promise<Target> {
   const port = await freePort();
@@ -195,3 +167,4 @@ async function main(): Promise<void> {
 }
 
 await main();
+if (!process.argv.includes('--echo-only')) await runStoreBenchmark();

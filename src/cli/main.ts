@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { registerEcho } from './echo.js';
+import { registerSend } from './send.js';
 import { registerServe } from './serve.js';
 
 /** The package's version, from the nearest package.json above this file (built or not). */
@@ -34,5 +35,6 @@ const program = new Command('dicom-server')
   .version(version);
 registerServe(program);
 registerEcho(program);
+registerSend(program);
 
 await program.parseAsync(process.argv);

@@ -321,8 +321,9 @@ function expectDatasetFragmentedTo(
   const dataset = pDataTfs.flatMap((pdu) => pdu.pdvs).filter((pdv) => !pdv.isCommand);
   expect(dataset.reduce((sum, pdv) => sum + pdv.dataLength, 0)).toBe(datasetLength);
   expect(dataset.map((pdv) => pdv.isLast)).toEqual(dataset.map((_, i) => i === dataset.length - 1));
-  // The limit is used, not merely respected: all but the last fragment are full.
-  const full = maxPduLength - 6;
+  // The limit is used, not merely respected: all but the last fragment are full, and even
+  // (PS3.5 §7.1; DCMTK refuses odd fragments), so an odd maximum loses one byte.
+  const full = (maxPduLength - 6) & ~1;
   expect(dataset.slice(0, -1).filter((pdv) => pdv.dataLength !== full)).toEqual([]);
 }
 

@@ -6,7 +6,6 @@
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,43 +13,11 @@ import { DicomServerError } from '../../src/errors.js';
 import { RejectReason, RejectResult, RejectSource } from '../../src/network/pdu/types.js';
 import { echo } from '../../src/services/scu/echo.js';
 import { type BackgroundTool, startTool } from '../helpers/dcmtk.js';
+import { freePort, waitForListener } from '../helpers/net.js';
 import { waitFor } from '../helpers/server.js';
 
 const HOST = '127.0.0.1';
 const TIMEOUTS = { artimMs: 5_000, acseMs: 5_000, networkMs: 5_000, dimseMs: 5_000 };
-
-/** A TCP port that was free a moment ago: bound on port 0, then released. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** True when something accepts a TCP connection on the port. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: HOST, port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** Resolves once storescp listens on the port (it prints nothing when ready); rejects after `timeoutMs`. */
-async function waitForListener(port: number, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await accepts(port))) {
-    if (Date.now() > deadline)
-      throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('echo() against DCMTK storescp', () => {
   let dir: string;

@@ -17,12 +17,12 @@ import {
   UNLIMITED_FRAGMENT_LENGTH,
 } from './fragmenter.js';
 
-/** Odd and awkward maximum PDU lengths, each with the largest fragment it allows. */
+/** Odd and awkward maximum PDU lengths, each with the largest (even) fragment it allows. */
 const ODD_MAX_PDU_LENGTHS: readonly [number, number][] = [
-  [4097, 4091],
-  [4096 + 1023, 5113],
-  [16385, 16379],
-  [7, 1],
+  [4097, 4090],
+  [4096 + 1023, 5112],
+  [16385, 16378],
+  [7, 2],
 ];
 
 /** Feeds `bytes` as chunks of the given sizes (cycled), with an empty chunk now and then. */

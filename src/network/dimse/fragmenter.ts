@@ -20,7 +20,9 @@ export interface Fragment {
 /** The largest fragment for a peer that announced `peerMaxPduLength` (0: no limit). */
 export function maxFragmentLength(peerMaxPduLength: number): number {
   if (peerMaxPduLength === 0) return UNLIMITED_FRAGMENT_LENGTH;
-  return Math.max(1, peerMaxPduLength - PDV_HEADER_LENGTH);
+  // Fragments of even length: values are even (PS3.5 §7.1) and DCMTK refuses an odd fragment
+  // ("DIMSE: Odd Fragment Length"), so an odd maximum such as 4097 gives 4090, not 4091.
+  return Math.max(2, (peerMaxPduLength - PDV_HEADER_LENGTH) & ~1);
 }
 
 /** Fragments of a buffer: views, never copies. An empty buffer gives one empty last fragment. */

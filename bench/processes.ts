@@ -1,0 +1,36 @@
+/**
+ * Helpers shared by the benchmarks: free ports, waiting for a listener, the DCMTK environment.
+ */
+
+import net from 'node:net';
+
+/** DCMTK tools with Nagle's algorithm off: Debian's build otherwise measures its own 40 ms stalls. */
+export const TOOL_ENV = { ...process.env, TCP_NODELAY: '1' };
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts connections on the port (10 s at most). */
+export async function waitForPort(port: number): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const isOpen = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (isOpen) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}

@@ -1,0 +1,237 @@
+/**
+ * The receive benchmark (issue: receive and store): the same synthetic data sent by DCMTK's
+ * storescu to our server and to DCMTK's `storescp --fork +B` (bit-preserving, writing to disk),
+ * over one association and over four in parallel, for both durability settings; images/s, MB/s
+ * and server peak RSS side by side with the our/DCMTK ratio.
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, TOOL_ENV, waitForPort } from './processes.js';
+import { writeCtSeries, writeSmallInstances } from './synthetic.js';
+
+const CT_SLICES = 400;
+const SMALL_INSTANCES = 2_000;
+const PARALLEL = 4;
+
+interface Dataset {
+  readonly name: string;
+  /** One folder per parallel association, together holding every file. */
+  readonly folders: readonly string[];
+  readonly count: number;
+  readonly bytes: number;
+}
+
+interface Server {
+  readonly process: ChildProcess;
+  readonly port: number;
+  readonly aeTitle: string;
+  /** Peak RSS in MB, read when the server stops. */
+  stop(): Promise<number>;
+}
+
+async function generate(root: string): Promise<Dataset[]> {
+  const out: Dataset[] = [];
+  for (const [name, count, write] of [
+    [`CT ${CT_SLICES} x 512 KB`, CT_SLICES, writeCtSeries],
+    [`small ${SMALL_INSTANCES} x 1.5 KB`, SMALL_INSTANCES, writeSmallInstances],
+  ] as const) {
+    const folders: string[] = [];
+    let bytes = 0;
+    for (let part = 0; part < PARALLEL; part++) {
+      const folder = join(root, name.split(' ')[0]!, String(part));
+      bytes += (await write(folder, count / PARALLEL)).bytes;
+      folders.push(folder);
+    }
+    out.push({ name, folders, count, bytes });
+  }
+  return out;
+}
+
+function peakRssMb(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.once('close', (code) => resolve(code));
+  });
+}
+
+async function startOurs(durability: 'fsync' | 'os', dataDir: string): Promise<Server> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      'dist/src/cli/main.js',
+      'serve',
+      '--dicom-port',
+      String(port),
+      '--dicom-host',
+      '127.0.0.1',
+      '--data-dir',
+      dataDir,
+      '--durability',
+      durability,
+      '--max-storage-gb',
+      '0',
+      '--log-level',
+      'warn',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  await waitForPort(port);
+  return {
+    process: child,
+    port,
+    aeTitle: 'DRAW_SCP',
+    stop: async () => {
+      const rss = peakRssMb(child.pid);
+      child.kill('SIGTERM');
+      await exited(child);
+      return rss;
+    },
+  };
+}
+
+async function startDcmtk(outputDir: string): Promise<Server> {
+  const port = await freePort();
+  await mkdir(outputDir, { recursive: true });
+  // GNU time reports the peak RSS of storescp and of the children it forked and reaped.
+  const hasTime = existsSync('/usr/bin/time');
+  const args = ['--fork', '+B', '-od', outputDir, String(port)];
+  const child = hasTime
+    ? spawn('/usr/bin/time', ['-f', 'maxrss=%M', 'storescp', ...args], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: TOOL_ENV,
+      })
+    : spawn('storescp', args, { stdio: 'ignore', env: TOOL_ENV });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  await waitForPort(port);
+  return {
+    process: child,
+    port,
+    aeTitle: 'ANY-SCP',
+    stop: async () => {
+      // SIGTERM reaches storescp through time, which then prints the figure.
+      if (hasTime) spawn('pkill', ['-TERM', '-P', String(child.pid)]);
+      else child.kill('SIGTERM');
+      await exited(child);
+      const kb = Number(/maxrss=(\d+)/.exec(stderr)?.[1]);
+      return kb / 1024;
+    },
+  };
+}
+
+function storescu(server: Server, folder: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'storescu',
+      ['+sd', '-aec', server.aeTitle, '-aet', 'BENCH', '127.0.0.1', String(server.port), folder],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: TOOL_ENV },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.once('close', (code) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`storescu exited ${code}:\n${stderr.slice(0, 2000)}`)),
+    );
+  });
+}
+
+interface Measurement {
+  readonly imagesPerSecond: number;
+  readonly mbPerSecond: number;
+  readonly peakRssMb: number;
+}
+
+async function measure(
+  start: () => Promise<Server>,
+  dataset: Dataset,
+  associations: 1 | 4,
+): Promise<Measurement> {
+  const server = await start();
+  const started = performance.now();
+  try {
+    if (associations === 1) {
+      for (const folder of dataset.folders) await storescu(server, folder);
+    } else {
+      await Promise.all(dataset.folders.map((folder) => storescu(server, folder)));
+    }
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const peakRssMb = await server.stop();
+  return {
+    imagesPerSecond: dataset.count / seconds,
+    mbPerSecond: dataset.bytes / 1024 / 1024 / seconds,
+    peakRssMb,
+  };
+}
+
+/** Runs the receive benchmark and prints its table. */
+export async function runStoreBenchmark(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'dicom-server-bench-'));
+  try {
+    const datasets = await generate(root);
+    const rows: string[] = [];
+    let run = 0;
+    for (const dataset of datasets) {
+      for (const associations of [1, PARALLEL] as const) {
+        const reference = await measure(
+          () => startDcmtk(join(root, `dcmtk-${run++}`)),
+          dataset,
+          associations,
+        );
+        await rm(join(root, `dcmtk-${run - 1}`), { recursive: true, force: true }).catch(
+          () => undefined,
+        );
+        for (const durability of ['fsync', 'os'] as const) {
+          const dataDir = join(root, `ours-${run++}`);
+          const ours = await measure(() => startOurs(durability, dataDir), dataset, associations);
+          await rm(dataDir, { recursive: true, force: true });
+          const label = `${dataset.name}, ${associations} assoc, ${durability}`;
+          rows.push(
+            [
+              label.padEnd(38),
+              ours.imagesPerSecond.toFixed(0).padStart(8),
+              reference.imagesPerSecond.toFixed(0).padStart(8),
+              (ours.imagesPerSecond / reference.imagesPerSecond).toFixed(2).padStart(6),
+              ours.mbPerSecond.toFixed(1).padStart(8),
+              reference.mbPerSecond.toFixed(1).padStart(8),
+              ours.peakRssMb.toFixed(0).padStart(6),
+              reference.peakRssMb.toFixed(0).padStart(6),
+            ].join(' '),
+          );
+        }
+      }
+    }
+    console.log(
+      '\nreceive path: dicom-server vs DCMTK storescp --fork +B, both sent to by DCMTK storescu\n',
+    );
+    console.log(
+      `${'data, associations, our durability'.padEnd(38)} ${'img/s'.padStart(8)} ${'DCMTK'.padStart(8)} ${'ratio'.padStart(6)} ${'MB/s'.padStart(8)} ${'DCMTK'.padStart(8)} ${'RSS MB'.padStart(6)} ${'DCMTK'.padStart(6)}`,
+    );
+    for (const row of rows) console.log(row);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}

@@ -14,6 +14,28 @@ if [ "${#missing[@]}" -gt 0 ]; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# PostgreSQL for the index tests on the PostgreSQL backend: these machines run it at
+# 127.0.0.1:5432 (trust auth, database test); elsewhere it is installed and set up here.
+export DICOM_SERVER_TEST_PG_URL="${DICOM_SERVER_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
+if ! command -v pg_isready >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_isready >/dev/null 2>&1; then
+  echo "== installing PostgreSQL"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+  pg_new_install=1
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  echo "== starting PostgreSQL"
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  sudo_if_needed pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if [ "${pg_new_install:-0}" = 1 ]; then
+  # A fresh install asks for a password on TCP: give the test role one and a test database.
+  sudo_if_needed su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+  sudo_if_needed su postgres -c "createdb test" 2>/dev/null || true
+  export DICOM_SERVER_TEST_PG_URL="postgres://postgres:postgres@127.0.0.1:5432/test"
+fi
+
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "== npm ci"
   npm ci --no-audit --no-fund

@@ -167,6 +167,7 @@ async function runServe(options: ServeOptions): Promise<void> {
   try {
     database = await openDatabase({
       dataDir,
+      durability: options.durability,
       ...(options.db !== undefined && { url: options.db }),
     });
     store = await FileInstanceStore.open(

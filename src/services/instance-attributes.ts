@@ -68,7 +68,9 @@ export function decodeAttributes(values: CollectedValues): InstanceAttributes {
   const text = (tag: number): string | null => {
     const entry = values.get(tag);
     if (entry === undefined) return null;
-    const decoded = trimmed(decodeText(entry.value, charset, entry.vr));
+    // An embedded NUL (not allowed in text VRs, PS3.5 §6.2) cannot be stored in PostgreSQL
+    // text: it becomes U+FFFD in the index; the file keeps the bytes received.
+    const decoded = trimmed(decodeText(entry.value, charset, entry.vr)).replace(/\0/g, '\uFFFD');
     return decoded === '' ? null : decoded;
   };
   const integer = (tag: number): number | null => {

@@ -1,8 +1,10 @@
 /**
  * C-STORE SCP (PS3.4 Annex B, PS3.7 §9.1.1): the receive path. The data set streams from the
- * association to a temporary file as its fragments arrive, while a bounded header parse picks
- * the attributes the index needs (stopping at Pixel Data). Success is answered only once the
- * file is durable under its final name and indexed; every failure leaves nothing behind.
+ * association to a temporary file as its fragments arrive, while a bounded parse picks the
+ * attributes the index needs. Other values (Pixel Data above all) are skipped as they stream
+ * past, but the structure is walked to the end: a data set cut short or malformed after its
+ * header is refused, not stored as a broken file. Success is answered only once the file is
+ * durable under its final name and indexed; every failure leaves nothing behind.
  *
  * Layer: services. Reaches storage and the index only through `InstanceStore`.
  */
@@ -16,9 +18,6 @@ import type { IncomingRequest, ResponseSpec } from '../network/dimse/channel.js'
 import { Status } from '../network/dimse/status.js';
 import { decodeAttributes, IndexedTag, isIndexedTag, uidValue } from './instance-attributes.js';
 import type { InstanceFile, InstanceStore } from './ports.js';
-
-/** Pixel Data: the header parse stops here; nothing the index needs comes after it. */
-const PIXEL_DATA = 0x7fe00010;
 
 /** Longest value the header parse collects; indexed attributes are far shorter. */
 const MAX_COLLECTED_VALUE = 1024;
@@ -42,7 +41,6 @@ class HeaderParse {
       isLittleEndian,
       maxValueLength: MAX_COLLECTED_VALUE,
       collect: (tag, _vr, depth) => isIndexedTag(tag, depth),
-      stopAt: (tag, depth) => depth === 0 && tag >= PIXEL_DATA,
       onToken: (token) => {
         if (token.type === 'element' && token.value !== undefined) {
           this.values.set(token.tag, { vr: token.vr, value: token.value });
@@ -208,7 +206,13 @@ async function receive(
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT')
         return failure(Status.OutOfResources, 'no space left on device');
-      if (code === 'EIO' || code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+      if (
+        code === 'EIO' ||
+        code === 'EROFS' ||
+        code === 'EACCES' ||
+        code === 'EPERM' ||
+        code === 'EFBIG'
+      ) {
         return failure(Status.OutOfResources, `write error (${code})`);
       }
       throw error;

@@ -92,7 +92,9 @@ export class AtomicWriter {
 
   /** Resolves when queued bytes have gone to the file (or the stream failed). */
   drained(): Promise<void> {
-    if (!this.#stream.writableNeedDrain) return Promise.resolve();
+    // A stream that failed emits neither 'drain' nor another 'error': commit reports the error.
+    if (!this.#stream.writableNeedDrain || this.#stream.errored !== null || this.#stream.destroyed)
+      return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         this.#stream.off('drain', done);
@@ -149,9 +151,10 @@ export class AtomicWriter {
 
   async #finish(durability: Durability): Promise<void> {
     if (this.#isFinished) return;
+    // A write that failed earlier (ENOSPC, EIO, EFBIG) must fail the commit, not leave a short
+    // file under a final name: the stream reports it to `end`'s callback, not as a new event.
     await new Promise<void>((resolve, reject) => {
-      this.#stream.once('error', reject);
-      this.#stream.end(() => resolve());
+      this.#stream.end((error?: Error | null) => (error ? reject(error) : resolve()));
     });
     if (durability === 'fsync') await syncFile(this.#fd);
     this.#isFinished = true;

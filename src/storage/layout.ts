@@ -34,7 +34,7 @@ export interface PathAttributes {
 export const FALLBACK_FOLDER = '_unknown';
 
 /** Longest folder or file name we produce (most file systems allow 255 bytes). */
-const MAX_NAME_BYTES = 200;
+export const MAX_NAME_BYTES = 200;
 
 /**
  * A UID fit to be a path component: digits and dots only once trailing NUL/space padding is
@@ -74,7 +74,12 @@ export function encodeComponent(text: string | undefined): string {
         : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   if (/^\.+$/.test(out)) out = out.replace(/\./g, '%2E');
-  return out.length > MAX_NAME_BYTES ? `${out.slice(0, MAX_NAME_BYTES)}~` : out;
+  if (out.length <= MAX_NAME_BYTES) return out;
+  // Room for the marker, and no half %XX escape left before it.
+  let cut = MAX_NAME_BYTES - 1;
+  const lastEscape = out.lastIndexOf('%', cut - 1);
+  if (lastEscape > cut - 3) cut = lastEscape;
+  return `${out.slice(0, cut)}~`;
 }
 
 function pad2(n: number): string {

@@ -140,19 +140,16 @@ export class IndexRepository {
 
   /** Increments and returns a named counter, starting at 1; persisted across restarts. */
   async nextCounter(name: string): Promise<number> {
-    return this.#db.transaction().execute(async (trx) => {
-      const row = await trx
-        .selectFrom('counters')
-        .select('value')
-        .where('name', '=', name)
-        .executeTakeFirst();
-      const next = Number(row?.value ?? 0) + 1;
-      if (row === undefined)
-        await trx.insertInto('counters').values({ name, value: next }).execute();
-      else
-        await trx.updateTable('counters').set({ value: next }).where('name', '=', name).execute();
-      return next;
-    });
+    // One statement: concurrent callers (PostgreSQL runs them in parallel) never share a value.
+    const row = await this.#db
+      .insertInto('counters')
+      .values({ name, value: 1 })
+      .onConflict((oc) =>
+        oc.column('name').doUpdateSet((eb) => ({ value: eb('counters.value', '+', 1) })),
+      )
+      .returning('value')
+      .executeTakeFirstOrThrow();
+    return Number(row.value);
   }
 
   async #add(trx: Db, r: InstanceRecord): Promise<void> {
@@ -179,7 +176,7 @@ export class IndexRepository {
       // A replaced instance (duplicate policy "overwrite"): same UID, new file and attributes.
       await trx.updateTable('instances').set(values).where('id', '=', existing.id).execute();
       if (existing.series_fk === series.id) return;
-      await this.#adjustCounts(trx, existing.series_fk, -1);
+      await this.#detach(trx, existing.series_fk);
     } else {
       await trx
         .insertInto('instances')
@@ -200,6 +197,70 @@ export class IndexRepository {
         ...(series.isNew && { num_series: (eb) => eb('num_series', '+', 1) }),
       })
       .where('id', '=', study.id)
+      .execute();
+  }
+
+  /**
+   * Counts an instance out of the series it left (it came back in another series). A series or
+   * study left empty is removed, so that C-FIND reports neither; the study's lists are rebuilt
+   * from what it still holds. Rare (overwrite with other UIDs), so plain queries will do.
+   */
+  async #detach(trx: Db, seriesFk: number): Promise<void> {
+    await this.#adjustCounts(trx, seriesFk, -1);
+    const series = await trx
+      .selectFrom('series')
+      .select(['study_fk', 'num_instances'])
+      .where('id', '=', seriesFk)
+      .executeTakeFirstOrThrow();
+    if (Number(series.num_instances) > 0) {
+      await this.#rebuildLists(trx, series.study_fk);
+      return;
+    }
+    await trx.deleteFrom('series').where('id', '=', seriesFk).execute();
+    // The series the instance moved to may be in this study, new and not yet counted.
+    const remaining = await trx
+      .selectFrom('series')
+      .select('id')
+      .where('study_fk', '=', series.study_fk)
+      .executeTakeFirst();
+    if (remaining === undefined) {
+      await trx.deleteFrom('studies').where('id', '=', series.study_fk).execute();
+      return;
+    }
+    await trx
+      .updateTable('studies')
+      .set((eb) => ({ num_series: eb('num_series', '-', 1) }))
+      .where('id', '=', series.study_fk)
+      .execute();
+    await this.#rebuildLists(trx, series.study_fk);
+  }
+
+  /** Recomputes a study's Modalities in Study and SOP Classes in Study from its rows. */
+  async #rebuildLists(trx: Db, studyFk: number): Promise<void> {
+    const modalities = await trx
+      .selectFrom('series')
+      .select('modality')
+      .where('study_fk', '=', studyFk)
+      .orderBy('id')
+      .execute();
+    const sopClasses = await trx
+      .selectFrom('instances')
+      .innerJoin('series', 'series.id', 'instances.series_fk')
+      .select('instances.sop_class_uid')
+      .where('series.study_fk', '=', studyFk)
+      .groupBy('instances.sop_class_uid')
+      .orderBy((eb) => eb.fn.min('instances.id'))
+      .execute();
+    await trx
+      .updateTable('studies')
+      .set({
+        modalities_in_study: modalities.reduce((list, row) => withListed(list, row.modality), ''),
+        sop_classes_in_study: sopClasses.reduce(
+          (list, row) => withListed(list, row.sop_class_uid),
+          '',
+        ),
+      })
+      .where('id', '=', studyFk)
       .execute();
   }
 

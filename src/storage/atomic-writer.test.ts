@@ -1,0 +1,242 @@
+/**
+ * The atomic, durable writer: a committed file holds every byte under its final name and no
+ * temporary file stays; an existing file is never overwritten unless replacing is asked for
+ * (the next free name is taken instead); an abort, a failed commit or a failed write leaves
+ * nothing. Each test runs in both durabilities.
+ *
+ * Layer: storage (unit, on a temporary directory).
+ */
+
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AtomicWriter, type Durability, makeDirectories, TEMP_SUFFIX } from './atomic-writer.js';
+import { withCollisionSuffix } from './layout.js';
+
+const DURABILITIES: readonly Durability[] = ['fsync', 'os'];
+
+let dir: string;
+let incoming: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'atomic-writer-test-'));
+  incoming = join(dir, '.incoming');
+  await mkdir(incoming);
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** `<dir>/<folder>/<name>`, `<name>_1.dcm`, ... for attempt 0, 1, ... */
+function pathsIn(folder: string, name = 'instance.dcm'): (attempt: number) => string {
+  return (attempt) => join(dir, folder, withCollisionSuffix(name, attempt));
+}
+
+/** Writes `bytes` in chunks, honouring backpressure. */
+async function writeAll(writer: AtomicWriter, bytes: Buffer, chunkSize = 7_919): Promise<void> {
+  for (let offset = 0; offset < bytes.length; offset += chunkSize) {
+    if (!writer.write(bytes.subarray(offset, offset + chunkSize))) await writer.drained();
+  }
+}
+
+/** Every file under `root`, relative, sorted. */
+async function filesUnder(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name).slice(root.length + 1))
+    .sort();
+}
+
+describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
+  it('writes to a temporary file in the incoming folder until commit', async () => {
+    const writer = await AtomicWriter.create(incoming);
+    writer.write(Buffer.from('partial'));
+    await writer.drained();
+    expect(dirname(writer.tempPath)).toBe(incoming);
+    expect(writer.tempPath.endsWith(TEMP_SUFFIX)).toBe(true);
+    expect(await filesUnder(dir)).toEqual([
+      join('.incoming', writer.tempPath.slice(incoming.length + 1)),
+    ]);
+    await writer.abort();
+  });
+
+  it('commits the complete bytes under the final name and removes the temporary file', async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 17);
+    const writer = await AtomicWriter.create(incoming);
+    await writeAll(writer, bytes, 65_537);
+    expect(writer.bytesWritten).toBe(bytes.length);
+    const finalPath = await writer.commit(pathsIn('a/b/c'), durability);
+    expect(finalPath).toBe(join(dir, 'a', 'b', 'c', 'instance.dcm'));
+    expect((await readFile(finalPath)).equals(bytes)).toBe(true);
+    expect(await readdir(incoming)).toEqual([]);
+    expect(await filesUnder(dir)).toEqual([join('a', 'b', 'c', 'instance.dcm')]);
+  });
+
+  it('commits an empty file', async () => {
+    const writer = await AtomicWriter.create(incoming);
+    const finalPath = await writer.commit(pathsIn('empty'), durability);
+    expect((await stat(finalPath)).size).toBe(0);
+    expect(await readdir(incoming)).toEqual([]);
+  });
+
+  it('never overwrites an existing file: it takes the next collision-suffixed name', async () => {
+    const first = Buffer.from('first file, must stay');
+    const second = Buffer.from('second file, must stay too');
+    const third = randomBytes(10_000);
+    await mkdir(join(dir, 'series'));
+    await writeFile(join(dir, 'series', 'instance.dcm'), first);
+    await writeFile(join(dir, 'series', 'instance_1.dcm'), second);
+    const writer = await AtomicWriter.create(incoming);
+    await writeAll(writer, third);
+    const finalPath = await writer.commit(pathsIn('series'), durability);
+    expect(finalPath).toBe(join(dir, 'series', 'instance_2.dcm'));
+    expect((await readFile(join(dir, 'series', 'instance.dcm'))).equals(first)).toBe(true);
+    expect((await readFile(join(dir, 'series', 'instance_1.dcm'))).equals(second)).toBe(true);
+    expect((await readFile(finalPath)).equals(third)).toBe(true);
+    expect(await readdir(incoming)).toEqual([]);
+  });
+
+  it('gives each of several writers committing to one name its own file', async () => {
+    const contents = Array.from({ length: 8 }, () => randomBytes(20_000));
+    const writers = await Promise.all(contents.map(() => AtomicWriter.create(incoming)));
+    await Promise.all(writers.map((writer, i) => writeAll(writer, contents[i]!)));
+    const paths = await Promise.all(
+      writers.map((writer) => writer.commit(pathsIn('same'), durability)),
+    );
+    expect(new Set(paths).size).toBe(contents.length);
+    for (const [i, path] of paths.entries()) {
+      expect((await readFile(path)).equals(contents[i]!)).toBe(true);
+    }
+    expect(await readdir(incoming)).toEqual([]);
+  });
+
+  it('replaces the file under the first name when asked to', async () => {
+    await mkdir(join(dir, 'series'));
+    await writeFile(join(dir, 'series', 'instance.dcm'), Buffer.from('old bytes'));
+    const fresh = randomBytes(5_000);
+    const writer = await AtomicWriter.create(incoming);
+    await writeAll(writer, fresh);
+    const finalPath = await writer.commit(pathsIn('series'), durability, true);
+    expect(finalPath).toBe(join(dir, 'series', 'instance.dcm'));
+    expect((await readFile(finalPath)).equals(fresh)).toBe(true);
+    expect(await filesUnder(dir)).toEqual([join('series', 'instance.dcm')]);
+  });
+
+  it('leaves nothing when aborted, and abort may be called again', async () => {
+    const writer = await AtomicWriter.create(incoming);
+    await writeAll(writer, randomBytes(200_000));
+    await writer.abort();
+    await writer.abort();
+    expect(await filesUnder(dir)).toEqual([]);
+  });
+
+  it('leaves the committed file alone when aborted after commit', async () => {
+    const bytes = randomBytes(1_000);
+    const writer = await AtomicWriter.create(incoming);
+    await writeAll(writer, bytes);
+    const finalPath = await writer.commit(pathsIn('kept'), durability);
+    await writer.abort();
+    expect((await readFile(finalPath)).equals(bytes)).toBe(true);
+  });
+
+  it('leaves nothing when the final folder cannot be made and the commit is aborted', async () => {
+    await writeFile(join(dir, 'blocker'), 'a file where a folder should be');
+    const writer = await AtomicWriter.create(incoming);
+    await writeAll(writer, randomBytes(1_000));
+    await expect(writer.commit(pathsIn('blocker/sub'), durability)).rejects.toMatchObject({
+      code: expect.stringMatching(/^(ENOTDIR|EEXIST)$/),
+    });
+    await writer.abort();
+    expect(await filesUnder(dir)).toEqual(['blocker']);
+  });
+});
+
+describe('makeDirectories', () => {
+  it.each(DURABILITIES)('creates missing parents (%s)', async (durability) => {
+    const deep = join(dir, 'x', 'y', 'z');
+    await makeDirectories(deep, durability);
+    expect((await stat(deep)).isDirectory()).toBe(true);
+    await makeDirectories(deep, durability);
+    expect((await stat(deep)).isDirectory()).toBe(true);
+  });
+});
+
+/**
+ * A child process whose file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) makes writes past
+ * `limitKiB` fail with EFBIG, as a full disk fails them with ENOSPC: writes 1 MiB through an
+ * AtomicWriter, then commits, and prints what happened.
+ */
+const WRITE_FAILURE_SCRIPT = `
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+const { AtomicWriter } = await import(process.argv[2]);
+const [incoming, finalDir, durability] = process.argv.slice(3);
+const writer = await AtomicWriter.create(incoming);
+for (let i = 0; i < 16; i++) {
+  if (!writer.write(Buffer.alloc(64 * 1024, i))) await writer.drained();
+}
+let outcome;
+try {
+  await writer.commit((attempt) => join(finalDir, 'instance_' + attempt + '.dcm'), durability);
+  outcome = { committed: true };
+} catch (error) {
+  outcome = { committed: false, code: error.code };
+}
+await writer.abort();
+outcome.incoming = await readdir(incoming);
+console.log(JSON.stringify(outcome));
+`;
+
+function runWithFileSizeLimit(
+  script: string,
+  args: readonly string[],
+  limitKiB: number,
+): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+  const quoted = args.map((arg) => `'${arg.replace(/'/g, "'\\''")}'`).join(' ');
+  const command = `trap '' XFSZ; ulimit -f ${limitKiB}; exec node --import tsx '${script}' ${quoted}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', command], { cwd: process.cwd() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('error', reject);
+    child.on('close', (exitCode) => {
+      clearTimeout(timer);
+      resolve({ exitCode, stdout, stderr });
+    });
+  });
+}
+
+describe.each(DURABILITIES)('a failed write (%s durability)', (durability) => {
+  it('fails the commit and leaves no file, neither final nor temporary', async () => {
+    const script = join(dir, 'write-failure.mts');
+    await writeFile(script, WRITE_FAILURE_SCRIPT);
+    const finalDir = join(dir, 'final');
+    const module = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), 'atomic-writer.ts'));
+    const run = await runWithFileSizeLimit(
+      script,
+      [module.href, incoming, finalDir, durability],
+      256,
+    );
+    expect(run.exitCode, run.stderr).toBe(0);
+    const outcome = JSON.parse(run.stdout) as {
+      committed: boolean;
+      code?: string;
+      incoming: string[];
+    };
+    expect(outcome).toEqual({ committed: false, code: 'EFBIG', incoming: [] });
+    expect(await filesUnder(dir)).toEqual(['write-failure.mts']);
+  });
+});

@@ -1,0 +1,498 @@
+/**
+ * The instance index on both databases it runs on: SQLite in a temporary directory and
+ * PostgreSQL (127.0.0.1:5432, database `test`) in a fresh schema. The same suite runs on each:
+ * patients, studies and series rows with their related counts, Modalities in Study and SOP
+ * Classes in Study as instances arrive, are re-sent (overwrite) and move between series; the
+ * persistent counter; migrations run twice.
+ *
+ * Layer: integration test (db).
+ */
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { migrate, type OpenDatabase, openDatabase } from '../../src/db/dialect.js';
+import {
+  IndexRepository,
+  type InstanceRecord,
+} from '../../src/db/repositories/index-repository.js';
+
+const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+const MR = '1.2.840.10008.5.1.4.1.1.4';
+const CT = '1.2.840.10008.5.1.4.1.1.2';
+const SR = '1.2.840.10008.5.1.4.1.1.88.33';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+const ROOT = '1.2.826.0.1.3680043.9.7777.20';
+
+/** Where one suite keeps its database: opened, reopened, removed. */
+interface Backend {
+  readonly name: string;
+  open(): Promise<OpenDatabase>;
+  dispose(): Promise<void>;
+}
+
+function sqliteBackend(): Backend {
+  let dataDir: string | undefined;
+  return {
+    name: 'SQLite',
+    async open() {
+      dataDir ??= await mkdtemp(join(tmpdir(), 'index-repository-test-'));
+      return openDatabase({ dataDir });
+    },
+    async dispose() {
+      if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+      dataDir = undefined;
+    },
+  };
+}
+
+let schemaCounter = 0;
+
+function postgresBackend(): Backend {
+  let schema: string | undefined;
+  return {
+    name: 'PostgreSQL',
+    open() {
+      schema ??= `t_index_${process.pid}_${Date.now()}_${schemaCounter++}`;
+      return openDatabase({ url: POSTGRES_URL, schema, dataDir: tmpdir() });
+    },
+    async dispose() {
+      if (schema === undefined) return;
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      try {
+        await client.query(`drop schema if exists ${schema} cascade`);
+      } finally {
+        await client.end();
+      }
+      schema = undefined;
+    },
+  };
+}
+
+/** An instance record: a patient, study, series and instance under the test root. */
+function record(
+  n: number,
+  overrides: Partial<InstanceRecord> & { study?: number; series?: number } = {},
+): InstanceRecord {
+  const { study = 1, series = 1, ...rest } = overrides;
+  return {
+    patientId: 'PID-1',
+    issuerOfPatientId: '',
+    patientName: 'Doe^Jane',
+    patientBirthDate: '19700101',
+    patientSex: 'F',
+    studyInstanceUid: `${ROOT}.${study}`,
+    studyDate: '20260102',
+    studyTime: '193000',
+    accessionNumber: `ACC${study}`,
+    studyId: `S${study}`,
+    studyDescription: 'Brain',
+    referringPhysicianName: 'Who^Doctor',
+    patientAge: '055Y',
+    seriesInstanceUid: `${ROOT}.${study}.${series}`,
+    modality: 'MR',
+    seriesNumber: series,
+    seriesDescription: `series ${series}`,
+    bodyPartExamined: 'HEAD',
+    seriesDate: '20260102',
+    seriesTime: '193000',
+    protocolName: 'T1',
+    sopInstanceUid: `${ROOT}.${study}.${series}.${n}`,
+    sopClassUid: MR,
+    instanceNumber: n,
+    transferSyntaxUid: EXPLICIT_LE,
+    filePath: `p/${study}/${series}/${n}.dcm`,
+    fileSize: 1_000 + n,
+    callingAe: 'STORESCU',
+    receivedAt: new Date(Date.UTC(2026, 0, 2, 19, 30, n)).toISOString(),
+    ...rest,
+  };
+}
+
+interface StudyRow {
+  num_series: number;
+  num_instances: number;
+  modalities_in_study: string[];
+  sop_classes_in_study: string[];
+}
+
+describe.each([
+  ['SQLite', sqliteBackend],
+  ['PostgreSQL', postgresBackend],
+])('the index on %s', (_name, makeBackend) => {
+  let backend: Backend;
+  let database: OpenDatabase;
+  let index: IndexRepository;
+  const opened: OpenDatabase[] = [];
+
+  async function open(): Promise<OpenDatabase> {
+    const db = await backend.open();
+    opened.push(db);
+    return db;
+  }
+
+  async function closeAll(): Promise<void> {
+    for (const db of opened.splice(0)) await db.close();
+  }
+
+  beforeEach(async () => {
+    backend = makeBackend();
+    database = await open();
+    index = new IndexRepository(database.db);
+  });
+
+  afterEach(async () => {
+    await closeAll();
+    await backend.dispose();
+  });
+
+  afterAll(async () => {
+    await closeAll();
+  });
+
+  async function study(n: number): Promise<StudyRow | undefined> {
+    const row = await database.db
+      .selectFrom('studies')
+      .select(['num_series', 'num_instances', 'modalities_in_study', 'sop_classes_in_study'])
+      .where('study_instance_uid', '=', `${ROOT}.${n}`)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    const list = (text: string) => (text === '' ? [] : text.split('\\').sort());
+    return {
+      num_series: Number(row.num_series),
+      num_instances: Number(row.num_instances),
+      modalities_in_study: list(row.modalities_in_study),
+      sop_classes_in_study: list(row.sop_classes_in_study),
+    };
+  }
+
+  async function seriesCount(
+    studyNumber: number,
+    seriesNumber: number,
+  ): Promise<number | undefined> {
+    const row = await database.db
+      .selectFrom('series')
+      .select('num_instances')
+      .where('series_instance_uid', '=', `${ROOT}.${studyNumber}.${seriesNumber}`)
+      .executeTakeFirst();
+    return row === undefined ? undefined : Number(row.num_instances);
+  }
+
+  /** Related counts recomputed from the instance rows: what the kept counts must equal. */
+  async function expectCountsMatchRows(): Promise<void> {
+    const series = await database.db
+      .selectFrom('series')
+      .select(['id', 'study_fk', 'num_instances'])
+      .execute();
+    const instances = await database.db.selectFrom('instances').select(['series_fk']).execute();
+    for (const s of series) {
+      const actual = instances.filter((i) => i.series_fk === s.id).length;
+      expect(Number(s.num_instances), `series ${s.id}`).toBe(actual);
+    }
+    const studies = await database.db
+      .selectFrom('studies')
+      .select(['id', 'num_series', 'num_instances'])
+      .execute();
+    for (const st of studies) {
+      const itsSeries = series.filter((s) => s.study_fk === st.id);
+      const actual = itsSeries.reduce((sum, s) => sum + Number(s.num_instances), 0);
+      expect(Number(st.num_instances), `study ${st.id}`).toBe(actual);
+      expect(Number(st.num_series), `study ${st.id}`).toBe(itsSeries.length);
+    }
+    // Nothing empty is left for C-FIND to report.
+    for (const s of series) expect(Number(s.num_instances), `series ${s.id}`).toBeGreaterThan(0);
+    for (const st of studies) expect(Number(st.num_series), `study ${st.id}`).toBeGreaterThan(0);
+  }
+
+  it('builds patient, study and series rows with the related counts', async () => {
+    await index.addInstances([record(1), record(2)]);
+    await index.addInstances([
+      record(3, { series: 2, modality: 'CT', sopClassUid: CT }),
+      record(4, { study: 2, modality: 'SR', sopClassUid: SR }),
+    ]);
+    expect(await index.counts()).toEqual({ patients: 1, studies: 2, series: 3, instances: 4 });
+    expect(await study(1)).toEqual({
+      num_series: 2,
+      num_instances: 3,
+      modalities_in_study: ['CT', 'MR'],
+      sop_classes_in_study: [CT, MR].sort(),
+    });
+    expect(await study(2)).toEqual({
+      num_series: 1,
+      num_instances: 1,
+      modalities_in_study: ['SR'],
+      sop_classes_in_study: [SR],
+    });
+    expect(await seriesCount(1, 1)).toBe(2);
+    expect(await seriesCount(1, 2)).toBe(1);
+    expect(await seriesCount(2, 1)).toBe(1);
+    await expectCountsMatchRows();
+  });
+
+  it('keeps the attributes of each level in its own row', async () => {
+    await index.addInstances([record(1)]);
+    const row = await database.db
+      .selectFrom('instances')
+      .innerJoin('series', 'series.id', 'instances.series_fk')
+      .innerJoin('studies', 'studies.id', 'series.study_fk')
+      .innerJoin('patients', 'patients.id', 'studies.patient_fk')
+      .select([
+        'patients.patient_id',
+        'patients.patient_name',
+        'patients.patient_birth_date',
+        'studies.study_instance_uid',
+        'studies.accession_number',
+        'studies.patient_age',
+        'series.modality',
+        'series.series_number',
+        'series.body_part_examined',
+        'instances.sop_class_uid',
+        'instances.instance_number',
+        'instances.transfer_syntax_uid',
+        'instances.file_path',
+        'instances.file_size',
+        'instances.calling_ae',
+      ])
+      .executeTakeFirstOrThrow();
+    expect({ ...row, file_size: Number(row.file_size) }).toEqual({
+      patient_id: 'PID-1',
+      patient_name: 'Doe^Jane',
+      patient_birth_date: '19700101',
+      study_instance_uid: `${ROOT}.1`,
+      accession_number: 'ACC1',
+      patient_age: '055Y',
+      modality: 'MR',
+      series_number: 1,
+      body_part_examined: 'HEAD',
+      sop_class_uid: MR,
+      instance_number: 1,
+      transfer_syntax_uid: EXPLICIT_LE,
+      file_path: 'p/1/1/1.dcm',
+      file_size: 1_001,
+      calling_ae: 'STORESCU',
+    });
+    expect(await index.findInstance(`${ROOT}.1.1.1`)).toEqual({
+      sopInstanceUid: `${ROOT}.1.1.1`,
+      sopClassUid: MR,
+      transferSyntaxUid: EXPLICIT_LE,
+      filePath: 'p/1/1/1.dcm',
+      fileSize: 1_001,
+      receivedAt: record(1).receivedAt,
+    });
+    expect(await index.findInstance(`${ROOT}.9.9.9`)).toBeUndefined();
+  });
+
+  it('keeps one patient per Patient ID and Issuer, and a known name when a later one is empty', async () => {
+    await index.addInstances([record(1), record(2, { patientName: null })]);
+    await index.addInstances([record(3, { study: 2, issuerOfPatientId: 'HOSP-B' })]);
+    const patients = await database.db
+      .selectFrom('patients')
+      .select(['patient_id', 'issuer_of_patient_id', 'patient_name'])
+      .orderBy('id')
+      .execute();
+    expect(patients).toEqual([
+      { patient_id: 'PID-1', issuer_of_patient_id: '', patient_name: 'Doe^Jane' },
+      { patient_id: 'PID-1', issuer_of_patient_id: 'HOSP-B', patient_name: 'Doe^Jane' },
+    ]);
+  });
+
+  it('does not count an instance twice when it is added again (overwrite)', async () => {
+    await index.addInstances([record(1), record(2)]);
+    await index.addInstances([record(1, { filePath: 'p/1/1/1_1.dcm', fileSize: 5_000 })]);
+    await index.addInstances([record(2), record(2, { fileSize: 6_000 })]);
+    expect(await index.counts()).toEqual({ patients: 1, studies: 1, series: 1, instances: 2 });
+    expect(await study(1)).toMatchObject({ num_series: 1, num_instances: 2 });
+    expect(await seriesCount(1, 1)).toBe(2);
+    expect(await index.findInstance(`${ROOT}.1.1.1`)).toMatchObject({
+      filePath: 'p/1/1/1_1.dcm',
+      fileSize: 5_000,
+    });
+    expect(await index.totals()).toEqual({ instances: 2, bytes: 5_000 + 6_000 });
+    await expectCountsMatchRows();
+  });
+
+  it('moves the counts when an instance comes back in another series of its study', async () => {
+    const moved = record(1);
+    await index.addInstances([
+      moved,
+      record(2),
+      record(3, { series: 2, modality: 'CT', sopClassUid: CT }),
+    ]);
+    await index.addInstances([
+      { ...moved, seriesInstanceUid: `${ROOT}.1.2`, modality: 'CT', seriesNumber: 2 },
+    ]);
+    expect(await seriesCount(1, 1)).toBe(1);
+    expect(await seriesCount(1, 2)).toBe(2);
+    expect(await study(1)).toMatchObject({ num_series: 2, num_instances: 3 });
+    expect(await index.counts()).toMatchObject({ series: 2, instances: 3 });
+    await expectCountsMatchRows();
+  });
+
+  it('moves the counts and lists when an instance comes back in a series of another study', async () => {
+    const moved = record(1, { series: 2, modality: 'CT', sopClassUid: CT });
+    await index.addInstances([record(2), moved]);
+    expect(await study(1)).toMatchObject({
+      num_series: 2,
+      num_instances: 2,
+      modalities_in_study: ['CT', 'MR'],
+    });
+    await index.addInstances([
+      {
+        ...moved,
+        studyInstanceUid: `${ROOT}.2`,
+        seriesInstanceUid: `${ROOT}.2.1`,
+      },
+    ]);
+    // The series it left is now empty: it is no longer reported, nor is its modality or class.
+    expect(await seriesCount(1, 2)).toBeUndefined();
+    expect(await study(1)).toEqual({
+      num_series: 1,
+      num_instances: 1,
+      modalities_in_study: ['MR'],
+      sop_classes_in_study: [MR],
+    });
+    expect(await study(2)).toEqual({
+      num_series: 1,
+      num_instances: 1,
+      modalities_in_study: ['CT'],
+      sop_classes_in_study: [CT],
+    });
+    expect(await seriesCount(2, 1)).toBe(1);
+    expect(await index.counts()).toEqual({ patients: 1, studies: 2, series: 2, instances: 2 });
+    await expectCountsMatchRows();
+  });
+
+  it('keeps a study whose only instance moves to a new series of that study', async () => {
+    const moved = record(1);
+    await index.addInstances([moved]);
+    await index.addInstances([
+      { ...moved, seriesInstanceUid: `${ROOT}.1.2`, modality: 'CT', sopClassUid: CT },
+    ]);
+    expect(await seriesCount(1, 1)).toBeUndefined();
+    expect(await seriesCount(1, 2)).toBe(1);
+    expect(await study(1)).toEqual({
+      num_series: 1,
+      num_instances: 1,
+      modalities_in_study: ['CT'],
+      sop_classes_in_study: [CT],
+    });
+    await expectCountsMatchRows();
+  });
+
+  it('removes a study left without instances when its last instance moves away', async () => {
+    const moved = record(1);
+    await index.addInstances([moved]);
+    await index.addInstances([
+      { ...moved, studyInstanceUid: `${ROOT}.2`, seriesInstanceUid: `${ROOT}.2.1` },
+    ]);
+    expect(await study(1)).toBeUndefined();
+    expect(await study(2)).toMatchObject({ num_series: 1, num_instances: 1 });
+    expect(await index.counts()).toEqual({ patients: 1, studies: 1, series: 1, instances: 1 });
+    await expectCountsMatchRows();
+  });
+
+  it('keeps the related counts right over a random sequence of adds and re-adds', async () => {
+    // A fixed pseudo-random sequence: instances land in 3 studies x 2 series, often re-sent.
+    let seed = 12345;
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let batch = 0; batch < 12; batch++) {
+      const records: InstanceRecord[] = [];
+      for (let i = 0; i < 5; i++) {
+        const n = next(15);
+        const studyNumber = 1 + next(3);
+        const seriesNumber = 1 + next(2);
+        records.push({
+          ...record(n, { study: studyNumber, series: seriesNumber }),
+          sopInstanceUid: `${ROOT}.instance.${n}`,
+        });
+      }
+      await index.addInstances(records);
+      await expectCountsMatchRows();
+    }
+  });
+
+  it('counts up a named counter from 1, each name on its own', async () => {
+    expect(await index.nextCounter('file_sequence')).toBe(1);
+    expect(await index.nextCounter('file_sequence')).toBe(2);
+    expect(await index.nextCounter('other')).toBe(1);
+    expect(await index.nextCounter('file_sequence')).toBe(3);
+  });
+
+  it('never hands out a counter value twice, even to concurrent callers', async () => {
+    const values = await Promise.all(
+      Array.from({ length: 20 }, () => index.nextCounter('file_sequence')),
+    );
+    expect([...values].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it('keeps the counter across a close and reopen', async () => {
+    await index.nextCounter('file_sequence');
+    await index.nextCounter('file_sequence');
+    await database.close();
+    opened.splice(opened.indexOf(database), 1);
+    const reopened = await open();
+    expect(await new IndexRepository(reopened.db).nextCounter('file_sequence')).toBe(3);
+  });
+
+  it('runs the migrations once: opening twice keeps the schema and the data', async () => {
+    await index.addInstances([record(1)]);
+    expect(await migrate(database.db)).toEqual([]);
+    const second = await open();
+    expect(await migrate(second.db)).toEqual([]);
+    const again = new IndexRepository(second.db);
+    expect(await again.counts()).toEqual({ patients: 1, studies: 1, series: 1, instances: 1 });
+    const migrations = await sql<{ name: string }>`select name from kysely_migration`.execute(
+      second.db,
+    );
+    expect(migrations.rows.map((row) => row.name)).toEqual(['0001-initial']);
+  });
+});
+
+describe('the index on PostgreSQL beside other schemas', () => {
+  const schemas = [
+    `t_index_other_${process.pid}_${Date.now()}`,
+    `t_index_fresh_${process.pid}_${Date.now()}`,
+  ];
+
+  afterAll(async () => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    try {
+      for (const schema of schemas) await client.query(`drop schema if exists ${schema} cascade`);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('migrates a fresh schema while another schema of the database holds migration tables', async () => {
+    const [other, fresh] = schemas as [string, string];
+    const first = await openDatabase({ url: POSTGRES_URL, schema: other, dataDir: tmpdir() });
+    await first.close();
+    const second = await openDatabase({ url: POSTGRES_URL, schema: fresh, dataDir: tmpdir() });
+    try {
+      const tables = await sql<{ table_name: string }>`
+        select table_name from information_schema.tables
+        where table_schema = ${fresh} order by table_name`.execute(second.db);
+      expect(tables.rows.map((row) => row.table_name)).toEqual([
+        'counters',
+        'instances',
+        'kysely_migration',
+        'kysely_migration_lock',
+        'patients',
+        'series',
+        'studies',
+      ]);
+      expect(await new IndexRepository(second.db).nextCounter('file_sequence')).toBe(1);
+    } finally {
+      await second.close();
+    }
+  });
+});

@@ -140,7 +140,17 @@ function storescu(server: Server, folder: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       'storescu',
-      ['+sd', '-aec', server.aeTitle, '-aet', 'BENCH', '127.0.0.1', String(server.port), folder],
+      [
+        '+sd',
+        '+r',
+        '-aec',
+        server.aeTitle,
+        '-aet',
+        'BENCH',
+        '127.0.0.1',
+        String(server.port),
+        folder,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'], env: TOOL_ENV },
     );
     let stderr = '';
@@ -165,10 +175,15 @@ async function measure(
   start: () => Promise<Server>,
   dataset: Dataset,
   associations: 1 | 4,
+  warmUp: string,
 ): Promise<Measurement> {
   const server = await start();
-  const started = performance.now();
+  let started = performance.now();
   try {
+    // A server runs for months: measure it warm (JIT-compiled, caches filled), not its first
+    // seconds. Both servers get the same warm-up, with other instances than those measured.
+    await storescu(server, warmUp);
+    started = performance.now();
     if (associations === 1) {
       for (const folder of dataset.folders) await storescu(server, folder);
     } else {
@@ -192,6 +207,9 @@ export async function runStoreBenchmark(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'dicom-server-bench-'));
   try {
     const datasets = await generate(root);
+    const warmUp = join(root, 'warm-up');
+    await writeCtSeries(join(warmUp, 'ct'), 20);
+    await writeSmallInstances(join(warmUp, 'small'), 200);
     const rows: string[] = [];
     let run = 0;
     for (const dataset of datasets) {
@@ -200,13 +218,19 @@ export async function runStoreBenchmark(): Promise<void> {
           () => startDcmtk(join(root, `dcmtk-${run++}`)),
           dataset,
           associations,
+          warmUp,
         );
         await rm(join(root, `dcmtk-${run - 1}`), { recursive: true, force: true }).catch(
           () => undefined,
         );
         for (const durability of ['fsync', 'os'] as const) {
           const dataDir = join(root, `ours-${run++}`);
-          const ours = await measure(() => startOurs(durability, dataDir), dataset, associations);
+          const ours = await measure(
+            () => startOurs(durability, dataDir),
+            dataset,
+            associations,
+            warmUp,
+          );
           await rm(dataDir, { recursive: true, force: true });
           const label = `${dataset.name}, ${associations} assoc, ${durability}`;
           rows.push(

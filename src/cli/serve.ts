@@ -33,6 +33,8 @@ interface ServeOptions {
   fileNaming: FileNaming;
   maxStorageGb: number;
   duplicatePolicy: DuplicatePolicy;
+  enableStorageCleanup: boolean;
+  storageRetentionDays: number;
   durability: Durability;
   aeTitle: string;
   dicomHost: string;
@@ -79,6 +81,23 @@ export function registerServe(program: Command): void {
         .env('DICOM_SERVER_MAX_STORAGE_GB')
         .default(100)
         .argParser(numberIn(0, 1_000_000)),
+    )
+    .addOption(
+      new Option(
+        '--enable-storage-cleanup',
+        'when full, remove the oldest instances older than the retention period to make room',
+      )
+        .env('DICOM_SERVER_ENABLE_STORAGE_CLEANUP')
+        .default(false),
+    )
+    .addOption(
+      new Option(
+        '--storage-retention-days <days>',
+        'minimum age before cleanup may remove an instance',
+      )
+        .env('DICOM_SERVER_STORAGE_RETENTION_DAYS')
+        .default(30)
+        .argParser(numberIn(0, 36_500)),
     )
     .addOption(
       new Option(
@@ -178,6 +197,9 @@ async function runServe(options: ServeOptions): Promise<void> {
         maxStorageBytes: Math.round(options.maxStorageGb * 1024 ** 3),
         durability: options.durability,
         duplicatePolicy: options.duplicatePolicy,
+        ...(options.enableStorageCleanup && {
+          cleanup: { retentionDays: options.storageRetentionDays },
+        }),
       },
       new IndexRepository(database.db),
       logger,

@@ -23,6 +23,7 @@ import type {
 import {
   AtomicWriter,
   type Durability,
+  KnownDirectories,
   makeDirectories,
   TEMP_SUFFIX,
 } from '../storage/atomic-writer.js';
@@ -50,6 +51,11 @@ export interface StorageOptions {
   readonly maxStorageBytes: number;
   readonly durability: Durability;
   readonly duplicatePolicy: DuplicatePolicy;
+  /**
+   * When set, an instance that would pass the limit first makes room: the oldest instances
+   * received more than `retentionDays` ago are removed (files and index rows).
+   */
+  readonly cleanup?: { readonly retentionDays: number };
 }
 
 /** Received instances on disk, indexed. */
@@ -60,6 +66,8 @@ export class FileInstanceStore implements InstanceStore {
   readonly #quota: StorageQuota;
   readonly #logger: Logger;
   readonly #incoming: string;
+  readonly #directories = new KnownDirectories();
+  #cleaning: Promise<void> = Promise.resolve();
 
   private constructor(
     options: StorageOptions,
@@ -126,6 +134,50 @@ export class FileInstanceStore implements InstanceStore {
     };
   }
 
+  /**
+   * Removes the oldest instances older than the retention period until `bytes` fit; true when
+   * they were reserved. One cleanup at a time: concurrent stores wait for it, then try again.
+   */
+  async #makeRoom(bytes: number): Promise<boolean> {
+    const cleanup = this.#options.cleanup;
+    if (cleanup === undefined) return false;
+    const run = this.#cleaning.then(async () => {
+      if (this.#quota.reserve(bytes)) return true;
+      const before = new Date(Date.now() - cleanup.retentionDays * 86_400_000).toISOString();
+      let removed = 0;
+      let freed = 0;
+      let isReserved = false;
+      while (!isReserved) {
+        const oldest = await this.#index.oldestInstances(before, 100);
+        if (oldest.length === 0) break;
+        // Index rows first: the index never points at a file that is gone.
+        await this.#index.removeInstances(oldest.map((instance) => instance.sopInstanceUid));
+        for (const instance of oldest) {
+          await unlink(resolveInside(this.#options.root, instance.filePath)).catch(() => undefined);
+          this.#quota.release(instance.fileSize);
+          removed += 1;
+          freed += instance.fileSize;
+        }
+        isReserved = this.#quota.reserve(bytes);
+      }
+      this.#logger.info(
+        {
+          removed,
+          freedBytes: freed,
+          retentionDays: cleanup.retentionDays,
+          usedBytes: this.#quota.usedBytes,
+        },
+        'storage cleanup removed instances older than the retention period',
+      );
+      return isReserved;
+    });
+    this.#cleaning = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   async #commit(
     writer: AtomicWriter,
     instance: IncomingInstance,
@@ -135,7 +187,7 @@ export class FileInstanceStore implements InstanceStore {
     const seriesInstanceUid = checkedUid(attributes.seriesInstanceUid, 'Series Instance UID');
     const sopInstanceUid = checkedUid(instance.sopInstanceUid, 'SOP Instance UID');
     const fileSize = writer.bytesWritten;
-    if (!this.#quota.reserve(fileSize)) {
+    if (!this.#quota.reserve(fileSize) && !(await this.#makeRoom(fileSize))) {
       this.#logger.warn(
         {
           sopInstanceUid,
@@ -175,6 +227,7 @@ export class FileInstanceStore implements InstanceStore {
         (attempt) => resolveInside(this.#options.root, relativeFor(attempt)),
         this.#options.durability,
         isReplacing,
+        this.#directories,
       );
     } catch (error) {
       this.#quota.release(fileSize);

@@ -79,6 +79,7 @@ export interface StoreServerOptions {
   readonly maxStorageBytes?: number;
   readonly durability?: StorageOptions['durability'];
   readonly duplicatePolicy?: StorageOptions['duplicatePolicy'];
+  readonly cleanup?: StorageOptions['cleanup'];
   /** A postgres:// URL; SQLite in the temporary directory otherwise. */
   readonly databaseUrl?: string;
   readonly server?: Parameters<typeof startTestServer>[0];
@@ -117,6 +118,7 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
       maxStorageBytes: options.maxStorageBytes ?? 0,
       durability: options.durability ?? 'fsync',
       duplicatePolicy: options.duplicatePolicy ?? 'keep_first',
+      ...(options.cleanup !== undefined && { cleanup: options.cleanup }),
     },
     index,
     pino({ level: 'silent' }),

@@ -19,8 +19,7 @@ import {
   IndexRepository,
   type InstanceRecord,
 } from '../../src/db/repositories/index-repository.js';
-
-const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
+import { POSTGRES_URL } from '../helpers/postgres.js';
 
 const MR = '1.2.840.10008.5.1.4.1.1.4';
 const CT = '1.2.840.10008.5.1.4.1.1.2';

@@ -28,6 +28,7 @@ import { DimseChannel } from '../../src/network/dimse/channel.js';
 import { CommandField, type CommandSet, encodeCommand } from '../../src/network/dimse/command.js';
 import { Status, statusCategory } from '../../src/network/dimse/status.js';
 import { INCOMING_FOLDER } from '../../src/server/instance-store.js';
+import { POSTGRES_URL } from '../helpers/postgres.js';
 import {
   type LogLine,
   type StoreServerOptions,
@@ -35,14 +36,14 @@ import {
   startStoreServer,
   waitFor,
 } from '../helpers/server.js';
+import { TESTDATA_DICOM } from '../helpers/testdata.js';
 
-const TESTDATA = '/work/shared/testdata/dicom';
+const TESTDATA = TESTDATA_DICOM;
 const MR_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
 const CT_STORAGE = '1.2.840.10008.5.1.4.1.1.2';
 const SC_STORAGE = '1.2.840.10008.5.1.4.1.1.7';
 const ROOT = '1.2.826.0.1.3680043.9.7777.30';
 const SCU_AE = 'STORE_SCU';
-const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 /** image_dfl.dcm's attributes, as dcmdump shows them. */
 const DEFLATED_FILE = {

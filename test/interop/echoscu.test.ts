@@ -22,10 +22,11 @@ import { runTool, type ToolRun } from '../helpers/dcmtk.js';
 import { loadPduFixture } from '../helpers/hex-fixture.js';
 import { RawPeer } from '../helpers/raw-peer.js';
 import { type LogLine, startTestServer, type TestServer, waitFor } from '../helpers/server.js';
+import { TESTDATA_DICOM } from '../helpers/testdata.js';
 
 const HOST = '127.0.0.1';
 const WARN = 40;
-const CT_SMALL = '/work/shared/testdata/dicom/CT_small.dcm';
+const CT_SMALL = join(TESTDATA_DICOM, 'CT_small.dcm');
 /** A SOP Class UID under a private test root that no server supports. */
 const MADE_UP_SOP_CLASS = '1.2.826.0.1.3680043.9.7777.1';
 

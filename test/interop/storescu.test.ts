@@ -27,8 +27,9 @@ import {
   type StoreTestServer,
   startStoreServer,
 } from '../helpers/server.js';
+import { TESTDATA_DICOM } from '../helpers/testdata.js';
 
-const TESTDATA = '/work/shared/testdata/dicom';
+const TESTDATA = TESTDATA_DICOM;
 const CALLING_AE = 'STORESCU';
 
 /** storescu's option proposing each transfer syntax (with the uncompressed ones). */

@@ -55,6 +55,50 @@ export interface StoredInstance {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/** What the index remembers of a series' rows between instances (see IndexRepository). */
+interface CachedSeries {
+  /** The patient, study and series attributes the rows were last written with. */
+  readonly key: string;
+  readonly seriesId: number;
+  readonly studyId: number;
+  readonly modalities: string;
+  readonly sopClasses: string;
+}
+
+/** Series remembered at most; the cache is dropped whole beyond that. */
+const MAX_CACHED_SERIES = 1_000;
+
+function cacheEntry(rows: CachedSeries): CachedSeries {
+  const { key, seriesId, studyId, modalities, sopClasses } = rows;
+  return { key, seriesId, studyId, modalities, sopClasses };
+}
+
+/** The patient, study and series attributes of a record, as one comparable string. */
+function attributesKey(r: InstanceRecord): string {
+  return JSON.stringify([
+    r.patientId,
+    r.issuerOfPatientId,
+    r.patientName,
+    r.patientBirthDate,
+    r.patientSex,
+    r.studyInstanceUid,
+    r.studyDate,
+    r.studyTime,
+    r.accessionNumber,
+    r.studyId,
+    r.studyDescription,
+    r.referringPhysicianName,
+    r.patientAge,
+    r.modality,
+    r.seriesNumber,
+    r.seriesDescription,
+    r.bodyPartExamined,
+    r.seriesDate,
+    r.seriesTime,
+    r.protocolName,
+  ]);
+}
+
 /** Appends `value` to a backslash-separated list unless it is there already. */
 function withListed(list: string, value: string | null): string {
   if (value === null || value === '') return list;
@@ -65,9 +109,60 @@ function withListed(list: string, value: string | null): string {
 /** Reads and writes the instance index. */
 export class IndexRepository {
   readonly #db: Kysely<Database>;
+  /**
+   * The rows the last instances of each series went to, so that the next instance of the same
+   * series with the same patient, study and series attributes skips their upserts: the receive
+   * path then costs four statements an instance instead of a dozen. Entries are kept only
+   * once their transaction committed, and dropped whenever rows are removed.
+   */
+  readonly #seriesRows = new Map<string, CachedSeries>();
 
   constructor(db: Kysely<Database>) {
     this.#db = db;
+  }
+
+  /** The instances received before `before` (ISO time), oldest first, at most `limit`. */
+  async oldestInstances(before: string, limit: number): Promise<StoredInstance[]> {
+    const rows = await this.#db
+      .selectFrom('instances')
+      .select([
+        'sop_instance_uid',
+        'sop_class_uid',
+        'transfer_syntax_uid',
+        'file_path',
+        'file_size',
+        'received_at',
+      ])
+      .where('received_at', '<', before)
+      .orderBy('received_at')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({
+      sopInstanceUid: row.sop_instance_uid,
+      sopClassUid: row.sop_class_uid,
+      transferSyntaxUid: row.transfer_syntax_uid,
+      filePath: row.file_path,
+      fileSize: Number(row.file_size),
+      receivedAt: row.received_at,
+    }));
+  }
+
+  /**
+   * Removes instances from the index, with the counts and lists of their series and studies;
+   * a series or study left empty goes too.
+   */
+  async removeInstances(sopInstanceUids: readonly string[]): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      for (const uid of sopInstanceUids) {
+        const row = await trx
+          .deleteFrom('instances')
+          .where('sop_instance_uid', '=', uid)
+          .returning('series_fk')
+          .executeTakeFirst();
+        if (row !== undefined) await this.#detach(trx, row.series_fk);
+      }
+    });
   }
 
   /** The indexed instance with this SOP Instance UID, if any. */
@@ -97,9 +192,17 @@ export class IndexRepository {
 
   /** Indexes several instances in one transaction (one commit, one fsync, for all). */
   async addInstances(records: readonly InstanceRecord[]): Promise<void> {
-    await this.#db.transaction().execute(async (trx) => {
-      for (const record of records) await this.#add(trx, record);
-    });
+    const staged = new Map<string, CachedSeries>();
+    try {
+      await this.#db.transaction().execute(async (trx) => {
+        for (const record of records) await this.#add(trx, record, staged);
+      });
+    } catch (error) {
+      for (const record of records) this.#seriesRows.delete(record.seriesInstanceUid);
+      throw error;
+    }
+    if (this.#seriesRows.size + staged.size > MAX_CACHED_SERIES) this.#seriesRows.clear();
+    for (const [uid, rows] of staged) this.#seriesRows.set(uid, rows);
   }
 
   /** Total bytes and number of indexed instances. */
@@ -152,18 +255,20 @@ export class IndexRepository {
     return Number(row.value);
   }
 
-  async #add(trx: Db, r: InstanceRecord): Promise<void> {
-    const now = r.receivedAt;
-    const patientFk = await this.#upsertPatient(trx, r, now);
-    const study = await this.#upsertStudy(trx, r, patientFk, now);
-    const series = await this.#upsertSeries(trx, r, study.id, now);
+  async #add(trx: Db, r: InstanceRecord, staged: Map<string, CachedSeries>): Promise<void> {
+    const key = attributesKey(r);
+    const known = staged.get(r.seriesInstanceUid) ?? this.#seriesRows.get(r.seriesInstanceUid);
+    const rows =
+      known?.key === key
+        ? { ...known, isNewSeries: false }
+        : await this.#upsertParents(trx, r, key);
     const existing = await trx
       .selectFrom('instances')
       .select(['id', 'series_fk'])
       .where('sop_instance_uid', '=', r.sopInstanceUid)
       .executeTakeFirst();
     const values = {
-      series_fk: series.id,
+      series_fk: rows.seriesId,
       sop_class_uid: r.sopClassUid,
       instance_number: r.instanceNumber,
       transfer_syntax_uid: r.transferSyntaxUid,
@@ -175,7 +280,10 @@ export class IndexRepository {
     if (existing !== undefined) {
       // A replaced instance (duplicate policy "overwrite"): same UID, new file and attributes.
       await trx.updateTable('instances').set(values).where('id', '=', existing.id).execute();
-      if (existing.series_fk === series.id) return;
+      if (existing.series_fk === rows.seriesId) {
+        staged.set(r.seriesInstanceUid, cacheEntry(rows));
+        return;
+      }
       await this.#detach(trx, existing.series_fk);
     } else {
       await trx
@@ -183,21 +291,64 @@ export class IndexRepository {
         .values({ sop_instance_uid: r.sopInstanceUid, ...values })
         .execute();
     }
-    await this.#adjustCounts(trx, series.id, +1);
-    const studyRow = await trx
+    await this.#adjustCounts(trx, rows.seriesId, +1);
+    const modalities = withListed(rows.modalities, r.modality);
+    const sopClasses = withListed(rows.sopClasses, r.sopClassUid);
+    if (rows.isNewSeries || modalities !== rows.modalities || sopClasses !== rows.sopClasses) {
+      // Read again inside the transaction: another server sharing the index may have added to them.
+      const current = await trx
+        .selectFrom('studies')
+        .select(['modalities_in_study', 'sop_classes_in_study'])
+        .where('id', '=', rows.studyId)
+        .executeTakeFirstOrThrow();
+      const lists = {
+        modalities_in_study: withListed(current.modalities_in_study, r.modality),
+        sop_classes_in_study: withListed(current.sop_classes_in_study, r.sopClassUid),
+      };
+      await trx
+        .updateTable('studies')
+        .set({
+          ...lists,
+          ...(rows.isNewSeries && { num_series: (eb) => eb('num_series', '+', 1) }),
+        })
+        .where('id', '=', rows.studyId)
+        .execute();
+      staged.set(
+        r.seriesInstanceUid,
+        cacheEntry({
+          ...rows,
+          modalities: lists.modalities_in_study,
+          sopClasses: lists.sop_classes_in_study,
+        }),
+      );
+      return;
+    }
+    staged.set(r.seriesInstanceUid, cacheEntry(rows));
+  }
+
+  /** Upserts the patient, study and series rows of a record; what the cache keeps of them. */
+  async #upsertParents(
+    trx: Db,
+    r: InstanceRecord,
+    key: string,
+  ): Promise<CachedSeries & { isNewSeries: boolean }> {
+    const now = r.receivedAt;
+    const patientFk = await this.#upsertPatient(trx, r, now);
+    const study = await this.#upsertStudy(trx, r, patientFk, now);
+    const series = await this.#upsertSeries(trx, r, study.id, now);
+    const lists = await trx
       .selectFrom('studies')
       .select(['modalities_in_study', 'sop_classes_in_study'])
       .where('id', '=', study.id)
       .executeTakeFirstOrThrow();
-    await trx
-      .updateTable('studies')
-      .set({
-        modalities_in_study: withListed(studyRow.modalities_in_study, r.modality),
-        sop_classes_in_study: withListed(studyRow.sop_classes_in_study, r.sopClassUid),
-        ...(series.isNew && { num_series: (eb) => eb('num_series', '+', 1) }),
-      })
-      .where('id', '=', study.id)
-      .execute();
+    return {
+      key,
+      seriesId: series.id,
+      studyId: study.id,
+      modalities: lists.modalities_in_study,
+      sopClasses: lists.sop_classes_in_study,
+      isNewSeries: series.isNew,
+    };
   }
 
   /**
@@ -206,6 +357,8 @@ export class IndexRepository {
    * from what it still holds. Rare (overwrite with other UIDs), so plain queries will do.
    */
   async #detach(trx: Db, seriesFk: number): Promise<void> {
+    // Rows may be removed below: nothing cached may point at them.
+    this.#seriesRows.clear();
     await this.#adjustCounts(trx, seriesFk, -1);
     const series = await trx
       .selectFrom('series')

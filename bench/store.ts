@@ -5,7 +5,7 @@
  * and server peak RSS side by side with the our/DCMTK ratio.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -177,6 +177,9 @@ async function measure(
   associations: 1 | 4,
   warmUp: string,
 ): Promise<Measurement> {
+  // Each row starts with the page cache clean: the previous row's writes being flushed in
+  // the background would otherwise slow down whichever server runs next.
+  spawnSync('sync');
   const server = await start();
   let started = performance.now();
   try {

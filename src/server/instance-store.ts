@@ -113,7 +113,8 @@ export class FileInstanceStore implements InstanceStore {
   }
 
   async hasRoom(): Promise<boolean> {
-    return this.#quota.hasRoom();
+    // With cleanup on, room may be made when the instance is committed.
+    return this.#quota.hasRoom() || this.#options.cleanup !== undefined;
   }
 
   async open(instance: IncomingInstance): Promise<InstanceFile> {
@@ -148,17 +149,18 @@ export class FileInstanceStore implements InstanceStore {
       let freed = 0;
       let isReserved = false;
       while (!isReserved) {
-        const oldest = await this.#index.oldestInstances(before, 100);
+        const oldest = await this.#index.oldestInstances(before, 20);
         if (oldest.length === 0) break;
-        // Index rows first: the index never points at a file that is gone.
-        await this.#index.removeInstances(oldest.map((instance) => instance.sopInstanceUid));
         for (const instance of oldest) {
+          // Index row first: the index never points at a file that is gone.
+          await this.#index.removeInstances([instance.sopInstanceUid]);
           await unlink(resolveInside(this.#options.root, instance.filePath)).catch(() => undefined);
           this.#quota.release(instance.fileSize);
           removed += 1;
           freed += instance.fileSize;
+          isReserved = this.#quota.reserve(bytes);
+          if (isReserved) break;
         }
-        isReserved = this.#quota.reserve(bytes);
       }
       this.#logger.info(
         {

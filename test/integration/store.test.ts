@@ -659,6 +659,59 @@ describe('C-STORE: storage full', () => {
   });
 });
 
+describe('C-STORE: storage full with cleanup enabled', () => {
+  /** The file size of a small MR instance of this suite. */
+  function fileSize(uid: string, dataset: Buffer): number {
+    return (
+      buildFileMeta({
+        sopClassUid: MR_STORAGE,
+        sopInstanceUid: uid,
+        transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian,
+        sourceAeTitle: SCU_AE,
+      }).length + dataset.length
+    );
+  }
+
+  it('removes the oldest instances older than the retention period to make room', async () => {
+    const uids = [`${ROOT}.2.1.1`, `${ROOT}.2.1.2`, `${ROOT}.2.1.3`];
+    const datasets = uids.map((uid) => instance({ sopInstanceUid: uid }));
+    const size = fileSize(uids[0]!, datasets[0]!);
+    // Room for two: the third makes the first go (retention 0 days: every instance is old enough).
+    const server = await startServer({ maxStorageBytes: size * 2, cleanup: { retentionDays: 0 } });
+    const scu = await openScu(server);
+    for (const [i, uid] of uids.entries()) {
+      expect((await store(scu, { sopInstanceUid: uid, dataset: datasets[i]! })).status).toBe(
+        Status.Success,
+      );
+    }
+    expect((await rows(server)).map((row) => row.sop_instance_uid).sort()).toEqual(
+      uids.slice(1).sort(),
+    );
+    expect(await storedFiles(server)).toHaveLength(2);
+    expect(server.store.usedBytes).toBe(size * 2);
+    expect((await server.index.counts()).instances).toBe(2);
+    await expectAlive(scu);
+  });
+
+  it('still answers 0xA700 when nothing is older than the retention period', async () => {
+    const uids = [`${ROOT}.2.2.1`, `${ROOT}.2.2.2`];
+    const datasets = uids.map((uid) => instance({ sopInstanceUid: uid }));
+    const server = await startServer({
+      maxStorageBytes: fileSize(uids[0]!, datasets[0]!),
+      cleanup: { retentionDays: 30 },
+    });
+    const scu = await openScu(server);
+    expect((await store(scu, { sopInstanceUid: uids[0]!, dataset: datasets[0]! })).status).toBe(
+      Status.Success,
+    );
+    expect((await store(scu, { sopInstanceUid: uids[1]!, dataset: datasets[1]! })).status).toBe(
+      Status.OutOfResources,
+    );
+    expect((await rows(server)).map((row) => row.sop_instance_uid)).toEqual([uids[0]]);
+    expect(await incoming(server)).toEqual([]);
+  });
+});
+
 describe('C-STORE: a SOP Instance UID already stored', () => {
   const uid = `${ROOT}.1.1.1`;
   const first = instance({ sopInstanceUid: uid, patientName: 'First^Sent' });

@@ -322,7 +322,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
   ): boolean | undefined {
     if (typeof contextOrData !== 'number') {
       this.#write(contextOrData.header, contextOrData.data);
-      this.emit('pdu', 'out', { type: 'PDataTf', length: contextOrData.data.length });
+      // Events on the data path are built only when someone listens (the debug log).
+      if (this.listenerCount('pdu') > 0) {
+        this.emit('pdu', 'out', { type: 'PDataTf', length: contextOrData.data.length });
+      }
       return undefined;
     }
     const payload = data!;
@@ -548,7 +551,9 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
         { state: from, event: input.event, abortReason: AbortReason.UnexpectedPdu },
       );
     }
-    this.emit('transition', { from, event: input.event, action: transition.action, to });
+    if (this.listenerCount('transition') > 0) {
+      this.emit('transition', { from, event: input.event, action: transition.action, to });
+    }
     this.#armStateTimers(from, to);
     this.#deliverIndications();
     if (to === 'Sta1') this.#finish();

@@ -197,6 +197,18 @@ export interface Transition {
 
 /** The table entry for (state, event), or undefined when the pair is not applicable. */
 export function lookupTransition(state: State, event: Event): Transition | undefined {
-  const action = TABLE[event][state];
-  return action === undefined ? undefined : { action, next: ACTION_NEXT_STATES[action] };
+  return TRANSITIONS.get(event)?.get(state);
 }
+
+/** The table with its entries made once, so that a lookup on the data path allocates nothing. */
+const TRANSITIONS: ReadonlyMap<Event, ReadonlyMap<State, Transition>> = new Map(
+  (Object.entries(TABLE) as [Event, Row][]).map(([event, row]) => [
+    event,
+    new Map(
+      (Object.entries(row) as [State, Action][]).map(([state, action]) => [
+        state,
+        { action, next: ACTION_NEXT_STATES[action] },
+      ]),
+    ),
+  ]),
+);

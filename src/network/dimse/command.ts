@@ -261,14 +261,17 @@ export function responseFieldFor(requestField: number): number {
 
 /** A readable name for a command field, e.g. "C-STORE-RQ". */
 export function commandName(commandField: number): string {
-  for (const [name, value] of Object.entries(CommandField)) {
-    if (value === commandField) {
-      return name.replace(
-        /^([CN])([A-Z][a-z]+)([A-Z][a-z]+)?(Rq|Rsp)$/,
-        (_, kind, op, op2, suffix) =>
-          `${kind}-${op.toUpperCase()}${op2 === undefined ? '' : `-${op2.toUpperCase()}`}-${suffix.toUpperCase()}`,
-      );
-    }
-  }
-  return `0x${commandField.toString(16).padStart(4, '0')}`;
+  return COMMAND_NAMES.get(commandField) ?? `0x${commandField.toString(16).padStart(4, '0')}`;
 }
+
+/** "CStoreRq" -> "C-STORE-RQ", "NEventReportRsp" -> "N-EVENT-REPORT-RSP", made once. */
+const COMMAND_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries(CommandField).map(([name, value]) => [
+    value,
+    name.replace(
+      /^([CN])([A-Z][a-z]+)([A-Z][a-z]+)?(Rq|Rsp)$/,
+      (_, kind, op, op2, suffix) =>
+        `${kind}-${op.toUpperCase()}${op2 === undefined ? '' : `-${op2.toUpperCase()}`}-${suffix.toUpperCase()}`,
+    ),
+  ]),
+);

@@ -81,6 +81,12 @@ const KNOWN_REQUESTS: ReadonlySet<number> = new Set(
   ),
 );
 
+const CANCELABLE: ReadonlySet<number> = new Set([
+  CommandField.CFindRq,
+  CommandField.CMoveRq,
+  CommandField.CGetRq,
+]);
+
 interface PendingRequest {
   readonly push: (response: IncomingResponse) => void;
   readonly fail: (error: Error) => void;
@@ -94,7 +100,10 @@ export class DimseChannel {
   readonly #options: ChannelOptions;
   readonly #assembler: MessageAssembler;
   readonly #pending = new Map<number, PendingRequest>();
-  readonly #running = new Map<number, AbortController>();
+  /** Operations being served by message ID, with their own controller when C-CANCEL applies. */
+  readonly #running = new Map<number, AbortController | undefined>();
+  /** Aborted when the association ends: the signal of operations C-CANCEL does not apply to. */
+  readonly #ended = new AbortController();
   /** Requests being served, including the sending of their final response. */
   readonly #serving = new Set<Promise<void>>();
   readonly #operationListeners: ((record: OperationRecord) => void)[] = [];
@@ -137,7 +146,8 @@ export class DimseChannel {
       this.#assembler.close(error);
       for (const [, pending] of this.#pending) pending.fail(error);
       this.#pending.clear();
-      for (const [, controller] of this.#running) controller.abort(error);
+      for (const [, controller] of this.#running) controller?.abort(error);
+      this.#ended.abort(error);
     });
   }
 
@@ -357,7 +367,9 @@ export class DimseChannel {
       this.#recordOperation(message, duplicate, startedAt, failure);
       return;
     }
-    const controller = new AbortController();
+    // C-CANCEL applies to C-FIND, C-MOVE and C-GET only (PS3.7 §9.3.2.3): the others share the
+    // association's signal rather than each paying for a controller.
+    const controller = CANCELABLE.has(command.commandField) ? new AbortController() : undefined;
     this.#running.set(messageId, controller);
     let final: ResponseSpec = { status: Status.ProcessingFailure };
     let failure: Error | undefined;
@@ -368,7 +380,7 @@ export class DimseChannel {
           ? Promise.resolve({ status: Status.UnrecognizedOperation })
           : handler(
               { context, command, ...(dataset !== undefined && { dataset }) },
-              controller.signal,
+              controller?.signal ?? this.#ended.signal,
               this,
             );
       if (isAsyncIterable(result)) {

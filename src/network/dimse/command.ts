@@ -201,8 +201,13 @@ function decodeValue(vr: Vr, value: Buffer, tag: number): string | number | numb
       }
       return tags;
     }
-    case 'UI':
-      return value.toString('latin1').replace(/[\0 ]+$/, '');
+    case 'UI': {
+      // Trailing NUL (or space) padding; a loop rather than a regular expression: this runs
+      // for every command of the receive path.
+      let end = value.length;
+      while (end > 0 && (value[end - 1] === 0 || value[end - 1] === 0x20)) end -= 1;
+      return value.toString('latin1', 0, end);
+    }
     case 'AE':
     case 'LO':
       return value.toString('latin1').replace(/\0+$/, '').trim();
@@ -218,7 +223,7 @@ function decodeValue(vr: Vr, value: Buffer, tag: number): string | number | numb
  * element outside group 0000 or an element overrunning the buffer is ERR_DIMSE_MALFORMED.
  */
 export function decodeCommand(bytes: Buffer): CommandSet {
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = { commandField: undefined, hasDataset: false };
   let commandField: number | undefined;
   let dataSetType: number | undefined;
   let offset = 0;
@@ -242,11 +247,9 @@ export function decodeCommand(bytes: Buffer): CommandSet {
     }
   }
   if (commandField === undefined) malformed('command set has no Command Field', { offset: 0 });
-  return {
-    ...(out as Partial<CommandSet>),
-    commandField,
-    hasDataset: dataSetType !== undefined && dataSetType !== NO_DATA_SET,
-  };
+  out.commandField = commandField;
+  out.hasDataset = dataSetType !== undefined && dataSetType !== NO_DATA_SET;
+  return out as unknown as CommandSet;
 }
 
 /** True for a response command field (bit 15 set), false for a request. */

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, TOOL_ENV, waitForPort } from './processes.js';
-import { writeCtSeries, writeSmallInstances } from './synthetic.js';
+import { writeCtSeries, writeLargeInstance, writeSmallInstances } from './synthetic.js';
 
 const CT_SLICES = 400;
 const SMALL_INSTANCES = 2_000;
@@ -210,13 +210,24 @@ export async function runStoreBenchmark(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'dicom-server-bench-'));
   try {
     const datasets = await generate(root);
+    // Memory must stay flat whatever the instance size: one 2 GB instance.
+    const largeFolder = join(root, 'large');
+    const large = await writeLargeInstance(largeFolder, 2 * 1024 * 1024 * 1024 - 1024 * 1024);
+    datasets.push({
+      name: 'one 2 GB instance',
+      folders: [largeFolder],
+      count: 1,
+      bytes: large.bytes,
+    });
     const warmUp = join(root, 'warm-up');
     await writeCtSeries(join(warmUp, 'ct'), 20);
     await writeSmallInstances(join(warmUp, 'small'), 200);
     const rows: string[] = [];
     let run = 0;
     for (const dataset of datasets) {
-      for (const associations of [1, PARALLEL] as const) {
+      for (const associations of dataset.folders.length > 1
+        ? ([1, PARALLEL] as const)
+        : ([1] as const)) {
         const reference = await measure(
           () => startDcmtk(join(root, `dcmtk-${run++}`)),
           dataset,

@@ -4,7 +4,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildFileMeta } from '../src/dicom/part10.js';
 import type { DatasetToken } from '../src/dicom/reader/dataset-reader.js';
@@ -124,4 +124,51 @@ export function writeSmallInstances(
     },
     count,
   );
+}
+
+/**
+ * One instance whose Pixel Data holds `sizeBytes` (a multi-frame secondary capture), written
+ * in 16 MiB pieces so that making it needs no more memory than receiving it should.
+ */
+export async function writeLargeInstance(
+  dir: string,
+  sizeBytes: number,
+): Promise<{ files: string[]; bytes: number }> {
+  await mkdir(dir, { recursive: true });
+  const sopClassUid = '1.2.840.10008.5.1.4.1.1.7.2';
+  const sopInstanceUid = uid();
+  const head = encodeTokens(
+    [
+      element(0x00080016, 'UI', sopClassUid),
+      element(0x00080018, 'UI', sopInstanceUid),
+      element(0x00080060, 'CS', 'OT'),
+      element(0x00100020, 'LO', 'BENCH002'),
+      element(0x0020000d, 'UI', uid()),
+      element(0x0020000e, 'UI', uid()),
+    ],
+    { isExplicitVr: true, isLittleEndian: true },
+  );
+  const pixelHeader = Buffer.alloc(12);
+  pixelHeader.writeUInt16LE(0x7fe0, 0);
+  pixelHeader.writeUInt16LE(0x0010, 2);
+  pixelHeader.write('OB', 4, 'latin1');
+  pixelHeader.writeUInt32LE(sizeBytes, 8);
+  const meta = buildFileMeta({
+    sopClassUid,
+    sopInstanceUid,
+    transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian,
+    sourceAeTitle: 'BENCH',
+  });
+  const path = join(dir, 'large.dcm');
+  const file = await open(path, 'w');
+  try {
+    await file.write(Buffer.concat([meta, head, pixelHeader]));
+    const piece = randomBytes(16 * 1024 * 1024);
+    for (let written = 0; written < sizeBytes; written += piece.length) {
+      await file.write(piece, 0, Math.min(piece.length, sizeBytes - written));
+    }
+  } finally {
+    await file.close();
+  }
+  return { files: [path], bytes: meta.length + head.length + pixelHeader.length + sizeBytes };
 }

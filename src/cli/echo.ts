@@ -10,7 +10,7 @@ import { DicomServerError } from '../errors.js';
 import { describeAbort, describeRejection } from '../network/association/reasons.js';
 import { formatStatus, statusMeaning } from '../network/dimse/status.js';
 import { echo } from '../services/scu/echo.js';
-import { aeTitle, integerIn, secondsToMs } from './options.js';
+import { integerIn, peerAeOptions, secondsToMs } from './options.js';
 
 /** Exit codes of the SCU commands. */
 export const ExitCode = {
@@ -68,21 +68,14 @@ export function explainFailure(
 
 /** Adds the `echo` command. */
 export function registerEcho(program: Command): void {
+  const [calledAe, callingAe] = peerAeOptions();
   program
     .command('echo')
     .description('verify a DICOM peer with C-ECHO')
     .argument('<host>', 'peer host name or address')
     .argument('<port>', 'peer DICOM port', integerIn(1, 65535))
-    .addOption(
-      new Option('--aec <title>', 'called AE title (the peer)')
-        .default('ANY-SCP')
-        .argParser(aeTitle),
-    )
-    .addOption(
-      new Option('--aet <title>', 'calling AE title (us)')
-        .default('DICOM-SERVER')
-        .argParser(aeTitle),
-    )
+    .addOption(calledAe)
+    .addOption(callingAe)
     .addOption(
       new Option('--timeout <seconds>', 'connect, ACSE and DIMSE timeout')
         .default(30_000, '30')

@@ -4,7 +4,7 @@
  * Layer: cli.
  */
 
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 
 /** An integer within [min, max]. */
 export function integerIn(min: number, max: number): (value: string) => number {
@@ -52,4 +52,12 @@ export function aeTitle(value: string): string {
     throw new InvalidArgumentError('must be 1 to 16 printable ASCII characters without backslash');
   }
   return trimmed;
+}
+
+/** The --aec and --aet options every SCU command takes. */
+export function peerAeOptions(): [calledAe: Option, callingAe: Option] {
+  return [
+    new Option('--aec <title>', 'called AE title (the peer)').default('ANY-SCP').argParser(aeTitle),
+    new Option('--aet <title>', 'calling AE title (us)').default('DICOM-SERVER').argParser(aeTitle),
+  ];
 }

@@ -10,7 +10,7 @@ import { type Command, Option } from 'commander';
 import { formatStatus, statusMeaning } from '../network/dimse/status.js';
 import { type FileOutcome, sendFiles } from '../services/scu/store.js';
 import { ExitCode } from './echo.js';
-import { aeTitle, integerIn, secondsToMs } from './options.js';
+import { integerIn, peerAeOptions, secondsToMs } from './options.js';
 
 interface SendCliOptions {
   aec: string;
@@ -27,22 +27,15 @@ function describeOutcome(outcome: FileOutcome): string {
 
 /** Adds the `send` command. */
 export function registerSend(program: Command): void {
+  const [calledAe, callingAe] = peerAeOptions();
   program
     .command('send')
     .description('send DICOM files and folders (recursively) with C-STORE')
     .argument('<host>', 'peer host name or address')
     .argument('<port>', 'peer DICOM port', integerIn(1, 65535))
     .argument('<paths...>', 'files and folders to send')
-    .addOption(
-      new Option('--aec <title>', 'called AE title (the peer)')
-        .default('ANY-SCP')
-        .argParser(aeTitle),
-    )
-    .addOption(
-      new Option('--aet <title>', 'calling AE title (us)')
-        .default('DICOM-SERVER')
-        .argParser(aeTitle),
-    )
+    .addOption(calledAe)
+    .addOption(callingAe)
     .addOption(
       new Option('--associations <n>', 'associations in parallel')
         .default(1)

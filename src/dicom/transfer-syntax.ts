@@ -41,26 +41,32 @@ const NATIVE_LE_EXPLICIT = {
 };
 const ENCAPSULATED = { ...NATIVE_LE_EXPLICIT, isEncapsulated: true };
 
+/** The compressed syntaxes: pixel data in fragments. */
+const ENCAPSULATED_TRANSFER_SYNTAXES: readonly string[] = [
+  TransferSyntax.JPEGBaseline8Bit,
+  TransferSyntax.JPEGExtended12Bit,
+  TransferSyntax.JPEGLossless,
+  TransferSyntax.JPEGLosslessSV1,
+  TransferSyntax.JPEGLSLossless,
+  TransferSyntax.JPEGLSNearLossless,
+  TransferSyntax.JPEG2000Lossless,
+  TransferSyntax.JPEG2000,
+  TransferSyntax.HTJ2KLossless,
+  TransferSyntax.HTJ2KLosslessRPCL,
+  TransferSyntax.HTJ2K,
+  TransferSyntax.RLELossless,
+];
+
 const PROPERTIES: ReadonlyMap<string, TransferSyntaxProperties> = new Map([
-  [TransferSyntax.ImplicitVRLittleEndian, { ...NATIVE_LE_EXPLICIT, isExplicitVr: false }],
   [TransferSyntax.ExplicitVRLittleEndian, NATIVE_LE_EXPLICIT],
+  [TransferSyntax.ImplicitVRLittleEndian, { ...NATIVE_LE_EXPLICIT, isExplicitVr: false }],
   [TransferSyntax.DeflatedExplicitVRLittleEndian, { ...NATIVE_LE_EXPLICIT, isDeflated: true }],
   [TransferSyntax.ExplicitVRBigEndian, { ...NATIVE_LE_EXPLICIT, isLittleEndian: false }],
-  ...[
-    TransferSyntax.JPEGBaseline8Bit,
-    TransferSyntax.JPEGExtended12Bit,
-    TransferSyntax.JPEGLossless,
-    TransferSyntax.JPEGLosslessSV1,
-    TransferSyntax.JPEGLSLossless,
-    TransferSyntax.JPEGLSNearLossless,
-    TransferSyntax.JPEG2000Lossless,
-    TransferSyntax.JPEG2000,
-    TransferSyntax.HTJ2KLossless,
-    TransferSyntax.HTJ2KLosslessRPCL,
-    TransferSyntax.HTJ2K,
-    TransferSyntax.RLELossless,
-  ].map((uid) => [uid, ENCAPSULATED] as const),
+  ...ENCAPSULATED_TRANSFER_SYNTAXES.map((uid) => [uid, ENCAPSULATED] as const),
 ]);
+
+/** Every transfer syntax we know, uncompressed first: the order we prefer when we choose. */
+export const KNOWN_TRANSFER_SYNTAXES: readonly string[] = [...PROPERTIES.keys()];
 
 /** The encoding properties of a known transfer syntax, or undefined. */
 export function transferSyntaxProperties(uid: string): TransferSyntaxProperties | undefined {

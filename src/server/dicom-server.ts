@@ -8,7 +8,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { storageSopClasses } from '../dicom/sop-classes.js';
-import { TransferSyntax } from '../dicom/transfer-syntax.js';
+import { KNOWN_TRANSFER_SYNTAXES, TransferSyntax } from '../dicom/transfer-syntax.js';
 import { SopClass } from '../dicom/uid.js';
 import { AssociationAcceptor } from '../network/association/acceptor.js';
 import type { Association, AssociationTimeouts } from '../network/association/association.js';
@@ -40,24 +40,7 @@ export interface DicomServerOptions {
 }
 
 /** Every transfer syntax we store, uncompressed first (the order matters only as a tie-break). */
-export const STORAGE_TRANSFER_SYNTAXES: readonly string[] = [
-  TransferSyntax.ExplicitVRLittleEndian,
-  TransferSyntax.ImplicitVRLittleEndian,
-  TransferSyntax.DeflatedExplicitVRLittleEndian,
-  TransferSyntax.ExplicitVRBigEndian,
-  TransferSyntax.JPEGBaseline8Bit,
-  TransferSyntax.JPEGExtended12Bit,
-  TransferSyntax.JPEGLossless,
-  TransferSyntax.JPEGLosslessSV1,
-  TransferSyntax.JPEGLSLossless,
-  TransferSyntax.JPEGLSNearLossless,
-  TransferSyntax.JPEG2000Lossless,
-  TransferSyntax.JPEG2000,
-  TransferSyntax.HTJ2KLossless,
-  TransferSyntax.HTJ2KLosslessRPCL,
-  TransferSyntax.HTJ2K,
-  TransferSyntax.RLELossless,
-];
+export const STORAGE_TRANSFER_SYNTAXES: readonly string[] = KNOWN_TRANSFER_SYNTAXES;
 
 /** Transfer syntaxes for services without data sets, most preferred first. */
 const UNCOMPRESSED_SYNTAXES: readonly string[] = [

@@ -28,6 +28,7 @@ import { DimseChannel } from '../../src/network/dimse/channel.js';
 import { CommandField, encodeCommand } from '../../src/network/dimse/command.js';
 import { Status } from '../../src/network/dimse/status.js';
 import { INCOMING_FOLDER } from '../../src/server/instance-store.js';
+import { within } from '../helpers/wait.js';
 
 const MR_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
 const ROOT = '1.2.826.0.1.3680043.9.7777.40';
@@ -43,18 +44,6 @@ const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Polls an async check until it holds; rejects after `timeoutMs`. */
 async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string) {

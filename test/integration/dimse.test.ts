@@ -29,6 +29,7 @@ import { fragmentBuffer, maxFragmentLength } from '../../src/network/dimse/fragm
 import { Status } from '../../src/network/dimse/status.js';
 import { AbortReason, AbortSource } from '../../src/network/pdu/types.js';
 import { startTestServer, waitFor } from '../helpers/server.js';
+import { within } from '../helpers/wait.js';
 
 /** A made-up SOP class under the 2.25 arc, served only by the acceptors of this file. */
 const MADE_UP_SOP_CLASS = '2.25.314159265358979323846264338327950288';
@@ -53,18 +54,6 @@ afterEach(async () => {
 });
 
 // ---- waiting with deadlines -----------------------------------------------------------------
-
-async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface Deferred<T> {
   readonly promise: Promise<T>;

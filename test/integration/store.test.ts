@@ -37,6 +37,7 @@ import {
   waitFor,
 } from '../helpers/server.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
+import { within } from '../helpers/wait.js';
 
 const TESTDATA = TESTDATA_DICOM;
 const MR_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
@@ -73,18 +74,6 @@ afterEach(async () => {
 });
 
 // ---- waiting with deadlines -------------------------------------------------------------------
-
-async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 // ---- data sets --------------------------------------------------------------------------------
 

@@ -55,6 +55,35 @@ export interface StoredInstance {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/** The instance columns a StoredInstance is read from. */
+const STORED_INSTANCE_COLUMNS = [
+  'sop_instance_uid',
+  'sop_class_uid',
+  'transfer_syntax_uid',
+  'file_path',
+  'file_size',
+  'received_at',
+] as const;
+
+function toStoredInstance(row: {
+  sop_instance_uid: string;
+  sop_class_uid: string;
+  transfer_syntax_uid: string;
+  file_path: string;
+  file_size: number;
+  received_at: string;
+}): StoredInstance {
+  return {
+    sopInstanceUid: row.sop_instance_uid,
+    sopClassUid: row.sop_class_uid,
+    transferSyntaxUid: row.transfer_syntax_uid,
+    filePath: row.file_path,
+    // PostgreSQL returns bigint as text.
+    fileSize: Number(row.file_size),
+    receivedAt: row.received_at,
+  };
+}
+
 /** What the index remembers of a series' rows between instances (see IndexRepository). */
 interface CachedSeries {
   /** The patient, study and series attributes the rows were last written with. */
@@ -125,27 +154,13 @@ export class IndexRepository {
   async oldestInstances(before: string, limit: number): Promise<StoredInstance[]> {
     const rows = await this.#db
       .selectFrom('instances')
-      .select([
-        'sop_instance_uid',
-        'sop_class_uid',
-        'transfer_syntax_uid',
-        'file_path',
-        'file_size',
-        'received_at',
-      ])
+      .select(STORED_INSTANCE_COLUMNS)
       .where('received_at', '<', before)
       .orderBy('received_at')
       .orderBy('id')
       .limit(limit)
       .execute();
-    return rows.map((row) => ({
-      sopInstanceUid: row.sop_instance_uid,
-      sopClassUid: row.sop_class_uid,
-      transferSyntaxUid: row.transfer_syntax_uid,
-      filePath: row.file_path,
-      fileSize: Number(row.file_size),
-      receivedAt: row.received_at,
-    }));
+    return rows.map(toStoredInstance);
   }
 
   /**
@@ -169,25 +184,10 @@ export class IndexRepository {
   async findInstance(sopInstanceUid: string): Promise<StoredInstance | undefined> {
     const row = await this.#db
       .selectFrom('instances')
-      .select([
-        'sop_instance_uid',
-        'sop_class_uid',
-        'transfer_syntax_uid',
-        'file_path',
-        'file_size',
-        'received_at',
-      ])
+      .select(STORED_INSTANCE_COLUMNS)
       .where('sop_instance_uid', '=', sopInstanceUid)
       .executeTakeFirst();
-    if (row === undefined) return undefined;
-    return {
-      sopInstanceUid: row.sop_instance_uid,
-      sopClassUid: row.sop_class_uid,
-      transferSyntaxUid: row.transfer_syntax_uid,
-      filePath: row.file_path,
-      fileSize: Number(row.file_size),
-      receivedAt: row.received_at,
-    };
+    return row === undefined ? undefined : toStoredInstance(row);
   }
 
   /** Indexes several instances in one transaction (one commit, one fsync, for all). */

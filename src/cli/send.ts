@@ -5,7 +5,6 @@
  * Layer: cli.
  */
 
-import { SingleBar } from 'cli-progress';
 import { type Command, Option } from 'commander';
 import { formatStatus, statusMeaning } from '../network/dimse/status.js';
 import { type FileOutcome, sendFiles } from '../services/scu/store.js';
@@ -47,7 +46,11 @@ export function registerSend(program: Command): void {
         .argParser(secondsToMs),
     )
     .action(async (host: string, port: number, paths: string[], options: SendCliOptions) => {
-      const bar = process.stderr.isTTY
+      // The progress bar's package is loaded only when there is a terminal to draw it on.
+      const { SingleBar } = process.stderr.isTTY
+        ? await import('cli-progress')
+        : { SingleBar: undefined };
+      const bar = SingleBar
         ? new SingleBar({
             format: 'sending [{bar}] {value}/{total} files  {rate} MB/s',
             hideCursor: true,

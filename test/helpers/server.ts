@@ -96,6 +96,18 @@ export interface StoreTestServer extends TestServer {
 
 let schemaCounter = 0;
 
+/** Removes a test's PostgreSQL schema, so that runs leave nothing behind in the database. */
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`drop schema if exists ${schema} cascade`);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Starts a server with a FileInstanceStore over a temporary data directory. */
 export async function startStoreServer(options: StoreServerOptions = {}): Promise<StoreTestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'dicom-server-test-'));
@@ -135,6 +147,9 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
       await running.stop();
       await database.close();
       await rm(dataDir, { recursive: true, force: true });
+      if (schema !== undefined && options.databaseUrl !== undefined) {
+        await dropSchema(options.databaseUrl, schema);
+      }
     },
   };
 }

@@ -31,6 +31,8 @@ export const ERROR_CODES = {
     'a UID that is not digits and dots, or longer than 64 characters, where a file path is made from it',
   ERR_STORAGE_FULL:
     'storing an instance would pass the storage limit and cleanup could not make room',
+  ERR_DUPLICATE_INSTANCE:
+    'an instance whose SOP Instance UID is already stored, under the reject policy',
   ERR_INVALID_ARGUMENT: 'a caller passed a value outside its allowed range',
 } as const;
 

@@ -39,6 +39,9 @@ import {
 import { StorageQuota } from '../storage/quota.js';
 import { IndexBatcher } from './index-batcher.js';
 
+/** What a commit did. */
+type CommitResult = Awaited<ReturnType<InstanceFile['commit']>>;
+
 /** Folder under the storage root for files still being received. */
 export const INCOMING_FOLDER = '.incoming';
 
@@ -67,6 +70,12 @@ export class FileInstanceStore implements InstanceStore {
   readonly #logger: Logger;
   readonly #incoming: string;
   readonly #directories = new KnownDirectories();
+  /** Receptions in progress per SOP Instance UID. */
+  readonly #receiving = new Map<string, number>();
+  /** UIDs stored while another reception of the same UID was in progress. */
+  readonly #storedMeanwhile = new Set<string>();
+  /** The last commit of each UID being committed, which the next one of that UID waits for. */
+  readonly #committing = new Map<string, Promise<void>>();
   #cleaning: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -127,12 +136,74 @@ export class FileInstanceStore implements InstanceStore {
         sourceAeTitle: instance.callingAeTitle,
       }),
     );
+    const uid = instance.sopInstanceUid;
+    this.#receiving.set(uid, (this.#receiving.get(uid) ?? 0) + 1);
+    let isOpen = true;
+    const close = () => {
+      if (!isOpen) return;
+      isOpen = false;
+      const left = (this.#receiving.get(uid) ?? 1) - 1;
+      if (left > 0) {
+        this.#receiving.set(uid, left);
+      } else {
+        this.#receiving.delete(uid);
+        this.#storedMeanwhile.delete(uid);
+      }
+    };
     return {
       write: (chunk) => writer.write(chunk),
       drained: () => writer.drained(),
-      abort: () => writer.abort(),
-      commit: (attributes) => this.#commit(writer, instance, attributes),
+      abort: async () => {
+        close();
+        await writer.abort();
+      },
+      commit: async (attributes) => {
+        try {
+          return await this.#commitInTurn(writer, instance, attributes);
+        } finally {
+          close();
+        }
+      },
     };
+  }
+
+  /**
+   * Commits instances of one SOP Instance UID one after another. The duplicate check made when
+   * a C-STORE starts cannot see an instance of the same UID stored by another association
+   * while this one was receiving: such a store is remembered, and the commit checks again and
+   * applies the duplicate policy.
+   */
+  async #commitInTurn(
+    writer: AtomicWriter,
+    instance: IncomingInstance,
+    attributes: InstanceAttributes,
+  ): Promise<CommitResult> {
+    const uid = instance.sopInstanceUid;
+    const before = this.#committing.get(uid) ?? Promise.resolve();
+    const turn = before.then(async (): Promise<CommitResult> => {
+      const policy = this.#options.duplicatePolicy;
+      if (policy !== 'overwrite' && this.#storedMeanwhile.has(uid) && (await this.isStored(uid))) {
+        await writer.abort();
+        if (policy === 'reject') {
+          throw new DicomServerError('ERR_DUPLICATE_INSTANCE', 'SOP Instance UID already stored', {
+            sopInstanceUid: uid,
+          });
+        }
+        return { filePath: '', fileSize: 0, isDuplicateKept: true };
+      }
+      const result = await this.#commit(writer, instance, attributes);
+      if ((this.#receiving.get(uid) ?? 0) > 1) this.#storedMeanwhile.add(uid);
+      return result;
+    });
+    const settled = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#committing.set(uid, settled);
+    void settled.then(() => {
+      if (this.#committing.get(uid) === settled) this.#committing.delete(uid);
+    });
+    return turn;
   }
 
   /**
@@ -184,7 +255,7 @@ export class FileInstanceStore implements InstanceStore {
     writer: AtomicWriter,
     instance: IncomingInstance,
     attributes: InstanceAttributes,
-  ): Promise<{ filePath: string; fileSize: number }> {
+  ): Promise<CommitResult> {
     const studyInstanceUid = checkedUid(attributes.studyInstanceUid, 'Study Instance UID');
     const seriesInstanceUid = checkedUid(attributes.seriesInstanceUid, 'Series Instance UID');
     const sopInstanceUid = checkedUid(instance.sopInstanceUid, 'SOP Instance UID');

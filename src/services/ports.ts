@@ -62,9 +62,12 @@ export interface InstanceFile {
    * Makes the file durable under its final name and indexes it; resolves only when both are
    * done. Rejects with ERR_STORAGE_FULL, ERR_INVALID_UID, or an I/O error.
    */
-  commit(
-    attributes: InstanceAttributes,
-  ): Promise<{ readonly filePath: string; readonly fileSize: number }>;
+  commit(attributes: InstanceAttributes): Promise<{
+    readonly filePath: string;
+    readonly fileSize: number;
+    /** Another association stored this UID meanwhile and the policy keeps the first: not stored. */
+    readonly isDuplicateKept?: boolean;
+  }>;
   /** Leaves nothing behind. */
   abort(): Promise<void>;
 }

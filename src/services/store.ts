@@ -193,8 +193,10 @@ async function receive(
     }
     const attributes = decodeAttributes(parse.values);
     try {
-      await file.commit(attributes);
+      const result = await file.commit(attributes);
       isCommitted = true;
+      // Stored meanwhile by another association, and the first is kept: success all the same.
+      if (result.isDuplicateKept === true) return { status: Status.Success };
     } catch (error) {
       if (hasCode(error, 'ERR_INVALID_UID')) {
         return failure(
@@ -203,6 +205,9 @@ async function receive(
         );
       }
       if (hasCode(error, 'ERR_STORAGE_FULL')) return failure(Status.OutOfResources, 'storage full');
+      if (hasCode(error, 'ERR_DUPLICATE_INSTANCE')) {
+        return failure(Status.DuplicateSopInstance, 'duplicate SOP Instance UID');
+      }
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT')
         return failure(Status.OutOfResources, 'no space left on device');

@@ -780,6 +780,70 @@ describe('C-STORE: a SOP Instance UID already stored', () => {
   });
 });
 
+describe('C-STORE: the same new SOP Instance UID from two associations at once', () => {
+  /** Sends a C-STORE whose data set stops half-way until `release` resolves. */
+  async function storeHeldHalfWay(scu: Scu, uid: string, dataset: Buffer, release: Promise<void>) {
+    async function* halves(): AsyncGenerator<Buffer> {
+      yield dataset.subarray(0, dataset.length / 2);
+      await release;
+      yield dataset.subarray(dataset.length / 2);
+    }
+    const statuses: (number | undefined)[] = [];
+    for await (const response of scu.channel.request(
+      scu.contextId(MR_STORAGE),
+      {
+        commandField: CommandField.CStoreRq,
+        affectedSopClassUid: MR_STORAGE,
+        affectedSopInstanceUid: uid,
+        priority: 0,
+        hasDataset: true,
+      },
+      halves(),
+    )) {
+      statuses.push(response.command.status);
+    }
+    return statuses;
+  }
+
+  for (const [policy, secondStatus, isFirstKept] of [
+    ['keep_first', Status.Success, true],
+    ['reject', Status.DuplicateSopInstance, true],
+    ['overwrite', Status.Success, false],
+  ] as const) {
+    it(`${policy}: the one finishing second is handled by the duplicate policy, one file and one row remain`, async () => {
+      const uid = `${ROOT}.3.1.1`;
+      const first = instance({ sopInstanceUid: uid, pixelBytes: 64 });
+      const second = instance({ sopInstanceUid: uid, pixelBytes: 128 });
+      const server = await startServer({ duplicatePolicy: policy });
+      const [a, b] = [await openScu(server), await openScu(server)];
+      let release!: () => void;
+      const held = storeHeldHalfWay(
+        a,
+        uid,
+        second,
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+      );
+      // The second reception is under way (it passed its duplicate check) when the first is stored.
+      const receiving = async () => {
+        while ((await incoming(server)).length === 0)
+          await new Promise((resolve) => setTimeout(resolve, 5));
+      };
+      await within(receiving(), 5_000, 'the held reception to start');
+      expect((await store(b, { sopInstanceUid: uid, dataset: first })).status).toBe(Status.Success);
+      release();
+      expect(await within(held, 10_000, 'the held store')).toEqual([secondStatus]);
+      const stored = await storedFiles(server);
+      expect(stored).toHaveLength(1);
+      expect((await rows(server)).map((row) => row.sop_instance_uid)).toEqual([uid]);
+      const kept = await storedDataset(server, stored[0]!);
+      expect(kept.equals(isFirstKept ? first : second)).toBe(true);
+      expect(await incoming(server)).toEqual([]);
+    });
+  }
+});
+
 describe('C-STORE: an association aborted in the middle of a data set', () => {
   it('leaves no file, no index row and an empty incoming folder', async () => {
     const server = await startServer();

@@ -233,6 +233,7 @@ async function runServe(options: ServeOptions): Promise<void> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     logger.fatal({ err: error, code }, 'DICOM service could not start');
+    await store.close();
     await database.close();
     process.exitCode = 1;
     return;
@@ -247,6 +248,7 @@ async function runServe(options: ServeOptions): Promise<void> {
     logger.info({ signal }, 'shutting down');
     server
       .stop(options.shutdownGrace)
+      .then(() => store.close())
       .then(() => database.close())
       .then(
         () => process.exit(0),

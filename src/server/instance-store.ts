@@ -7,7 +7,15 @@
  * Layer: server (the composition of storage and db for services).
  */
 
-import { readdir, rm, unlink } from 'node:fs/promises';
+import {
+  open as openFile,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Logger } from 'pino';
 import type { IndexRepository } from '../db/repositories/index-repository.js';
@@ -25,6 +33,7 @@ import {
   type Durability,
   KnownDirectories,
   makeDirectories,
+  syncDirectory,
   TEMP_SUFFIX,
 } from '../storage/atomic-writer.js';
 import {
@@ -38,6 +47,66 @@ import {
 } from '../storage/layout.js';
 import { StorageQuota } from '../storage/quota.js';
 import { IndexBatcher } from './index-batcher.js';
+import { reconcileRecentFiles } from './reconcile.js';
+
+/** The store's state file, in the incoming folder: when it started, whether it stopped cleanly. */
+const STATE_FILE = 'state.json';
+
+interface StoreState {
+  readonly isCleanShutdown: boolean;
+  readonly startedAt: number;
+}
+
+async function readState(options: StorageOptions): Promise<StoreState | undefined> {
+  try {
+    return JSON.parse(
+      await readFile(join(options.root, INCOMING_FOLDER, STATE_FILE), 'utf8'),
+    ) as StoreState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the state file atomically (and durably, with `fsync`). */
+async function writeState(options: StorageOptions, state: StoreState): Promise<void> {
+  const folder = join(options.root, INCOMING_FOLDER);
+  const temp = join(folder, `${STATE_FILE}.${process.pid}.tmp`);
+  await writeFile(temp, JSON.stringify(state));
+  if (options.durability === 'fsync') {
+    const handle = await openFile(temp, 'r');
+    await handle.sync();
+    await handle.close();
+  }
+  await rename(temp, join(folder, STATE_FILE));
+  if (options.durability === 'fsync') await syncDirectory(folder);
+}
+
+/**
+ * After an unclean stop, files written since the previous start are checked against the index
+ * (see reconcile.ts); then this start is recorded as not yet cleanly stopped.
+ */
+async function reconcileAfterCrash(
+  options: StorageOptions,
+  index: IndexRepository,
+  logger: Logger,
+): Promise<void> {
+  const previous = await readState(options);
+  const startedAt = Date.now();
+  if (previous !== undefined && !previous.isCleanShutdown) {
+    // A minute of slack for clocks and for files written just before the previous start.
+    const report = await reconcileRecentFiles(
+      options.root,
+      previous.startedAt - 60_000,
+      index,
+      logger,
+    );
+    logger.info(
+      { ...report },
+      'checked the files written before an unclean stop against the index',
+    );
+  }
+  await writeState(options, { isCleanShutdown: false, startedAt });
+}
 
 /** What a commit did. */
 type CommitResult = Awaited<ReturnType<InstanceFile['commit']>>;
@@ -70,6 +139,7 @@ export class FileInstanceStore implements InstanceStore {
   readonly #logger: Logger;
   readonly #incoming: string;
   readonly #directories = new KnownDirectories();
+  readonly #startedAt = Date.now();
   /** Receptions in progress per SOP Instance UID. */
   readonly #receiving = new Map<string, number>();
   /** UIDs stored while another reception of the same UID was in progress. */
@@ -104,8 +174,14 @@ export class FileInstanceStore implements InstanceStore {
     for (const name of leftovers) await rm(join(incoming, name), { force: true });
     if (leftovers.length > 0)
       logger.info({ count: leftovers.length }, 'removed partial files of interrupted receptions');
+    await reconcileAfterCrash(options, index, logger);
     const { bytes } = await index.totals();
     return new FileInstanceStore(options, index, bytes, logger);
+  }
+
+  /** Records a clean stop, so that the next start skips the crash check. */
+  async close(): Promise<void> {
+    await writeState(this.#options, { isCleanShutdown: true, startedAt: this.#startedAt });
   }
 
   get duplicatePolicy(): DuplicatePolicy {

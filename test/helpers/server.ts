@@ -145,6 +145,7 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
     store,
     stop: async () => {
       await running.stop();
+      await store.close();
       await database.close();
       await rm(dataDir, { recursive: true, force: true });
       if (schema !== undefined && options.databaseUrl !== undefined) {

@@ -28,6 +28,7 @@ import { DimseChannel } from '../../src/network/dimse/channel.js';
 import { CommandField, type CommandSet, encodeCommand } from '../../src/network/dimse/command.js';
 import { Status, statusCategory } from '../../src/network/dimse/status.js';
 import { INCOMING_FOLDER } from '../../src/server/instance-store.js';
+import { TEMP_SUFFIX } from '../../src/storage/atomic-writer.js';
 import { POSTGRES_URL } from '../helpers/postgres.js';
 import {
   type LogLine,
@@ -297,7 +298,10 @@ async function storedFiles(server: StoreTestServer): Promise<string[]> {
 }
 
 async function incoming(server: StoreTestServer): Promise<string[]> {
-  return readdir(join(server.storageRoot, INCOMING_FOLDER));
+  // Temporary files of receptions; the store's state file lives there too.
+  return (await readdir(join(server.storageRoot, INCOMING_FOLDER))).filter((name) =>
+    name.endsWith(TEMP_SUFFIX),
+  );
 }
 
 interface InstanceRow {

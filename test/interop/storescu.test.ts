@@ -21,6 +21,7 @@ import { readFileMeta } from '../../src/dicom/part10.js';
 import { TransferSyntax } from '../../src/dicom/transfer-syntax.js';
 import { IMPLEMENTATION_CLASS_UID } from '../../src/dicom/uid.js';
 import { INCOMING_FOLDER } from '../../src/server/instance-store.js';
+import { TEMP_SUFFIX } from '../../src/storage/atomic-writer.js';
 import { runTool, type ToolRun } from '../helpers/dcmtk.js';
 import {
   type StoreServerOptions,
@@ -297,7 +298,11 @@ describe('storescu sends each test file in its own transfer syntax', () => {
     expect(normalize(row.file_path).split(sep)).not.toContain('..');
     expect(row.file_size).toBe(stored.length);
     expect(await storedFiles(server)).toEqual([row.file_path]);
-    expect(await readdir(join(server.storageRoot, INCOMING_FOLDER))).toEqual([]);
+    expect(
+      (await readdir(join(server.storageRoot, INCOMING_FOLDER))).filter((name) =>
+        name.endsWith(TEMP_SUFFIX),
+      ),
+    ).toEqual([]);
   });
 });
 

@@ -6,7 +6,7 @@
  * Layer: db (repositories hold all SQL).
  */
 
-import type { Kysely, Transaction } from 'kysely';
+import { type Compilable, CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../schema.js';
 
 /** The attributes of one received instance that the index keeps. */
@@ -84,6 +84,26 @@ function toStoredInstance(row: {
   };
 }
 
+/**
+ * A query Kysely builds and compiles once, then runs again with new parameters, in the order
+ * they appear in the SQL: on the receive path, building and compiling each query anew cost
+ * more than running it.
+ */
+class PreparedQuery<Row> {
+  readonly #build: (db: Kysely<Database>) => Compilable<Row>;
+  #sql: string | undefined;
+
+  constructor(build: (db: Kysely<Database>) => Compilable<Row>) {
+    this.#build = build;
+  }
+
+  async run(db: Db, parameters: readonly unknown[]): Promise<Row[]> {
+    this.#sql ??= this.#build(db).compile().sql;
+    const query = CompiledQuery.raw(this.#sql, [...parameters]) as CompiledQuery<Row>;
+    return (await db.executeQuery(query)).rows;
+  }
+}
+
 /** What the index remembers of a series' rows between instances (see IndexRepository). */
 interface CachedSeries {
   /** The patient, study and series attributes the rows were last written with. */
@@ -145,6 +165,38 @@ export class IndexRepository {
    * once their transaction committed, and dropped whenever rows are removed.
    */
   readonly #seriesRows = new Map<string, CachedSeries>();
+  /** The statements every stored instance runs, compiled once (see PreparedQuery). */
+  readonly #hot = {
+    instanceByUid: new PreparedQuery((db) =>
+      db.selectFrom('instances').select(['id', 'series_fk']).where('sop_instance_uid', '=', ''),
+    ),
+    insertInstance: new PreparedQuery((db) =>
+      db.insertInto('instances').values({
+        sop_instance_uid: '',
+        series_fk: 0,
+        sop_class_uid: '',
+        instance_number: 0,
+        transfer_syntax_uid: '',
+        file_path: '',
+        file_size: 0,
+        calling_ae: '',
+        received_at: '',
+      }),
+    ),
+    countSeries: new PreparedQuery((db) =>
+      db
+        .updateTable('series')
+        .set((eb) => ({ num_instances: eb('num_instances', '+', 0) }))
+        .where('id', '=', 0)
+        .returning('study_fk'),
+    ),
+    countStudy: new PreparedQuery((db) =>
+      db
+        .updateTable('studies')
+        .set((eb) => ({ num_instances: eb('num_instances', '+', 0) }))
+        .where('id', '=', 0),
+    ),
+  };
 
   constructor(db: Kysely<Database>) {
     this.#db = db;
@@ -262,11 +314,7 @@ export class IndexRepository {
       known?.key === key
         ? { ...known, isNewSeries: false }
         : await this.#upsertParents(trx, r, key);
-    const existing = await trx
-      .selectFrom('instances')
-      .select(['id', 'series_fk'])
-      .where('sop_instance_uid', '=', r.sopInstanceUid)
-      .executeTakeFirst();
+    const [existing] = await this.#hot.instanceByUid.run(trx, [r.sopInstanceUid]);
     const values = {
       series_fk: rows.seriesId,
       sop_class_uid: r.sopClassUid,
@@ -286,10 +334,17 @@ export class IndexRepository {
       }
       await this.#detach(trx, existing.series_fk);
     } else {
-      await trx
-        .insertInto('instances')
-        .values({ sop_instance_uid: r.sopInstanceUid, ...values })
-        .execute();
+      await this.#hot.insertInstance.run(trx, [
+        r.sopInstanceUid,
+        values.series_fk,
+        values.sop_class_uid,
+        values.instance_number,
+        values.transfer_syntax_uid,
+        values.file_path,
+        values.file_size,
+        values.calling_ae,
+        values.received_at,
+      ]);
     }
     await this.#adjustCounts(trx, rows.seriesId, +1);
     const modalities = withListed(rows.modalities, r.modality);
@@ -419,17 +474,9 @@ export class IndexRepository {
 
   /** Moves the instance counts of a series and its study by `delta`. */
   async #adjustCounts(trx: Db, seriesFk: number, delta: number): Promise<void> {
-    const series = await trx
-      .updateTable('series')
-      .set((eb) => ({ num_instances: eb('num_instances', '+', delta) }))
-      .where('id', '=', seriesFk)
-      .returning('study_fk')
-      .executeTakeFirstOrThrow();
-    await trx
-      .updateTable('studies')
-      .set((eb) => ({ num_instances: eb('num_instances', '+', delta) }))
-      .where('id', '=', series.study_fk)
-      .execute();
+    const [series] = await this.#hot.countSeries.run(trx, [delta, seriesFk]);
+    if (series === undefined) throw new Error(`series ${seriesFk} not found`);
+    await this.#hot.countStudy.run(trx, [delta, series.study_fk]);
   }
 
   async #upsertPatient(trx: Db, r: InstanceRecord, now: string): Promise<number> {

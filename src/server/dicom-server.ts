@@ -138,22 +138,26 @@ export class DicomServer {
     const acceptor = this.#acceptor;
     if (acceptor === undefined || this.#state !== 'running') return;
     this.#state = 'stopping';
-    await acceptor.stopListening();
-    const open = [...acceptor.associations];
-    if (open.length > 0) {
-      this.#logger.info({ open: open.length, graceMs }, 'waiting for open associations');
-      let timer: NodeJS.Timeout | undefined;
-      const grace = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, graceMs);
-      });
-      await Promise.race([Promise.all(open.map((a) => a.closed)), grace]);
-      clearTimeout(timer);
-      await acceptor.abortAll();
+    try {
+      await acceptor.stopListening();
+      const open = [...acceptor.associations];
+      if (open.length > 0) {
+        this.#logger.info({ open: open.length, graceMs }, 'waiting for open associations');
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        });
+        await Promise.race([Promise.all(open.map((a) => a.closed)), grace]);
+        clearTimeout(timer);
+        await acceptor.abortAll();
+      }
+    } finally {
+      // Whatever happened above, the service is stopped and can be started again.
+      this.#acceptor = undefined;
+      this.#address = undefined;
+      this.#startedAt = undefined;
+      this.#state = 'stopped';
     }
-    this.#acceptor = undefined;
-    this.#address = undefined;
-    this.#startedAt = undefined;
-    this.#state = 'stopped';
     this.#logger.info('DICOM service stopped');
   }
 

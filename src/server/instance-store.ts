@@ -140,10 +140,6 @@ export class FileInstanceStore implements InstanceStore {
   readonly #incoming: string;
   readonly #directories = new KnownDirectories();
   readonly #startedAt = Date.now();
-  /** Receptions in progress per SOP Instance UID. */
-  readonly #receiving = new Map<string, number>();
-  /** UIDs stored while another reception of the same UID was in progress. */
-  readonly #storedMeanwhile = new Set<string>();
   /** The last commit of each UID being committed, which the next one of that UID waits for. */
   readonly #committing = new Map<string, Promise<void>>();
   #cleaning: Promise<void> = Promise.resolve();
@@ -179,8 +175,9 @@ export class FileInstanceStore implements InstanceStore {
     return new FileInstanceStore(options, index, bytes, logger);
   }
 
-  /** Records a clean stop, so that the next start skips the crash check. */
+  /** Waits for commits in progress, then records a clean stop (the next start skips the crash check). */
   async close(): Promise<void> {
+    await Promise.all([...this.#committing.values()]);
     await writeState(this.#options, { isCleanShutdown: true, startedAt: this.#startedAt });
   }
 
@@ -212,42 +209,18 @@ export class FileInstanceStore implements InstanceStore {
         sourceAeTitle: instance.callingAeTitle,
       }),
     );
-    const uid = instance.sopInstanceUid;
-    this.#receiving.set(uid, (this.#receiving.get(uid) ?? 0) + 1);
-    let isOpen = true;
-    const close = () => {
-      if (!isOpen) return;
-      isOpen = false;
-      const left = (this.#receiving.get(uid) ?? 1) - 1;
-      if (left > 0) {
-        this.#receiving.set(uid, left);
-      } else {
-        this.#receiving.delete(uid);
-        this.#storedMeanwhile.delete(uid);
-      }
-    };
     return {
       write: (chunk) => writer.write(chunk),
       drained: () => writer.drained(),
-      abort: async () => {
-        close();
-        await writer.abort();
-      },
-      commit: async (attributes) => {
-        try {
-          return await this.#commitInTurn(writer, instance, attributes);
-        } finally {
-          close();
-        }
-      },
+      abort: () => writer.abort(),
+      commit: (attributes) => this.#commitInTurn(writer, instance, attributes),
     };
   }
 
   /**
-   * Commits instances of one SOP Instance UID one after another. The duplicate check made when
-   * a C-STORE starts cannot see an instance of the same UID stored by another association
-   * while this one was receiving: such a store is remembered, and the commit checks again and
-   * applies the duplicate policy.
+   * Commits instances of one SOP Instance UID one after another, and checks again for a
+   * duplicate in turn: the check made when a C-STORE starts cannot see the same UID stored by
+   * another association while this one was receiving.
    */
   async #commitInTurn(
     writer: AtomicWriter,
@@ -258,7 +231,7 @@ export class FileInstanceStore implements InstanceStore {
     const before = this.#committing.get(uid) ?? Promise.resolve();
     const turn = before.then(async (): Promise<CommitResult> => {
       const policy = this.#options.duplicatePolicy;
-      if (policy !== 'overwrite' && this.#storedMeanwhile.has(uid) && (await this.isStored(uid))) {
+      if (policy !== 'overwrite' && (await this.isStored(uid))) {
         await writer.abort();
         if (policy === 'reject') {
           throw new DicomServerError('ERR_DUPLICATE_INSTANCE', 'SOP Instance UID already stored', {
@@ -267,9 +240,7 @@ export class FileInstanceStore implements InstanceStore {
         }
         return { filePath: '', fileSize: 0, isDuplicateKept: true };
       }
-      const result = await this.#commit(writer, instance, attributes);
-      if ((this.#receiving.get(uid) ?? 0) > 1) this.#storedMeanwhile.add(uid);
-      return result;
+      return this.#commit(writer, instance, attributes);
     });
     const settled = turn.then(
       () => undefined,

@@ -132,7 +132,12 @@ export async function reconcileRecentFiles(
       indexed += 1;
       bytesIndexed += info.size;
     } catch (error) {
-      logger.warn({ filePath, err: error }, 'file in storage not readable as DICOM: left alone');
+      // The path holds the patient ID in most layouts: it goes to the debug log only.
+      logger.warn(
+        { reason: (error as NodeJS.ErrnoException).code ?? (error as Error).message },
+        'file in storage not readable as DICOM: left alone',
+      );
+      logger.debug({ filePath }, 'unreadable file');
     }
   }
   return { checked, indexed, removed, bytesIndexed };

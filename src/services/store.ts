@@ -211,13 +211,9 @@ async function receive(
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT')
         return failure(Status.OutOfResources, 'no space left on device');
-      if (
-        code === 'EIO' ||
-        code === 'EROFS' ||
-        code === 'EACCES' ||
-        code === 'EPERM' ||
-        code === 'EFBIG'
-      ) {
+      // Any other file-system error (EIO, EROFS, EACCES, EFBIG, EMLINK, ...) is a write error,
+      // answered with its code only: its message holds the path, and so the patient ID.
+      if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) {
         return failure(Status.OutOfResources, `write error (${code})`);
       }
       throw error;

@@ -74,6 +74,8 @@ async function syncNewDirectories(
 /** Folders known to exist, so that a series of files into one folder asks the disk once. */
 export class KnownDirectories {
   readonly #known = new Set<string>();
+  /** Folders being made: a second store into a new folder waits until its entry is durable. */
+  readonly #making = new Map<string, Promise<void>>();
   readonly #limit: number;
 
   constructor(limit = 10_000) {
@@ -83,10 +85,20 @@ export class KnownDirectories {
   /** Makes sure `path` exists (and, with `fsync`, that new folders are durable). */
   async ensure(path: string, durability: Durability): Promise<void> {
     if (this.#known.has(path)) return;
-    const first = mkdirSync(path, { recursive: true });
-    await syncNewDirectories(path, first, durability);
-    if (this.#known.size >= this.#limit) this.#known.clear();
-    this.#known.add(path);
+    const making = this.#making.get(path);
+    if (making !== undefined) return making;
+    const made = (async () => {
+      const first = mkdirSync(path, { recursive: true });
+      await syncNewDirectories(path, first, durability);
+      if (this.#known.size >= this.#limit) this.#known.clear();
+      this.#known.add(path);
+    })();
+    this.#making.set(path, made);
+    try {
+      await made;
+    } finally {
+      this.#making.delete(path);
+    }
   }
 
   /** Forgets a folder (it was removed). */
@@ -164,7 +176,9 @@ export class AtomicWriter {
 
   /** Queues bytes; false when the caller should await `drained()` before writing more. */
   write(chunk: Buffer): boolean {
-    if (chunk.length === 0) return true;
+    // After a failed write nothing more is kept (commit reports the error): memory stays flat
+    // while the sender finishes.
+    if (chunk.length === 0 || this.#error !== undefined) return true;
     this.#bytes += chunk.length;
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.length;

@@ -145,7 +145,14 @@ export class AssociationAcceptor extends EventEmitter<AcceptorEvents> {
   /** Aborts every open association and resolves when all have closed. */
   async abortAll(): Promise<void> {
     const open = [...this.#live];
-    for (const association of open) association.abort();
+    for (const association of open) {
+      try {
+        association.abort();
+      } catch {
+        // A bug aborting one association must not keep the others open: close its transport.
+        association.destroy();
+      }
+    }
     await Promise.all(open.map((association) => association.closed));
   }
 

@@ -384,6 +384,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
     source: AbortSource = AbortSource.ServiceUser,
   ): void {
     if (this.#state === 'Sta1' || this.#state === 'Sta13') return;
+    if (this.#state === 'Sta2') {
+      // No A-ASSOCIATE-RQ yet: PS3.8 has no abort for this state; closing the connection is
+      // the transport event it does have (Evt17, AA-5).
+      if (cause !== undefined) this.#closeError ??= cause;
+      this.#socket?.destroy();
+      return;
+    }
     this.#dispatch({
       event: 'Evt15',
       abort: { source, reason },
@@ -391,12 +398,19 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
     });
   }
 
+  /** Closes the transport at once, whatever the state (the last resort of a shutdown). */
+  destroy(): void {
+    this.#socket?.destroy();
+  }
+
   /** Stops reading from the transport until `resumeReading` (backpressure from a slow consumer). */
   pauseReading(): void {
     this.#readPauses += 1;
     if (this.#readPauses === 1) {
       this.#socket?.pause();
-      this.#idleTimer && clearTimeout(this.#idleTimer);
+      // The peer is not idle while we hold it back: the network timer waits for the resume.
+      if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
     }
   }
 
@@ -406,7 +420,8 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
     this.#readPauses -= 1;
     if (this.#readPauses === 0) {
       this.#socket?.resume();
-      this.#idleTimer?.refresh();
+      // A cleared timer cannot be refreshed: arm a new one.
+      if (this.#state === 'Sta6' && this.#idleTimer === undefined) this.#armIdleTimer();
       setImmediate(() => this.#readPdus());
     }
   }
@@ -497,7 +512,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
     // Nothing after a malformed PDU can be trusted: what follows is read and dropped, so
     // that the peer's close is still seen.
     this.#isDiscarding = true;
-    this.#dispatch({ event: 'Evt19', error: typed });
+    this.#guard(() => this.#dispatch({ event: 'Evt19', error: typed }));
   }
 
   #onPdu(pdu: Pdu): void {
@@ -572,15 +587,19 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
       clearTimeout(this.#acseTimer);
       this.#acseTimer = undefined;
     }
-    if (to === 'Sta6' && this.#idleTimer === undefined) {
-      this.#idleTimer = setTimeout(
-        () => this.#guard(() => this.#expire('network')),
-        this.timeouts.networkMs,
-      );
+    if (to === 'Sta6' && this.#idleTimer === undefined && this.#readPauses === 0) {
+      this.#armIdleTimer();
     } else if (to !== 'Sta6' && this.#idleTimer !== undefined) {
       clearTimeout(this.#idleTimer);
       this.#idleTimer = undefined;
     }
+  }
+
+  #armIdleTimer(): void {
+    this.#idleTimer = setTimeout(
+      () => this.#guard(() => this.#expire('network')),
+      this.timeouts.networkMs,
+    );
   }
 
   #touchIdle(): void {

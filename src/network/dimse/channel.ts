@@ -268,10 +268,26 @@ export class DimseChannel {
     const fragments = Buffer.isBuffer(dataset)
       ? fragmentBuffer(dataset, maxLength)
       : fragmentStream(dataset, maxLength);
-    for await (const fragment of fragments) {
-      if (this.#closedError !== undefined) throw this.#closedError;
-      if (!association.sendPData(contextId, false, fragment.isLast, fragment.data))
-        await association.drained();
+    try {
+      for await (const fragment of fragments) {
+        if (this.#closedError !== undefined) throw this.#closedError;
+        if (!association.sendPData(contextId, false, fragment.isLast, fragment.data))
+          await association.drained();
+      }
+    } catch (error) {
+      // Half a message is out (a file that could not be read to its end, say): the peer cannot
+      // tell the next command from the rest of this data set, so the association must go.
+      const cause =
+        error instanceof DicomServerError
+          ? error
+          : new DicomServerError(
+              'ERR_CONNECTION_CLOSED',
+              'data set could not be sent whole',
+              {},
+              error,
+            );
+      association.abort(cause);
+      throw error;
     }
   }
 

@@ -40,9 +40,6 @@ export const IndexedTag = {
 
 const WANTED: ReadonlySet<number> = new Set(Object.values(IndexedTag));
 
-/** The last tag we need: the header parse can stop past it. */
-export const LAST_INDEXED_TAG = Math.max(...WANTED);
-
 /** True for a top-level tag whose value the index needs. */
 export function isIndexedTag(tag: number, depth: number): boolean {
   return depth === 0 && WANTED.has(tag);

@@ -72,10 +72,29 @@ class HeaderParse {
     return this.#error;
   }
 
-  push(chunk: Buffer): void {
-    if (this.#error !== undefined || this.#reader.isStopped) return;
-    if (this.#inflater !== undefined) this.#inflater.write(chunk);
-    else this.#feed(chunk);
+  /** Parses a chunk; false when the inflater is behind and the caller should await `drained()`. */
+  push(chunk: Buffer): boolean {
+    if (this.#error !== undefined) return true;
+    if (this.#inflater !== undefined) return this.#inflater.write(chunk);
+    this.#feed(chunk);
+    return true;
+  }
+
+  /** Resolves when the inflater can take more (or failed). */
+  drained(): Promise<void> {
+    const inflater = this.#inflater;
+    if (inflater === undefined || !inflater.writableNeedDrain || this.#error !== undefined) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        inflater.off('drain', done);
+        inflater.off('close', done);
+        resolve();
+      };
+      inflater.on('drain', done);
+      inflater.on('close', done);
+    });
   }
 
   /** Ends the parse; the error if the data set could not be read. */
@@ -84,7 +103,7 @@ class HeaderParse {
       this.#inflater.end();
       await this.#inflated;
     }
-    if (this.#error === undefined && !this.#reader.isStopped) {
+    if (this.#error === undefined) {
       try {
         this.#reader.end();
       } catch (error) {
@@ -95,14 +114,13 @@ class HeaderParse {
   }
 
   #feed(chunk: Buffer): void {
-    if (this.#error !== undefined || this.#reader.isStopped) return;
+    if (this.#error !== undefined) return;
     try {
       this.#reader.push(chunk);
     } catch (error) {
       this.#error = error as Error;
       this.#inflater?.destroy();
     }
-    if (this.#reader.isStopped) this.#inflater?.destroy();
   }
 }
 
@@ -171,8 +189,10 @@ async function receive(
     for await (const chunk of dataset) {
       // After a parse error the rest is read and dropped: the answer follows the whole request.
       if (parse.error !== undefined) continue;
-      parse.push(chunk);
+      // Both the file and the inflater (deflated data sets) hold the association back when behind.
+      const isParseReady = parse.push(chunk);
       if (parse.error === undefined && !file.write(chunk)) await file.drained();
+      if (!isParseReady) await parse.drained();
     }
     const parseError = await parse.finish();
     if (parseError !== undefined) {

@@ -22,6 +22,7 @@ import {
   mkdirSync,
   openSync,
   renameSync,
+  rmSync,
   unlinkSync,
   writev,
   writevSync,
@@ -240,7 +241,15 @@ export class AtomicWriter {
       }
     }
     this.#isDone = true;
-    if (durability === 'fsync') await syncDirectory(dirname(finalPath));
+    if (durability === 'fsync') {
+      try {
+        await syncDirectory(dirname(finalPath));
+      } catch (error) {
+        // Not durable, so not stored: the caller answers a failure, and no file may stay.
+        if (!replace) rmSync(finalPath, { force: true });
+        throw error;
+      }
+    }
     return finalPath;
   }
 

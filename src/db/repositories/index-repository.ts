@@ -6,7 +6,13 @@
  * Layer: db (repositories hold all SQL).
  */
 
-import { type Compilable, CompiledQuery, type Kysely, type Transaction } from 'kysely';
+import {
+  type Compilable,
+  CompiledQuery,
+  type Insertable,
+  type Kysely,
+  type Transaction,
+} from 'kysely';
 import type { Database } from '../schema.js';
 
 /** The attributes of one received instance that the index keeps. */
@@ -83,6 +89,19 @@ function toStoredInstance(row: {
     receivedAt: row.received_at,
   };
 }
+
+/** The columns of a new instance row, in the order of the prepared insert's parameters. */
+const INSERTED_INSTANCE_COLUMNS = [
+  'sop_instance_uid',
+  'series_fk',
+  'sop_class_uid',
+  'instance_number',
+  'transfer_syntax_uid',
+  'file_path',
+  'file_size',
+  'calling_ae',
+  'received_at',
+] as const;
 
 /**
  * A query Kysely builds and compiles once, then runs again with new parameters, in the order
@@ -170,18 +189,15 @@ export class IndexRepository {
     instanceByUid: new PreparedQuery((db) =>
       db.selectFrom('instances').select(['id', 'series_fk']).where('sop_instance_uid', '=', ''),
     ),
+    // Columns and parameters come from one list, so that their orders cannot drift apart.
     insertInstance: new PreparedQuery((db) =>
-      db.insertInto('instances').values({
-        sop_instance_uid: '',
-        series_fk: 0,
-        sop_class_uid: '',
-        instance_number: 0,
-        transfer_syntax_uid: '',
-        file_path: '',
-        file_size: 0,
-        calling_ae: '',
-        received_at: '',
-      }),
+      db
+        .insertInto('instances')
+        .values(
+          Object.fromEntries(
+            INSERTED_INSTANCE_COLUMNS.map((column) => [column, '']),
+          ) as unknown as Insertable<Database['instances']>,
+        ),
     ),
     countSeries: new PreparedQuery((db) =>
       db
@@ -334,17 +350,11 @@ export class IndexRepository {
       }
       await this.#detach(trx, existing.series_fk);
     } else {
-      await this.#hot.insertInstance.run(trx, [
-        r.sopInstanceUid,
-        values.series_fk,
-        values.sop_class_uid,
-        values.instance_number,
-        values.transfer_syntax_uid,
-        values.file_path,
-        values.file_size,
-        values.calling_ae,
-        values.received_at,
-      ]);
+      const row = { sop_instance_uid: r.sopInstanceUid, ...values };
+      await this.#hot.insertInstance.run(
+        trx,
+        INSERTED_INSTANCE_COLUMNS.map((column) => row[column]),
+      );
     }
     await this.#adjustCounts(trx, rows.seriesId, +1);
     const modalities = withListed(rows.modalities, r.modality);

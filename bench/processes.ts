@@ -2,6 +2,7 @@
  * Helpers shared by the benchmarks: free ports, waiting for a listener, the DCMTK environment.
  */
 
+import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 
 /** DCMTK tools with Nagle's algorithm off: Debian's build otherwise measures its own 40 ms stalls. */
@@ -33,4 +34,28 @@ export async function waitForPort(port: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`nothing listens on ${port}`);
+}
+
+/** Starts our built server (`npm run build` first) on a free port with `args` added; resolves once it listens. */
+export async function startDicomServer(
+  args: readonly string[],
+): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      'dist/src/cli/main.js',
+      'serve',
+      '--dicom-port',
+      String(port),
+      '--dicom-host',
+      '127.0.0.1',
+      '--log-level',
+      'warn',
+      ...args,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  await waitForPort(port);
+  return { child, port };
 }

@@ -8,8 +8,11 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { echo } from '../src/services/scu/echo.js';
-import { freePort, TOOL_ENV, waitForPort } from './processes.js';
+import { freePort, startDicomServer, TOOL_ENV, waitForPort } from './processes.js';
 import { runStoreBenchmark } from './store.js';
 
 const ECHOES_PER_ASSOCIATION = 2_000;
@@ -23,25 +26,13 @@ interface Target {
   readonly process: ChildProcess;
 }
 
-async function startOurs(): Promise<Target> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      'dist/src/cli/main.js',
-      'serve',
-      '--dicom-port',
-      String(port),
-      '--dicom-host',
-      '127.0.0.1',
-      '--log-level',
-      'warn',
-      '--max-associations',
-      '16',
-    ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  await waitForPort(port);
+async function startOurs(dataDir: string): Promise<Target> {
+  const { child, port } = await startDicomServer([
+    '--max-associations',
+    '16',
+    '--data-dir',
+    dataDir,
+  ]);
   return { name: 'dicom-server', port, aeTitle: 'DRAW_SCP', process: child };
 }
 
@@ -122,7 +113,8 @@ function peakRssMb(pid: number | undefined): number {
 }
 
 async function main(): Promise<void> {
-  const ours = await startOurs();
+  const dataDir = await mkdtemp(join(tmpdir(), 'dicom-server-bench-echo-'));
+  const ours = await startOurs(dataDir);
   const dcmtk = await startDcmtk();
   try {
     const a = await measure(ours);
@@ -161,8 +153,11 @@ async function main(): Promise<void> {
     }
     console.log(`\ndicom-server peak RSS: ${rss.toFixed(1)} MB`);
   } finally {
+    const exited = new Promise((resolve) => ours.process.once('close', resolve));
     ours.process.kill('SIGTERM');
     dcmtk.process.kill('SIGTERM');
+    await exited;
+    await rm(dataDir, { recursive: true, force: true });
   }
 }
 

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, TOOL_ENV, waitForPort } from './processes.js';
+import { freePort, startDicomServer, TOOL_ENV, waitForPort } from './processes.js';
 import { writeCtSeries, writeLargeInstance, writeSmallInstances } from './synthetic.js';
 
 const CT_SLICES = 400;
@@ -69,28 +69,14 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 async function startOurs(durability: 'fsync' | 'os', dataDir: string): Promise<Server> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      'dist/src/cli/main.js',
-      'serve',
-      '--dicom-port',
-      String(port),
-      '--dicom-host',
-      '127.0.0.1',
-      '--data-dir',
-      dataDir,
-      '--durability',
-      durability,
-      '--max-storage-gb',
-      '0',
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  await waitForPort(port);
+  const { child, port } = await startDicomServer([
+    '--data-dir',
+    dataDir,
+    '--durability',
+    durability,
+    '--max-storage-gb',
+    '0',
+  ]);
   return {
     process: child,
     port,

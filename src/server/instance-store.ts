@@ -272,7 +272,10 @@ export class FileInstanceStore implements InstanceStore {
         for (const instance of oldest) {
           // Index row first: the index never points at a file that is gone.
           await this.#index.removeInstances([instance.sopInstanceUid]);
-          await unlink(resolveInside(this.#options.root, instance.filePath)).catch(() => undefined);
+          await this.#removeFile(
+            resolveInside(this.#options.root, instance.filePath),
+            instance.sopInstanceUid,
+          );
           this.#quota.release(instance.fileSize);
           removed += 1;
           freed += instance.fileSize;
@@ -296,6 +299,20 @@ export class FileInstanceStore implements InstanceStore {
       () => undefined,
     );
     return run;
+  }
+
+  /**
+   * Removes a file the index no longer names. A failure leaves an orphan, not an error for the
+   * peer: it is logged (without the path, which holds the patient ID) for the operator.
+   */
+  async #removeFile(path: string, sopInstanceUid: string): Promise<void> {
+    try {
+      await unlink(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT')
+        this.#logger.warn({ sopInstanceUid, code }, 'file could not be removed');
+    }
   }
 
   async #commit(
@@ -388,14 +405,17 @@ export class FileInstanceStore implements InstanceStore {
       });
     } catch (error) {
       // Not indexed: the file must not stay either (a success is only sent for both).
-      if (!isReplacing) await unlink(finalPath).catch(() => undefined);
+      if (!isReplacing) await this.#removeFile(finalPath, sopInstanceUid);
       this.#quota.release(fileSize);
       throw error;
     }
     if (previous !== undefined) {
       this.#quota.release(previous.fileSize);
       if (!isReplacing)
-        await unlink(resolveInside(this.#options.root, previous.filePath)).catch(() => undefined);
+        await this.#removeFile(
+          resolveInside(this.#options.root, previous.filePath),
+          sopInstanceUid,
+        );
     }
     return { filePath, fileSize };
   }

@@ -154,3 +154,15 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
     },
   };
 }
+
+/**
+ * After a test: prints the server's log when the test failed or something was logged at error
+ * level (a bug of ours), empties it for the next test, and returns those error lines.
+ */
+export function takeErrorLogs(server: TestServer, hasFailed: boolean): LogLine[] {
+  const errors = server.logs.filter((line) => line.level >= 50);
+  if (errors.length > 0 || hasFailed)
+    console.error(server.logs.map((line) => JSON.stringify(line)).join('\n'));
+  server.logs.length = 0;
+  return errors;
+}

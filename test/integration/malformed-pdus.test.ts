@@ -24,7 +24,13 @@ import {
 import { echo } from '../../src/services/scu/echo.js';
 import { loadPduFixture } from '../helpers/hex-fixture.js';
 import { RawPeer } from '../helpers/raw-peer.js';
-import { type LogLine, startTestServer, type TestServer, waitFor } from '../helpers/server.js';
+import {
+  type LogLine,
+  startTestServer,
+  type TestServer,
+  takeErrorLogs,
+  waitFor,
+} from '../helpers/server.js';
 
 /** The fixtures call the AE title STORESCP, so the server under test answers to it. */
 const AE_TITLE = 'STORESCP';
@@ -273,11 +279,7 @@ describe('the live server against malformed and unexpected PDUs', () => {
 
   afterEach(async (context) => {
     for (const peer of peers.splice(0)) peer.destroy();
-    const errors = test.logs.filter((line) => line.level >= 50);
-    if (errors.length > 0 || context.task.result?.state === 'fail') {
-      console.error(test.logs.map((line) => JSON.stringify(line)).join('\n'));
-    }
-    test.logs.length = 0;
+    const errors = takeErrorLogs(test, context.task.result?.state === 'fail');
     expect(errors, 'log lines at error level').toEqual([]);
   });
 

@@ -12,7 +12,7 @@
  */
 
 import { readdir, readFile } from 'node:fs/promises';
-import { isAbsolute, join, relative, sep } from 'node:path';
+import { isAbsolute, join, sep } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -37,6 +37,7 @@ import {
   startStoreServer,
   waitFor,
 } from '../helpers/server.js';
+import { indexedInstances, storedFiles } from '../helpers/stored.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
 import { within } from '../helpers/wait.js';
 
@@ -287,59 +288,11 @@ async function expectAlive(scu: Scu): Promise<void> {
 
 // ---- what is on disk and in the index ---------------------------------------------------------
 
-/** Every file under the storage root outside the incoming folder, relative, sorted. */
-async function storedFiles(server: StoreTestServer): Promise<string[]> {
-  const entries = await readdir(server.storageRoot, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isFile())
-    .map((entry) => relative(server.storageRoot, join(entry.parentPath, entry.name)))
-    .filter((path) => path.split(sep)[0] !== INCOMING_FOLDER)
-    .sort();
-}
-
 async function incoming(server: StoreTestServer): Promise<string[]> {
   // Temporary files of receptions; the store's state file lives there too.
   return (await readdir(join(server.storageRoot, INCOMING_FOLDER))).filter((name) =>
     name.endsWith(TEMP_SUFFIX),
   );
-}
-
-interface InstanceRow {
-  sop_instance_uid: string;
-  sop_class_uid: string;
-  transfer_syntax_uid: string;
-  file_path: string;
-  file_size: number;
-  calling_ae: string;
-  patient_id: string;
-  patient_name: string | null;
-  study_instance_uid: string;
-  series_instance_uid: string;
-  modality: string | null;
-}
-
-async function rows(server: StoreTestServer): Promise<InstanceRow[]> {
-  const found = await server.database.db
-    .selectFrom('instances')
-    .innerJoin('series', 'series.id', 'instances.series_fk')
-    .innerJoin('studies', 'studies.id', 'series.study_fk')
-    .innerJoin('patients', 'patients.id', 'studies.patient_fk')
-    .select([
-      'instances.sop_instance_uid',
-      'instances.sop_class_uid',
-      'instances.transfer_syntax_uid',
-      'instances.file_path',
-      'instances.file_size',
-      'instances.calling_ae',
-      'patients.patient_id',
-      'patients.patient_name',
-      'studies.study_instance_uid',
-      'series.series_instance_uid',
-      'series.modality',
-    ])
-    .orderBy('instances.id')
-    .execute();
-  return found.map((row) => ({ ...row, file_size: Number(row.file_size) }));
 }
 
 /** Nothing was stored: no file, no index row, nothing left in the incoming folder. */
@@ -591,7 +544,7 @@ describe('C-STORE: UIDs and values that would make paths', () => {
       expect(parts[1]).toBe(`${uid}.dcm`);
       expect(parts[0]!.startsWith('.')).toBe(false);
       expect([...parts[0]!].some((ch) => ch === '/' || ch === '\\' || ch < ' ')).toBe(false);
-      const [row] = await rows(server);
+      const [row] = await indexedInstances(server);
       expect(row?.file_path).toBe(files[0]);
       expect(isAbsolute(row!.file_path)).toBe(false);
       // The index keeps the text, an embedded NUL (invalid in LO) as U+FFFD; the file its bytes.
@@ -646,7 +599,9 @@ describe('C-STORE: storage full', () => {
     expect(response.status).toBe(Status.OutOfResources);
     expect(await storedFiles(server)).toHaveLength(1);
     expect(await incoming(server)).toEqual([]);
-    expect((await rows(server)).map((row) => row.sop_instance_uid)).toEqual([`${ROOT}.1.1.1`]);
+    expect((await indexedInstances(server)).map((row) => row.sop_instance_uid)).toEqual([
+      `${ROOT}.1.1.1`,
+    ]);
     expect(server.store.usedBytes).toBe(firstSize);
     await expectAlive(scu);
   });
@@ -677,7 +632,7 @@ describe('C-STORE: storage full with cleanup enabled', () => {
         Status.Success,
       );
     }
-    expect((await rows(server)).map((row) => row.sop_instance_uid).sort()).toEqual(
+    expect((await indexedInstances(server)).map((row) => row.sop_instance_uid).sort()).toEqual(
       uids.slice(1).sort(),
     );
     expect(await storedFiles(server)).toHaveLength(2);
@@ -700,7 +655,7 @@ describe('C-STORE: storage full with cleanup enabled', () => {
     expect((await store(scu, { sopInstanceUid: uids[1]!, dataset: datasets[1]! })).status).toBe(
       Status.OutOfResources,
     );
-    expect((await rows(server)).map((row) => row.sop_instance_uid)).toEqual([uids[0]]);
+    expect((await indexedInstances(server)).map((row) => row.sop_instance_uid)).toEqual([uids[0]]);
     expect(await incoming(server)).toEqual([]);
   });
 });
@@ -717,7 +672,7 @@ describe('C-STORE: a SOP Instance UID already stored', () => {
     expect((await store(scu, { sopInstanceUid: uid, dataset: second })).status).toBe(
       Status.Success,
     );
-    const found = await rows(server);
+    const found = await indexedInstances(server);
     expect(found).toHaveLength(1);
     expect(found[0]?.patient_name).toBe('First^Sent');
     expect((await storedDataset(server, found[0]!.file_path)).equals(first)).toBe(true);
@@ -733,7 +688,7 @@ describe('C-STORE: a SOP Instance UID already stored', () => {
     expect((await store(scu, { sopInstanceUid: uid, dataset: second })).status).toBe(
       Status.Success,
     );
-    const found = await rows(server);
+    const found = await indexedInstances(server);
     expect(found).toHaveLength(1);
     expect(found[0]?.patient_name).toBe('Second^Sent');
     expect((await storedDataset(server, found[0]!.file_path)).equals(second)).toBe(true);
@@ -754,7 +709,7 @@ describe('C-STORE: a SOP Instance UID already stored', () => {
     expect((await store(scu, { sopInstanceUid: uid, dataset: first })).status).toBe(Status.Success);
     const moved = instance({ sopInstanceUid: uid, seriesInstanceUid: `${ROOT}.1.2` });
     expect((await store(scu, { sopInstanceUid: uid, dataset: moved })).status).toBe(Status.Success);
-    const found = await rows(server);
+    const found = await indexedInstances(server);
     expect(found.map((row) => row.series_instance_uid)).toEqual([`${ROOT}.1.2`]);
     expect(await storedFiles(server)).toEqual([
       join('PID-1', `${ROOT}.1`, `${ROOT}.1.2`, `${uid}.dcm`),
@@ -774,7 +729,7 @@ describe('C-STORE: a SOP Instance UID already stored', () => {
     expect((await store(scu, { sopInstanceUid: uid, dataset: first })).status).toBe(Status.Success);
     const response = await store(scu, { sopInstanceUid: uid, dataset: second });
     expect(statusCategory(response.status ?? 0)).toBe('failure');
-    const found = await rows(server);
+    const found = await indexedInstances(server);
     expect(found).toHaveLength(1);
     expect(found[0]?.patient_name).toBe('First^Sent');
     expect((await storedDataset(server, found[0]!.file_path)).equals(first)).toBe(true);
@@ -840,7 +795,7 @@ describe('C-STORE: the same new SOP Instance UID from two associations at once',
       expect(await within(held, 10_000, 'the held store')).toEqual([secondStatus]);
       const stored = await storedFiles(server);
       expect(stored).toHaveLength(1);
-      expect((await rows(server)).map((row) => row.sop_instance_uid)).toEqual([uid]);
+      expect((await indexedInstances(server)).map((row) => row.sop_instance_uid)).toEqual([uid]);
       const kept = await storedDataset(server, stored[0]!);
       expect(kept.equals(isFirstKept ? first : second)).toBe(true);
       expect(await incoming(server)).toEqual([]);
@@ -906,7 +861,7 @@ describe('C-STORE: a deflated data set', () => {
       transferSyntax: TransferSyntax.DeflatedExplicitVRLittleEndian,
     });
     expect(response.status, dump(server.logs)).toBe(Status.Success);
-    const [row] = await rows(server);
+    const [row] = await indexedInstances(server);
     expect(row).toMatchObject({
       sop_instance_uid: DEFLATED_FILE.sopInstanceUid,
       sop_class_uid: SC_STORAGE,
@@ -963,7 +918,7 @@ describe('C-STORE: one association through every kind of failure', () => {
       Status.OutOfResources,
       Status.Success,
     ]);
-    expect((await rows(server)).map((row) => row.sop_instance_uid)).toEqual([
+    expect((await indexedInstances(server)).map((row) => row.sop_instance_uid)).toEqual([
       `${ROOT}.1.1.1`,
       `${ROOT}.1.1.7`,
     ]);

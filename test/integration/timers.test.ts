@@ -19,7 +19,13 @@ import type { Pdu } from '../../src/network/pdu/types.js';
 import { echo } from '../../src/services/scu/echo.js';
 import { loadPduFixture } from '../helpers/hex-fixture.js';
 import { RawPeer } from '../helpers/raw-peer.js';
-import { type LogLine, startTestServer, type TestServer, waitFor } from '../helpers/server.js';
+import {
+  type LogLine,
+  startTestServer,
+  type TestServer,
+  takeErrorLogs,
+  waitFor,
+} from '../helpers/server.js';
 
 /** The fixtures call the AE title STORESCP, so the server under test answers to it. */
 const AE_TITLE = 'STORESCP';
@@ -60,11 +66,7 @@ describe('the timers of the live server', () => {
   afterEach(async (context) => {
     for (const peer of peers.splice(0)) peer.destroy();
     await waitFor(() => test.server.openConnections === 0, 5_000, 'no open connection');
-    const errors = test.logs.filter((line) => line.level >= 50);
-    if (errors.length > 0 || context.task.result?.state === 'fail') {
-      console.error(test.logs.map((line) => JSON.stringify(line)).join('\n'));
-    }
-    test.logs.length = 0;
+    const errors = takeErrorLogs(test, context.task.result?.state === 'fail');
     expect(errors, 'log lines at error level').toEqual([]);
   });
 

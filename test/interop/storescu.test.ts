@@ -28,6 +28,7 @@ import {
   type StoreTestServer,
   startStoreServer,
 } from '../helpers/server.js';
+import { type IndexedInstance, indexedInstances, storedFiles } from '../helpers/stored.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
 
 const TESTDATA = TESTDATA_DICOM;
@@ -187,56 +188,6 @@ async function dcmdump(path: string): Promise<{ run: ToolRun; values: Map<string
   return { run, values };
 }
 
-interface IndexedInstance {
-  sop_instance_uid: string;
-  sop_class_uid: string;
-  transfer_syntax_uid: string;
-  file_path: string;
-  file_size: number;
-  calling_ae: string;
-  received_at: string;
-  patient_id: string;
-  patient_name: string | null;
-  study_instance_uid: string;
-  series_instance_uid: string;
-  modality: string | null;
-}
-
-async function indexed(server: StoreTestServer): Promise<IndexedInstance[]> {
-  const rows = await server.database.db
-    .selectFrom('instances')
-    .innerJoin('series', 'series.id', 'instances.series_fk')
-    .innerJoin('studies', 'studies.id', 'series.study_fk')
-    .innerJoin('patients', 'patients.id', 'studies.patient_fk')
-    .select([
-      'instances.sop_instance_uid',
-      'instances.sop_class_uid',
-      'instances.transfer_syntax_uid',
-      'instances.file_path',
-      'instances.file_size',
-      'instances.calling_ae',
-      'instances.received_at',
-      'patients.patient_id',
-      'patients.patient_name',
-      'studies.study_instance_uid',
-      'series.series_instance_uid',
-      'series.modality',
-    ])
-    .orderBy('instances.id')
-    .execute();
-  return rows.map((row) => ({ ...row, file_size: Number(row.file_size) }));
-}
-
-/** Every file under the storage root outside the incoming folder, relative, sorted. */
-async function storedFiles(server: StoreTestServer): Promise<string[]> {
-  const entries = await readdir(server.storageRoot, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isFile())
-    .map((entry) => join(entry.parentPath, entry.name).slice(server.storageRoot.length + 1))
-    .filter((path) => path.split(sep)[0] !== INCOMING_FOLDER)
-    .sort();
-}
-
 function datasetOf(file: Buffer): Buffer {
   return file.subarray(readFileMeta(file).datasetOffset);
 }
@@ -261,7 +212,7 @@ describe('storescu sends each test file in its own transfer syntax', () => {
     expect(run.exitCode, run.output).toBe(0);
     expect(run.output).toMatch(/Received Store Response \(Success\)/);
 
-    const rows = await indexed(server);
+    const rows = await indexedInstances(server);
     expect(rows, run.output).toHaveLength(1);
     const row = rows[0]!;
     const storedPath = join(server.storageRoot, row.file_path);
@@ -339,7 +290,7 @@ describe('storescu into every storage structure and file naming', () => {
   ): Promise<IndexedInstance[]> {
     const run = await storescu(server, '-xe', paths);
     expect(run.exitCode, run.output).toBe(0);
-    const rows = await indexed(server);
+    const rows = await indexedInstances(server);
     expect(await storedFiles(server)).toEqual(rows.map((row) => row.file_path).sort());
     return rows;
   }

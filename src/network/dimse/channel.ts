@@ -378,7 +378,7 @@ export class DimseChannel {
         await respond(duplicate);
       } catch (error) {
         // E.g. the association ended first; reported, not left to escape as an unhandled rejection.
-        failure = error instanceof Error ? error : new Error(String(error));
+        failure = undeliverable(error);
       }
       this.#recordOperation(message, duplicate, startedAt, failure);
       return;
@@ -419,7 +419,7 @@ export class DimseChannel {
       await drain(dataset);
       await respond(final);
     } catch (error) {
-      failure ??= error instanceof Error ? error : new Error(String(error));
+      failure ??= undeliverable(error);
     }
     this.#recordOperation(message, final, startedAt, failure);
   }
@@ -458,6 +458,20 @@ export function buildResponse(request: CommandSet, spec: ResponseSpec): CommandS
     status: spec.status,
     hasDataset: spec.dataset !== undefined,
   };
+}
+
+/**
+ * A response that could not be sent: the request's data set or the connection broke (the
+ * peer reset it, say). The peer's doing, not a bug of ours, so it carries a registry code.
+ */
+function undeliverable(error: unknown): Error {
+  if (error instanceof DicomServerError) return error;
+  return new DicomServerError(
+    'ERR_CONNECTION_CLOSED',
+    'response could not be delivered',
+    {},
+    error,
+  );
 }
 
 function isAsyncIterable<T>(value: unknown): value is AsyncIterable<T> {

@@ -201,7 +201,7 @@ async function runServe(options: ServeOptions): Promise<void> {
           cleanup: { retentionDays: options.storageRetentionDays },
         }),
       },
-      new IndexRepository(database.db),
+      new IndexRepository(database),
       logger,
     );
   } catch (error) {

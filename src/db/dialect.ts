@@ -12,11 +12,19 @@ import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql 
 import { DicomServerError } from '../errors.js';
 import { migrationProvider } from './migrations/index.js';
 import type { Database } from './schema.js';
+import {
+  kyselyRunner,
+  type PrepareStatement,
+  sqliteRunner,
+  type TransactionRunner,
+} from './transactions.js';
 
 /** An open database. */
 export interface OpenDatabase {
   readonly db: Kysely<Database>;
   readonly kind: 'sqlite' | 'postgres';
+  /** Runs transactions written as generators (see transactions.ts). */
+  readonly runner: TransactionRunner;
   /** Where it is, for logs (never a password). */
   readonly location: string;
   close(): Promise<void>;
@@ -57,27 +65,33 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<OpenDa
 const MAX_CACHED_STATEMENTS = 500;
 
 /**
- * better-sqlite3 behind Kysely, with its statements prepared once per SQL text: Kysely asks for
- * a new statement on every query, and preparing cost more than running on the receive path.
+ * Statements prepared once per SQL text: Kysely asks for a new statement on every query, and
+ * preparing cost more than running on the receive path.
  */
-function withStatementCache(database: SqliteDatabase.Database): SqliteDatabase.Database {
+function statementCache(database: SqliteDatabase.Database): PrepareStatement {
   const statements = new Map<string, SqliteDatabase.Statement>();
+  return (sql: string) => {
+    let statement = statements.get(sql);
+    if (statement === undefined) {
+      // Queries with lists of varying length make new texts: keep the cache bounded.
+      if (statements.size >= MAX_CACHED_STATEMENTS) statements.clear();
+      statement = database.prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
+}
+
+/** better-sqlite3 as Kysely sees it: the same connection, with the statement cache. */
+function withStatementCache(
+  database: SqliteDatabase.Database,
+  prepare: PrepareStatement,
+): SqliteDatabase.Database {
   return new Proxy(database, {
     get(target, property) {
-      if (property !== 'prepare') {
-        const value = Reflect.get(target, property, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      }
-      return (sql: string) => {
-        let statement = statements.get(sql);
-        if (statement === undefined) {
-          // Queries with lists of varying length make new texts: keep the cache bounded.
-          if (statements.size >= MAX_CACHED_STATEMENTS) statements.clear();
-          statement = target.prepare(sql);
-          statements.set(sql, statement);
-        }
-        return statement;
-      };
+      if (property === 'prepare') return prepare;
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
     },
   });
 }
@@ -94,10 +108,17 @@ function openSqlite(options: OpenDatabaseOptions): OpenDatabase {
   database.pragma(`synchronous = ${options.durability === 'os' ? 'NORMAL' : 'FULL'}`);
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
+  const prepare = statementCache(database);
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: withStatementCache(database) }),
+    dialect: new SqliteDialect({ database: withStatementCache(database, prepare) }),
   });
-  return { db, kind: 'sqlite', location: file, close: () => db.destroy() };
+  return {
+    db,
+    kind: 'sqlite',
+    runner: sqliteRunner(database, prepare),
+    location: file,
+    close: () => db.destroy(),
+  };
 }
 
 async function openPostgres(url: string, schema: string | undefined): Promise<OpenDatabase> {
@@ -121,7 +142,7 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Op
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const parsed = new URL(url);
   const location = `postgres://${parsed.host}${parsed.pathname}${schema === undefined ? '' : ` (schema ${schema})`}`;
-  return { db, kind: 'postgres', location, close: () => db.destroy() };
+  return { db, kind: 'postgres', runner: kyselyRunner(db), location, close: () => db.destroy() };
 }
 
 /** Runs every migration not yet applied; throws with the failing migration's error. */

@@ -29,10 +29,11 @@ import type {
   InstanceStore,
 } from '../services/ports.js';
 import {
-  AtomicWriter,
+  type AtomicWriter,
   type Durability,
   KnownDirectories,
   makeDirectories,
+  SpareTempFiles,
   syncDirectory,
   TEMP_SUFFIX,
 } from '../storage/atomic-writer.js';
@@ -114,6 +115,9 @@ type CommitResult = Awaited<ReturnType<InstanceFile['commit']>>;
 /** Folder under the storage root for files still being received. */
 export const INCOMING_FOLDER = '.incoming';
 
+/** Sub-folders of the incoming folder that temporary files are spread over (see SpareTempFiles). */
+export const INCOMING_SLOTS = ['0', '1', '2', '3'] as const;
+
 /** Storage settings. */
 export interface StorageOptions {
   readonly root: string;
@@ -139,6 +143,7 @@ export class FileInstanceStore implements InstanceStore {
   readonly #logger: Logger;
   readonly #incoming: string;
   readonly #directories = new KnownDirectories();
+  readonly #spareFiles: SpareTempFiles;
   readonly #startedAt = Date.now();
   /** The last commit of each UID being committed, which the next one of that UID waits for. */
   readonly #committing = new Map<string, Promise<void>>();
@@ -156,6 +161,7 @@ export class FileInstanceStore implements InstanceStore {
     this.#quota = new StorageQuota(options.maxStorageBytes, usedBytes);
     this.#logger = logger;
     this.#incoming = join(options.root, INCOMING_FOLDER);
+    this.#spareFiles = new SpareTempFiles(INCOMING_SLOTS.map((slot) => join(this.#incoming, slot)));
   }
 
   /** Prepares the storage root: creates it, removes leftovers of interrupted receptions. */
@@ -165,11 +171,15 @@ export class FileInstanceStore implements InstanceStore {
     logger: Logger,
   ): Promise<FileInstanceStore> {
     const incoming = join(options.root, INCOMING_FOLDER);
-    await makeDirectories(incoming, options.durability);
-    const leftovers = (await readdir(incoming)).filter((name) => name.endsWith(TEMP_SUFFIX));
-    for (const name of leftovers) await rm(join(incoming, name), { force: true });
-    if (leftovers.length > 0)
-      logger.info({ count: leftovers.length }, 'removed partial files of interrupted receptions');
+    let removed = 0;
+    for (const folder of [incoming, ...INCOMING_SLOTS.map((slot) => join(incoming, slot))]) {
+      await makeDirectories(folder, options.durability);
+      const leftovers = (await readdir(folder)).filter((name) => name.endsWith(TEMP_SUFFIX));
+      for (const name of leftovers) await rm(join(folder, name), { force: true });
+      removed += leftovers.length;
+    }
+    if (removed > 0)
+      logger.info({ count: removed }, 'removed partial files of interrupted receptions');
     await reconcileAfterCrash(options, index, logger);
     const { bytes } = await index.totals();
     return new FileInstanceStore(options, index, bytes, logger);
@@ -178,11 +188,17 @@ export class FileInstanceStore implements InstanceStore {
   /** Waits for commits in progress, then records a clean stop (the next start skips the crash check). */
   async close(): Promise<void> {
     await Promise.all([...this.#committing.values()]);
+    await this.#spareFiles.close();
     await writeState(this.#options, { isCleanShutdown: true, startedAt: this.#startedAt });
   }
 
   get duplicatePolicy(): DuplicatePolicy {
     return this.#options.duplicatePolicy;
+  }
+
+  /** Empty temporary files opened ahead for the next receptions (see SpareTempFiles). */
+  get spareTempPaths(): string[] {
+    return this.#spareFiles.readyPaths;
   }
 
   /** Bytes stored, as tracked incrementally. */
@@ -200,7 +216,7 @@ export class FileInstanceStore implements InstanceStore {
   }
 
   async open(instance: IncomingInstance): Promise<InstanceFile> {
-    const writer = await AtomicWriter.create(this.#incoming);
+    const writer = await this.#spareFiles.take();
     writer.write(
       buildFileMeta({
         sopClassUid: instance.sopClassUid,

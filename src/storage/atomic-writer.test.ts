@@ -14,7 +14,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AtomicWriter, type Durability, makeDirectories, TEMP_SUFFIX } from './atomic-writer.js';
+import {
+  AtomicWriter,
+  type Durability,
+  makeDirectories,
+  SpareTempFiles,
+  TEMP_SUFFIX,
+} from './atomic-writer.js';
 import { withCollisionSuffix } from './layout.js';
 
 const DURABILITIES: readonly Durability[] = ['fsync', 'os'];
@@ -238,5 +244,52 @@ describe.each(DURABILITIES)('a failed write (%s durability)', (durability) => {
     };
     expect(outcome).toEqual({ committed: false, code: 'EFBIG', incoming: [] });
     expect(await filesUnder(dir)).toEqual(['write-failure.mts']);
+  });
+});
+
+describe('SpareTempFiles', () => {
+  async function slots(n: number): Promise<string[]> {
+    const folders = Array.from({ length: n }, (_, i) => join(incoming, String(i)));
+    for (const folder of folders) await mkdir(folder);
+    return folders;
+  }
+
+  async function spareCount(spares: SpareTempFiles, count: number): Promise<void> {
+    for (let i = 0; i < 200 && spares.readyPaths.length < count; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(spares.readyPaths).toHaveLength(count);
+  }
+
+  it('hands out files opened ahead, spread over the folders, and opens more behind them', async () => {
+    const folders = await slots(3);
+    const spares = new SpareTempFiles(folders, 2);
+    const first = await spares.take();
+    await spareCount(spares, 2);
+    const ready = spares.readyPaths;
+    const second = await spares.take();
+    expect(second.tempPath).toBe(ready[0]);
+    await spareCount(spares, 2);
+    const used = [first.tempPath, second.tempPath, ...spares.readyPaths];
+    expect(new Set(used).size).toBe(4);
+    expect(new Set(used.map((path) => dirname(path))).size).toBe(3);
+    second.write(Buffer.from('received'));
+    const path = await second.commit(pathsIn('series'), 'os');
+    expect(await readFile(path, 'utf8')).toBe('received');
+    await first.abort();
+    await spares.close();
+    expect(spares.readyPaths).toEqual([]);
+    expect(await filesUnder(incoming)).toEqual([]);
+  });
+
+  it('opens a file on demand once closed, and keeps no spare', async () => {
+    const spares = new SpareTempFiles(await slots(1), 2);
+    await spares.close();
+    const writer = await spares.take();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(spares.readyPaths).toEqual([]);
+    expect(await filesUnder(incoming)).toHaveLength(1);
+    await writer.abort();
+    expect(await filesUnder(incoming)).toEqual([]);
   });
 });

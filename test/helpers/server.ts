@@ -121,7 +121,7 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
     ...(options.databaseUrl !== undefined && { url: options.databaseUrl }),
     ...(schema !== undefined && { schema }),
   });
-  const index = new IndexRepository(database.db);
+  const index = new IndexRepository(database);
   const store = await FileInstanceStore.open(
     {
       root: storageRoot,

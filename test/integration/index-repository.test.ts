@@ -19,6 +19,7 @@ import {
   IndexRepository,
   type InstanceRecord,
 } from '../../src/db/repositories/index-repository.js';
+import { firstRowOf, rowsOf } from '../../src/db/transactions.js';
 import { POSTGRES_URL } from '../helpers/postgres.js';
 
 const MR = '1.2.840.10008.5.1.4.1.1.4';
@@ -142,7 +143,7 @@ describe.each([
   beforeEach(async () => {
     backend = makeBackend();
     database = await open();
-    index = new IndexRepository(database.db);
+    index = new IndexRepository(database);
   });
 
   afterEach(async () => {
@@ -438,7 +439,7 @@ describe.each([
     await database.close();
     opened.splice(opened.indexOf(database), 1);
     const reopened = await open();
-    expect(await new IndexRepository(reopened.db).nextCounter('file_sequence')).toBe(3);
+    expect(await new IndexRepository(reopened).nextCounter('file_sequence')).toBe(3);
   });
 
   it('runs the migrations once: opening twice keeps the schema and the data', async () => {
@@ -446,12 +447,41 @@ describe.each([
     expect(await migrate(database.db)).toEqual([]);
     const second = await open();
     expect(await migrate(second.db)).toEqual([]);
-    const again = new IndexRepository(second.db);
+    const again = new IndexRepository(second);
     expect(await again.counts()).toEqual({ patients: 1, studies: 1, series: 1, instances: 1 });
     const migrations = await sql<{ name: string }>`select name from kysely_migration`.execute(
       second.db,
     );
     expect(migrations.rows.map((row) => row.name)).toEqual(['0001-initial']);
+  });
+
+  it('commits a transaction body that returns, with every query it yielded', async () => {
+    const db = database.db;
+    const result = await database.runner.runTransaction(function* () {
+      yield* rowsOf(db.insertInto('counters').values({ name: 'a', value: 1 }).compile());
+      yield* rowsOf(db.insertInto('counters').values({ name: 'b', value: 2 }).compile());
+      return yield* firstRowOf(
+        db
+          .selectFrom('counters')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .compile(),
+      );
+    });
+    expect(Number(result.n)).toBe(2);
+    expect(await index.nextCounter('b')).toBe(3);
+  });
+
+  it('rolls a transaction body back whole when it throws, and the next one runs', async () => {
+    const db = database.db;
+    const failing = database.runner.runTransaction(function* () {
+      yield* rowsOf(db.insertInto('counters').values({ name: 'a', value: 1 }).compile());
+      // The same name again: the primary key refuses it.
+      yield* rowsOf(db.insertInto('counters').values({ name: 'a', value: 2 }).compile());
+    });
+    await expect(failing).rejects.toThrow();
+    expect(await index.nextCounter('a')).toBe(1);
+    await index.addInstances([record(1)]);
+    expect(await index.counts()).toEqual({ patients: 1, studies: 1, series: 1, instances: 1 });
   });
 });
 
@@ -489,7 +519,7 @@ describe('the index on PostgreSQL beside other schemas', () => {
         'series',
         'studies',
       ]);
-      expect(await new IndexRepository(second.db).nextCounter('file_sequence')).toBe(1);
+      expect(await new IndexRepository(second).nextCounter('file_sequence')).toBe(1);
     } finally {
       await second.close();
     }

@@ -43,7 +43,7 @@ async function setUp(): Promise<{ dataDir: string; options: StorageOptions }> {
 /** Opens the store over the data directory, as a server start does, and closes it uncleanly or not. */
 async function startAndStop(dataDir: string, options: StorageOptions, isClean: boolean) {
   const database = await openDatabase({ dataDir });
-  const index = new IndexRepository(database.db);
+  const index = new IndexRepository(database);
   const store = await FileInstanceStore.open(options, index, pino({ level: 'silent' }));
   if (isClean) await store.close();
   return { database, index, store };

@@ -288,11 +288,16 @@ async function expectAlive(scu: Scu): Promise<void> {
 
 // ---- what is on disk and in the index ---------------------------------------------------------
 
+/** Temporary files of receptions in progress (or left behind), not the spares opened ahead. */
 async function incoming(server: StoreTestServer): Promise<string[]> {
-  // Temporary files of receptions; the store's state file lives there too.
-  return (await readdir(join(server.storageRoot, INCOMING_FOLDER))).filter((name) =>
-    name.endsWith(TEMP_SUFFIX),
-  );
+  const spares = new Set(server.store.spareTempPaths);
+  const entries = await readdir(join(server.storageRoot, INCOMING_FOLDER), {
+    recursive: true,
+    withFileTypes: true,
+  });
+  return entries
+    .map((entry) => join(entry.parentPath, entry.name))
+    .filter((path) => path.endsWith(TEMP_SUFFIX) && !spares.has(path));
 }
 
 /** Nothing was stored: no file, no index row, nothing left in the incoming folder. */

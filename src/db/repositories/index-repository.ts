@@ -6,14 +6,14 @@
  * Layer: db (repositories hold all SQL).
  */
 
-import {
-  type Compilable,
-  CompiledQuery,
-  type Insertable,
-  type Kysely,
-  type Transaction,
-} from 'kysely';
+import { type Compilable, CompiledQuery, type Insertable, type Kysely } from 'kysely';
 import type { Database } from '../schema.js';
+import {
+  firstRowOf,
+  rowsOf,
+  type TransactionBody,
+  type TransactionRunner,
+} from '../transactions.js';
 
 /** The attributes of one received instance that the index keeps. */
 export interface InstanceRecord {
@@ -59,7 +59,8 @@ export interface StoredInstance {
   readonly receivedAt: string;
 }
 
-type Db = Kysely<Database> | Transaction<Database>;
+/** A step of a transaction body (see transactions.ts). */
+type Step<T> = TransactionBody<T>;
 
 /** The instance columns a StoredInstance is read from. */
 const STORED_INSTANCE_COLUMNS = [
@@ -116,10 +117,9 @@ class PreparedQuery<Row> {
     this.#build = build;
   }
 
-  async run(db: Db, parameters: readonly unknown[]): Promise<Row[]> {
+  with(db: Kysely<Database>, parameters: readonly unknown[]): CompiledQuery<Row> {
     this.#sql ??= this.#build(db).compile().sql;
-    const query = CompiledQuery.raw(this.#sql, [...parameters]) as CompiledQuery<Row>;
-    return (await db.executeQuery(query)).rows;
+    return CompiledQuery.raw(this.#sql, [...parameters]) as CompiledQuery<Row>;
   }
 }
 
@@ -177,6 +177,7 @@ function withListed(list: string, value: string | null): string {
 /** Reads and writes the instance index. */
 export class IndexRepository {
   readonly #db: Kysely<Database>;
+  readonly #runner: TransactionRunner;
   /**
    * The rows the last instances of each series went to, so that the next instance of the same
    * series with the same patient, study and series attributes skips their upserts: the receive
@@ -188,6 +189,9 @@ export class IndexRepository {
   readonly #hot = {
     instanceByUid: new PreparedQuery((db) =>
       db.selectFrom('instances').select(['id', 'series_fk']).where('sop_instance_uid', '=', ''),
+    ),
+    storedInstanceByUid: new PreparedQuery((db) =>
+      db.selectFrom('instances').select(STORED_INSTANCE_COLUMNS).where('sop_instance_uid', '=', ''),
     ),
     // Columns and parameters come from one list, so that their orders cannot drift apart.
     insertInstance: new PreparedQuery((db) =>
@@ -214,8 +218,14 @@ export class IndexRepository {
     ),
   };
 
-  constructor(db: Kysely<Database>) {
-    this.#db = db;
+  constructor(database: { readonly db: Kysely<Database>; readonly runner: TransactionRunner }) {
+    this.#db = database.db;
+    this.#runner = database.runner;
+  }
+
+  /** Runs a prepared hot query's compiled form inside a transaction body. */
+  *#hotRows<Row>(query: PreparedQuery<Row>, parameters: readonly unknown[]): Step<Row[]> {
+    return yield* rowsOf(query.with(this.#db, parameters));
   }
 
   /** The instances received before `before` (ISO time), oldest first, at most `limit`. */
@@ -236,25 +246,27 @@ export class IndexRepository {
    * a series or study left empty goes too.
    */
   async removeInstances(sopInstanceUids: readonly string[]): Promise<void> {
-    await this.#db.transaction().execute(async (trx) => {
+    const db = this.#db;
+    const self = this;
+    await this.#runner.runTransaction(function* () {
       for (const uid of sopInstanceUids) {
-        const row = await trx
-          .deleteFrom('instances')
-          .where('sop_instance_uid', '=', uid)
-          .returning('series_fk')
-          .executeTakeFirst();
-        if (row !== undefined) await this.#detach(trx, row.series_fk);
+        const [row] = yield* rowsOf(
+          db
+            .deleteFrom('instances')
+            .where('sop_instance_uid', '=', uid)
+            .returning('series_fk')
+            .compile(),
+        );
+        if (row !== undefined) yield* self.#detach(row.series_fk);
       }
     });
   }
 
   /** The indexed instance with this SOP Instance UID, if any. */
   async findInstance(sopInstanceUid: string): Promise<StoredInstance | undefined> {
-    const row = await this.#db
-      .selectFrom('instances')
-      .select(STORED_INSTANCE_COLUMNS)
-      .where('sop_instance_uid', '=', sopInstanceUid)
-      .executeTakeFirst();
+    const [row] = await this.#runner.runQuery(
+      this.#hot.storedInstanceByUid.with(this.#db, [sopInstanceUid]),
+    );
     return row === undefined ? undefined : toStoredInstance(row);
   }
 
@@ -262,8 +274,9 @@ export class IndexRepository {
   async addInstances(records: readonly InstanceRecord[]): Promise<void> {
     const staged = new Map<string, CachedSeries>();
     try {
-      await this.#db.transaction().execute(async (trx) => {
-        for (const record of records) await this.#add(trx, record, staged);
+      const self = this;
+      await this.#runner.runTransaction(function* () {
+        for (const record of records) yield* self.#add(record, staged);
       });
     } catch (error) {
       for (const record of records) this.#seriesRows.delete(record.seriesInstanceUid);
@@ -323,14 +336,12 @@ export class IndexRepository {
     return Number(row.value);
   }
 
-  async #add(trx: Db, r: InstanceRecord, staged: Map<string, CachedSeries>): Promise<void> {
+  *#add(r: InstanceRecord, staged: Map<string, CachedSeries>): Step<void> {
     const key = attributesKey(r);
     const known = staged.get(r.seriesInstanceUid) ?? this.#seriesRows.get(r.seriesInstanceUid);
     const rows =
-      known?.key === key
-        ? { ...known, isNewSeries: false }
-        : await this.#upsertParents(trx, r, key);
-    const [existing] = await this.#hot.instanceByUid.run(trx, [r.sopInstanceUid]);
+      known?.key === key ? { ...known, isNewSeries: false } : yield* this.#upsertParents(r, key);
+    const [existing] = yield* this.#hotRows(this.#hot.instanceByUid, [r.sopInstanceUid]);
     const values = {
       series_fk: rows.seriesId,
       sop_class_uid: r.sopClassUid,
@@ -343,41 +354,47 @@ export class IndexRepository {
     };
     if (existing !== undefined) {
       // A replaced instance (duplicate policy "overwrite"): same UID, new file and attributes.
-      await trx.updateTable('instances').set(values).where('id', '=', existing.id).execute();
+      yield* rowsOf(
+        this.#db.updateTable('instances').set(values).where('id', '=', existing.id).compile(),
+      );
       if (existing.series_fk === rows.seriesId) {
         staged.set(r.seriesInstanceUid, cacheEntry(rows));
         return;
       }
-      await this.#detach(trx, existing.series_fk);
+      yield* this.#detach(existing.series_fk);
     } else {
       const row = { sop_instance_uid: r.sopInstanceUid, ...values };
-      await this.#hot.insertInstance.run(
-        trx,
+      yield* this.#hotRows(
+        this.#hot.insertInstance,
         INSERTED_INSTANCE_COLUMNS.map((column) => row[column]),
       );
     }
-    await this.#adjustCounts(trx, rows.seriesId, +1);
+    yield* this.#adjustCounts(rows.seriesId, +1);
     const modalities = withListed(rows.modalities, r.modality);
     const sopClasses = withListed(rows.sopClasses, r.sopClassUid);
     if (rows.isNewSeries || modalities !== rows.modalities || sopClasses !== rows.sopClasses) {
       // Read again inside the transaction: another server sharing the index may have added to them.
-      const current = await trx
-        .selectFrom('studies')
-        .select(['modalities_in_study', 'sop_classes_in_study'])
-        .where('id', '=', rows.studyId)
-        .executeTakeFirstOrThrow();
+      const current = yield* firstRowOf(
+        this.#db
+          .selectFrom('studies')
+          .select(['modalities_in_study', 'sop_classes_in_study'])
+          .where('id', '=', rows.studyId)
+          .compile(),
+      );
       const lists = {
         modalities_in_study: withListed(current.modalities_in_study, r.modality),
         sop_classes_in_study: withListed(current.sop_classes_in_study, r.sopClassUid),
       };
-      await trx
-        .updateTable('studies')
-        .set({
-          ...lists,
-          ...(rows.isNewSeries && { num_series: (eb) => eb('num_series', '+', 1) }),
-        })
-        .where('id', '=', rows.studyId)
-        .execute();
+      yield* rowsOf(
+        this.#db
+          .updateTable('studies')
+          .set({
+            ...lists,
+            ...(rows.isNewSeries && { num_series: (eb) => eb('num_series', '+', 1) }),
+          })
+          .where('id', '=', rows.studyId)
+          .compile(),
+      );
       staged.set(
         r.seriesInstanceUid,
         cacheEntry({
@@ -392,20 +409,18 @@ export class IndexRepository {
   }
 
   /** Upserts the patient, study and series rows of a record; what the cache keeps of them. */
-  async #upsertParents(
-    trx: Db,
-    r: InstanceRecord,
-    key: string,
-  ): Promise<CachedSeries & { isNewSeries: boolean }> {
+  *#upsertParents(r: InstanceRecord, key: string): Step<CachedSeries & { isNewSeries: boolean }> {
     const now = r.receivedAt;
-    const patientFk = await this.#upsertPatient(trx, r, now);
-    const study = await this.#upsertStudy(trx, r, patientFk, now);
-    const series = await this.#upsertSeries(trx, r, study.id, now);
-    const lists = await trx
-      .selectFrom('studies')
-      .select(['modalities_in_study', 'sop_classes_in_study'])
-      .where('id', '=', study.id)
-      .executeTakeFirstOrThrow();
+    const patientFk = yield* this.#upsertPatient(r, now);
+    const study = yield* this.#upsertStudy(r, patientFk, now);
+    const series = yield* this.#upsertSeries(r, study.id, now);
+    const lists = yield* firstRowOf(
+      this.#db
+        .selectFrom('studies')
+        .select(['modalities_in_study', 'sop_classes_in_study'])
+        .where('id', '=', study.id)
+        .compile(),
+    );
     return {
       key,
       seriesId: series.id,
@@ -421,119 +436,126 @@ export class IndexRepository {
    * study left empty is removed, so that C-FIND reports neither; the study's lists are rebuilt
    * from what it still holds. Rare (overwrite with other UIDs), so plain queries will do.
    */
-  async #detach(trx: Db, seriesFk: number): Promise<void> {
+  *#detach(seriesFk: number): Step<void> {
     // Rows may be removed below: nothing cached may point at them.
     this.#seriesRows.clear();
-    await this.#adjustCounts(trx, seriesFk, -1);
-    const series = await trx
-      .selectFrom('series')
-      .select(['study_fk', 'num_instances'])
-      .where('id', '=', seriesFk)
-      .executeTakeFirstOrThrow();
+    yield* this.#adjustCounts(seriesFk, -1);
+    const series = yield* firstRowOf(
+      this.#db
+        .selectFrom('series')
+        .select(['study_fk', 'num_instances'])
+        .where('id', '=', seriesFk)
+        .compile(),
+    );
     if (Number(series.num_instances) > 0) {
-      await this.#rebuildLists(trx, series.study_fk);
+      yield* this.#rebuildLists(series.study_fk);
       return;
     }
-    await trx.deleteFrom('series').where('id', '=', seriesFk).execute();
+    yield* rowsOf(this.#db.deleteFrom('series').where('id', '=', seriesFk).compile());
     // The series the instance moved to may be in this study, new and not yet counted.
-    const remaining = await trx
-      .selectFrom('series')
-      .select('id')
-      .where('study_fk', '=', series.study_fk)
-      .executeTakeFirst();
+    const [remaining] = yield* rowsOf(
+      this.#db.selectFrom('series').select('id').where('study_fk', '=', series.study_fk).compile(),
+    );
     if (remaining === undefined) {
-      await trx.deleteFrom('studies').where('id', '=', series.study_fk).execute();
+      yield* rowsOf(this.#db.deleteFrom('studies').where('id', '=', series.study_fk).compile());
       return;
     }
-    await trx
-      .updateTable('studies')
-      .set((eb) => ({ num_series: eb('num_series', '-', 1) }))
-      .where('id', '=', series.study_fk)
-      .execute();
-    await this.#rebuildLists(trx, series.study_fk);
+    yield* rowsOf(
+      this.#db
+        .updateTable('studies')
+        .set((eb) => ({ num_series: eb('num_series', '-', 1) }))
+        .where('id', '=', series.study_fk)
+        .compile(),
+    );
+    yield* this.#rebuildLists(series.study_fk);
   }
 
   /** Recomputes a study's Modalities in Study and SOP Classes in Study from its rows. */
-  async #rebuildLists(trx: Db, studyFk: number): Promise<void> {
-    const modalities = await trx
-      .selectFrom('series')
-      .select('modality')
-      .where('study_fk', '=', studyFk)
-      .orderBy('id')
-      .execute();
-    const sopClasses = await trx
-      .selectFrom('instances')
-      .innerJoin('series', 'series.id', 'instances.series_fk')
-      .select('instances.sop_class_uid')
-      .where('series.study_fk', '=', studyFk)
-      .groupBy('instances.sop_class_uid')
-      .orderBy((eb) => eb.fn.min('instances.id'))
-      .execute();
-    await trx
-      .updateTable('studies')
-      .set({
-        modalities_in_study: modalities.reduce((list, row) => withListed(list, row.modality), ''),
-        sop_classes_in_study: sopClasses.reduce(
-          (list, row) => withListed(list, row.sop_class_uid),
-          '',
-        ),
-      })
-      .where('id', '=', studyFk)
-      .execute();
+  *#rebuildLists(studyFk: number): Step<void> {
+    const modalities = yield* rowsOf(
+      this.#db
+        .selectFrom('series')
+        .select('modality')
+        .where('study_fk', '=', studyFk)
+        .orderBy('id')
+        .compile(),
+    );
+    const sopClasses = yield* rowsOf(
+      this.#db
+        .selectFrom('instances')
+        .innerJoin('series', 'series.id', 'instances.series_fk')
+        .select('instances.sop_class_uid')
+        .where('series.study_fk', '=', studyFk)
+        .groupBy('instances.sop_class_uid')
+        .orderBy((eb) => eb.fn.min('instances.id'))
+        .compile(),
+    );
+    yield* rowsOf(
+      this.#db
+        .updateTable('studies')
+        .set({
+          modalities_in_study: modalities.reduce((list, row) => withListed(list, row.modality), ''),
+          sop_classes_in_study: sopClasses.reduce(
+            (list, row) => withListed(list, row.sop_class_uid),
+            '',
+          ),
+        })
+        .where('id', '=', studyFk)
+        .compile(),
+    );
   }
 
   /** Moves the instance counts of a series and its study by `delta`. */
-  async #adjustCounts(trx: Db, seriesFk: number, delta: number): Promise<void> {
-    const [series] = await this.#hot.countSeries.run(trx, [delta, seriesFk]);
+  *#adjustCounts(seriesFk: number, delta: number): Step<void> {
+    const [series] = yield* this.#hotRows(this.#hot.countSeries, [delta, seriesFk]);
     if (series === undefined) throw new Error(`series ${seriesFk} not found`);
-    await this.#hot.countStudy.run(trx, [delta, series.study_fk]);
+    yield* this.#hotRows(this.#hot.countStudy, [delta, series.study_fk]);
   }
 
-  async #upsertPatient(trx: Db, r: InstanceRecord, now: string): Promise<number> {
-    const row = await trx
-      .insertInto('patients')
-      .values({
-        patient_id: r.patientId,
-        issuer_of_patient_id: r.issuerOfPatientId,
-        patient_name: r.patientName,
-        patient_birth_date: r.patientBirthDate,
-        patient_sex: r.patientSex,
-        created_at: now,
-        updated_at: now,
-      })
-      .onConflict((oc) =>
-        oc.columns(['patient_id', 'issuer_of_patient_id']).doUpdateSet((eb) => ({
-          patient_name: eb.fn.coalesce(
-            eb.ref('excluded.patient_name'),
-            eb.ref('patients.patient_name'),
-          ),
-          patient_birth_date: eb.fn.coalesce(
-            eb.ref('excluded.patient_birth_date'),
-            eb.ref('patients.patient_birth_date'),
-          ),
-          patient_sex: eb.fn.coalesce(
-            eb.ref('excluded.patient_sex'),
-            eb.ref('patients.patient_sex'),
-          ),
+  *#upsertPatient(r: InstanceRecord, now: string): Step<number> {
+    const row = yield* firstRowOf(
+      this.#db
+        .insertInto('patients')
+        .values({
+          patient_id: r.patientId,
+          issuer_of_patient_id: r.issuerOfPatientId,
+          patient_name: r.patientName,
+          patient_birth_date: r.patientBirthDate,
+          patient_sex: r.patientSex,
+          created_at: now,
           updated_at: now,
-        })),
-      )
-      .returning('id')
-      .executeTakeFirstOrThrow();
+        })
+        .onConflict((oc) =>
+          oc.columns(['patient_id', 'issuer_of_patient_id']).doUpdateSet((eb) => ({
+            patient_name: eb.fn.coalesce(
+              eb.ref('excluded.patient_name'),
+              eb.ref('patients.patient_name'),
+            ),
+            patient_birth_date: eb.fn.coalesce(
+              eb.ref('excluded.patient_birth_date'),
+              eb.ref('patients.patient_birth_date'),
+            ),
+            patient_sex: eb.fn.coalesce(
+              eb.ref('excluded.patient_sex'),
+              eb.ref('patients.patient_sex'),
+            ),
+            updated_at: now,
+          })),
+        )
+        .returning('id')
+        .compile(),
+    );
     return row.id;
   }
 
-  async #upsertStudy(
-    trx: Db,
-    r: InstanceRecord,
-    patientFk: number,
-    now: string,
-  ): Promise<{ id: number }> {
-    const existing = await trx
-      .selectFrom('studies')
-      .select('id')
-      .where('study_instance_uid', '=', r.studyInstanceUid)
-      .executeTakeFirst();
+  *#upsertStudy(r: InstanceRecord, patientFk: number, now: string): Step<{ id: number }> {
+    const [existing] = yield* rowsOf(
+      this.#db
+        .selectFrom('studies')
+        .select('id')
+        .where('study_instance_uid', '=', r.studyInstanceUid)
+        .compile(),
+    );
     const attributes = {
       patient_fk: patientFk,
       study_date: r.studyDate,
@@ -546,35 +568,40 @@ export class IndexRepository {
       updated_at: now,
     };
     if (existing !== undefined) {
-      await trx.updateTable('studies').set(attributes).where('id', '=', existing.id).execute();
+      yield* rowsOf(
+        this.#db.updateTable('studies').set(attributes).where('id', '=', existing.id).compile(),
+      );
       return existing;
     }
-    return trx
-      .insertInto('studies')
-      .values({
-        study_instance_uid: r.studyInstanceUid,
-        ...attributes,
-        modalities_in_study: '',
-        sop_classes_in_study: '',
-        num_series: 0,
-        num_instances: 0,
-        created_at: now,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    return yield* firstRowOf(
+      this.#db
+        .insertInto('studies')
+        .values({
+          study_instance_uid: r.studyInstanceUid,
+          ...attributes,
+          modalities_in_study: '',
+          sop_classes_in_study: '',
+          num_series: 0,
+          num_instances: 0,
+          created_at: now,
+        })
+        .returning('id')
+        .compile(),
+    );
   }
 
-  async #upsertSeries(
-    trx: Db,
+  *#upsertSeries(
     r: InstanceRecord,
     studyFk: number,
     now: string,
-  ): Promise<{ id: number; isNew: boolean }> {
-    const existing = await trx
-      .selectFrom('series')
-      .select('id')
-      .where('series_instance_uid', '=', r.seriesInstanceUid)
-      .executeTakeFirst();
+  ): Step<{ id: number; isNew: boolean }> {
+    const [existing] = yield* rowsOf(
+      this.#db
+        .selectFrom('series')
+        .select('id')
+        .where('series_instance_uid', '=', r.seriesInstanceUid)
+        .compile(),
+    );
     const attributes = {
       study_fk: studyFk,
       modality: r.modality,
@@ -587,19 +614,23 @@ export class IndexRepository {
       updated_at: now,
     };
     if (existing !== undefined) {
-      await trx.updateTable('series').set(attributes).where('id', '=', existing.id).execute();
+      yield* rowsOf(
+        this.#db.updateTable('series').set(attributes).where('id', '=', existing.id).compile(),
+      );
       return { id: existing.id, isNew: false };
     }
-    const row = await trx
-      .insertInto('series')
-      .values({
-        series_instance_uid: r.seriesInstanceUid,
-        ...attributes,
-        num_instances: 0,
-        created_at: now,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
+    const row = yield* firstRowOf(
+      this.#db
+        .insertInto('series')
+        .values({
+          series_instance_uid: r.seriesInstanceUid,
+          ...attributes,
+          num_instances: 0,
+          created_at: now,
+        })
+        .returning('id')
+        .compile(),
+    );
     return { id: row.id, isNew: true };
   }
 }

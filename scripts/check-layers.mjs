@@ -6,13 +6,14 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 
 const ALLOWED = {
   dicom: [],
+  settings: ['dicom'],
   network: ['dicom'],
-  storage: ['dicom'],
-  db: ['dicom'],
-  services: ['dicom', 'network'],
-  server: ['dicom', 'network', 'storage', 'db', 'services'],
-  web: ['dicom', 'network', 'storage', 'db', 'services', 'server'],
-  cli: ['dicom', 'network', 'storage', 'db', 'services', 'server', 'web'],
+  storage: ['dicom', 'settings'],
+  db: ['dicom', 'settings'],
+  services: ['dicom', 'network', 'settings'],
+  server: ['dicom', 'settings', 'network', 'storage', 'db', 'services'],
+  web: ['dicom', 'settings', 'network', 'storage', 'db', 'services', 'server'],
+  cli: ['dicom', 'settings', 'network', 'storage', 'db', 'services', 'server', 'web'],
 };
 const SHARED = new Set(['errors.ts', 'errors.js', 'types']);
 const root = resolve(import.meta.dirname, '..', 'src');

@@ -80,6 +80,73 @@ export interface CountersTable {
   value: number;
 }
 
+/** The stored settings: one row (id 1), the values as JSON (see settings/schema.ts). */
+export interface SettingsTable {
+  id: number;
+  values_json: string;
+  /** Moves with every change to the settings or the allowed peers. */
+  version: number;
+  updated_at: string;
+}
+
+/** A peer allowed to associate, with its permissions (booleans as 0/1). */
+export interface AllowedAeTitlesTable {
+  id: Generated<number>;
+  ae_title: string;
+  description: string;
+  expected_ip: string;
+  is_active: number;
+  host: string;
+  port: number | null;
+  may_store: number;
+  may_query: number;
+  may_retrieve: number;
+  is_move_destination: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One row per association event and per DIMSE operation (the audit trail). */
+export interface TransactionsTable {
+  id: Generated<number>;
+  occurred_at: string;
+  type: string;
+  status: string;
+  status_code: number | null;
+  association_id: string;
+  calling_ae: string;
+  called_ae: string;
+  remote_address: string;
+  remote_port: number;
+  sop_class_uid: string | null;
+  sop_instance_uid: string | null;
+  patient_id: string | null;
+  study_instance_uid: string | null;
+  series_instance_uid: string | null;
+  file_path: string | null;
+  bytes: number | null;
+  duration_ms: number | null;
+  transfer_rate_mbps: number | null;
+  message: string | null;
+}
+
+/** The DICOM service's state and totals: one row (id 1). */
+export interface ServiceStatusTable {
+  id: number;
+  state: string;
+  pid: number | null;
+  hostname: string;
+  started_at: string | null;
+  stopped_at: string | null;
+  active_associations: number;
+  files_received: number;
+  bytes_received: number;
+  errors: number;
+  last_error: string | null;
+  last_error_at: string | null;
+  updated_at: string;
+}
+
 /** The whole database. */
 export interface Database {
   patients: PatientsTable;
@@ -87,4 +154,8 @@ export interface Database {
   series: SeriesTable;
   instances: InstancesTable;
   counters: CountersTable;
+  settings: SettingsTable;
+  allowed_ae_titles: AllowedAeTitlesTable;
+  transactions: TransactionsTable;
+  service_status: ServiceStatusTable;
 }

@@ -5,6 +5,8 @@
  * Layer: services. Declares shapes only; imports no storage or database code.
  */
 
+import type { Settings } from '../settings/schema.js';
+
 /** A C-STORE being received: what the command and the presentation context say. */
 export interface IncomingInstance {
   readonly sopClassUid: string;
@@ -40,7 +42,7 @@ export interface InstanceAttributes {
 }
 
 /** What to do when an instance arrives whose SOP Instance UID is already stored. */
-export type DuplicatePolicy = 'keep_first' | 'overwrite' | 'reject';
+export type DuplicatePolicy = Settings['duplicate_policy'];
 
 /** Where received instances go; the server implements it with storage and the index. */
 export interface InstanceStore {

@@ -31,13 +31,14 @@ import {
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import type { Settings } from '../settings/schema.js';
 
 const syncFile = promisify(fsync);
 const openFd = promisify(openCallback);
 const writeBuffers = promisify(writev);
 
 /** `fsync`: file and directory flushed before commit resolves; `os`: left to the operating system. */
-export type Durability = 'fsync' | 'os';
+export type Durability = Settings['durability'];
 
 /** Suffix of temporary files, all kept in the incoming folder. */
 export const TEMP_SUFFIX = '.part';

@@ -9,13 +9,11 @@
 
 import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { DicomServerError } from '../errors.js';
+import { FILE_NAMINGS, STORAGE_STRUCTURES } from '../settings/schema.js';
 
-/** How folders are organized. */
-export const STORAGE_STRUCTURES = ['flat', 'patient', 'study', 'series', 'date'] as const;
+export { FILE_NAMINGS, STORAGE_STRUCTURES };
 export type StorageStructure = (typeof STORAGE_STRUCTURES)[number];
 
-/** How files are named. */
-export const FILE_NAMINGS = ['sop_uid', 'instance_number', 'timestamp', 'sequential'] as const;
 export type FileNaming = (typeof FILE_NAMINGS)[number];
 
 /** The attributes a path is made from. */

@@ -452,7 +452,7 @@ describe.each([
     const migrations = await sql<{ name: string }>`select name from kysely_migration`.execute(
       second.db,
     );
-    expect(migrations.rows.map((row) => row.name)).toEqual(['0001-initial']);
+    expect(migrations.rows.map((row) => row.name)).toEqual(['0001-initial', '0002-administration']);
   });
 
   it('commits a transaction body that returns, with every query it yielded', async () => {
@@ -511,13 +511,17 @@ describe('the index on PostgreSQL beside other schemas', () => {
         select table_name from information_schema.tables
         where table_schema = ${fresh} order by table_name`.execute(second.db);
       expect(tables.rows.map((row) => row.table_name)).toEqual([
+        'allowed_ae_titles',
         'counters',
         'instances',
         'kysely_migration',
         'kysely_migration_lock',
         'patients',
         'series',
+        'service_status',
+        'settings',
         'studies',
+        'transactions',
       ]);
       expect(await new IndexRepository(second).nextCounter('file_sequence')).toBe(1);
     } finally {

@@ -7,9 +7,11 @@
 
 import type { Migration, MigrationProvider } from 'kysely';
 import * as initial from './0001-initial.js';
+import * as administration from './0002-administration.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
+  '0002-administration': administration,
 };
 
 /** Hands Kysely's Migrator the migrations above. */

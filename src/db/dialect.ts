@@ -27,6 +27,8 @@ export interface OpenDatabase {
   readonly runner: TransactionRunner;
   /** Where it is, for logs (never a password). */
   readonly location: string;
+  /** Matches SQLite's commit syncing to the files' durability (see openSqlite); PostgreSQL: no-op. */
+  setDurability(durability: 'fsync' | 'os'): void;
   close(): Promise<void>;
 }
 
@@ -105,7 +107,10 @@ function openSqlite(options: OpenDatabaseOptions): OpenDatabase {
   // FULL: each commit's WAL frames are fsynced, so an acknowledged instance's index row
   // survives power loss, as its file does. With durability `os` the files are left to the
   // operating system, and so are the commits (NORMAL: the WAL is synced at checkpoints).
-  database.pragma(`synchronous = ${options.durability === 'os' ? 'NORMAL' : 'FULL'}`);
+  const setDurability = (durability: 'fsync' | 'os') => {
+    database.pragma(`synchronous = ${durability === 'os' ? 'NORMAL' : 'FULL'}`);
+  };
+  setDurability(options.durability ?? 'fsync');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
   const prepare = statementCache(database);
@@ -117,6 +122,7 @@ function openSqlite(options: OpenDatabaseOptions): OpenDatabase {
     kind: 'sqlite',
     runner: sqliteRunner(database, prepare),
     location: file,
+    setDurability,
     close: () => db.destroy(),
   };
 }
@@ -142,7 +148,14 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Op
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const parsed = new URL(url);
   const location = `postgres://${parsed.host}${parsed.pathname}${schema === undefined ? '' : ` (schema ${schema})`}`;
-  return { db, kind: 'postgres', runner: kyselyRunner(db), location, close: () => db.destroy() };
+  return {
+    db,
+    kind: 'postgres',
+    runner: kyselyRunner(db),
+    location,
+    setDurability: () => undefined,
+    close: () => db.destroy(),
+  };
 }
 
 /** Runs every migration not yet applied; throws with the failing migration's error. */

@@ -11,7 +11,7 @@ import { DicomServerError } from '../errors.js';
 import type { Association, CloseSummary } from '../network/association/association.js';
 import { describeAbort, describeRejection } from '../network/association/reasons.js';
 import type { OperationRecord } from '../network/dimse/channel.js';
-import { commandName } from '../network/dimse/command.js';
+import { CommandField, commandName } from '../network/dimse/command.js';
 import { formatStatus, statusCategory, statusMeaning } from '../network/dimse/status.js';
 
 /** A child logger bound to one association. */
@@ -29,8 +29,16 @@ function errorFields(error: Error | undefined): Record<string, unknown> {
   return { detail: error.message };
 }
 
-/** Subscribes `logger` to an association's life: transitions, PDUs, establishment and end. */
-export function logAssociation(logger: Logger, association: Association): void {
+/**
+ * Subscribes `logger` to an association's life: transitions, PDUs, establishment and end. With
+ * `isLoggingConnections` off (the log_connection_attempts setting), accepted and released
+ * associations are not logged; rejections, aborts and errors always are.
+ */
+export function logAssociation(
+  logger: Logger,
+  association: Association,
+  isLoggingConnections = true,
+): void {
   if (logger.isLevelEnabled('debug')) {
     association.on('transition', (t) => logger.debug({ ...t }, 'state transition'));
     association.on('pdu', (direction, pdu) => {
@@ -40,6 +48,7 @@ export function logAssociation(logger: Logger, association: Association): void {
     });
   }
   association.once('established', () => {
+    if (!isLoggingConnections) return;
     const request = association.request;
     logger.info(
       {
@@ -53,7 +62,10 @@ export function logAssociation(logger: Logger, association: Association): void {
       'association accepted',
     );
   });
-  association.once('closed', (summary) => logClose(logger, association, summary));
+  association.once('closed', (summary) => {
+    if (!isLoggingConnections && summary.outcome === 'released') return;
+    logClose(logger, association, summary);
+  });
 }
 
 function logClose(logger: Logger, association: Association, summary: CloseSummary): void {
@@ -116,12 +128,26 @@ function logClose(logger: Logger, association: Association, summary: CloseSummar
   }
 }
 
-/** Logs one served operation at info (warn for a failure, error when our handler threw). */
-export function logOperation(logger: Logger, record: OperationRecord): void {
+/**
+ * Logs one served operation at info (warn for a failure, error when our handler threw). With
+ * `isLoggingReceivedFiles` off (the log_received_files setting), successful C-STOREs are not.
+ */
+export function logOperation(
+  logger: Logger,
+  record: OperationRecord,
+  isLoggingReceivedFiles = true,
+): void {
   const status = record.response.status ?? 0;
   const isProblem = record.error !== undefined || statusCategory(status) === 'failure';
   // One line per operation is on the hot path: build nothing when it would not be written.
   if (!isProblem && !logger.isLevelEnabled('info')) return;
+  if (
+    !isProblem &&
+    !isLoggingReceivedFiles &&
+    record.command.commandField === CommandField.CStoreRq
+  ) {
+    return;
+  }
   const fields = {
     op: commandName(record.command.commandField),
     msgId: record.command.messageId,

@@ -7,19 +7,30 @@
 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { storageSopClasses } from '../dicom/sop-classes.js';
+import { type StorageGroup, storageSopClasses } from '../dicom/sop-classes.js';
 import { KNOWN_TRANSFER_SYNTAXES, TransferSyntax } from '../dicom/transfer-syntax.js';
 import { SopClass } from '../dicom/uid.js';
-import { AssociationAcceptor } from '../network/association/acceptor.js';
+import { AssociationAcceptor, rejection } from '../network/association/acceptor.js';
 import type { Association, AssociationTimeouts } from '../network/association/association.js';
 import type { ServedSyntaxes } from '../network/association/negotiation.js';
-import { DimseChannel } from '../network/dimse/channel.js';
+import {
+  DimseChannel,
+  type IncomingRequest,
+  type OperationRecord,
+} from '../network/dimse/channel.js';
 import { CommandField } from '../network/dimse/command.js';
+import { Status } from '../network/dimse/status.js';
+import { RejectReason, RejectResult, RejectSource } from '../network/pdu/types.js';
 import { createDispatcher, type ServiceRegistration } from '../services/dispatcher.js';
 import { handleEcho } from '../services/echo.js';
 import type { InstanceStore } from '../services/ports.js';
 import { createStoreHandler } from '../services/store.js';
+import type { Settings } from '../settings/schema.js';
+import { decideAssociation, isPermitted, type Permission } from './access-control.js';
 import { associationLogger, logAssociation, logOperation } from './association-log.js';
+import type { LiveConfig } from './live-config.js';
+import type { TransactionLog } from './transaction-log.js';
+import { recordAssociation, recordOperation } from './transaction-records.js';
 
 /** The settings the DICOM service runs with. */
 export interface DicomServerOptions {
@@ -37,6 +48,16 @@ export interface DicomServerOptions {
   readonly storageSopClasses?: ReadonlySet<string>;
   /** Transfer syntaxes accepted for storage (default: all we know). */
   readonly storageTransferSyntaxes?: readonly string[];
+  /**
+   * The live settings and allowed peers: access control, what is accepted, which services are
+   * on, the logging toggles, refreshed for every association. Without it (tests, benchmarks)
+   * every peer is accepted for every service offered.
+   */
+  readonly config?: LiveConfig;
+  /** Where association events and operations are recorded (the audit trail). */
+  readonly transactionLog?: TransactionLog;
+  /** Called after each operation (the service's totals). */
+  readonly onOperation?: (record: OperationRecord) => void;
 }
 
 /** Every transfer syntax we store, uncompressed first (the order matters only as a tie-break). */
@@ -58,6 +79,9 @@ export class DicomServer {
   readonly #logger: Logger;
   #acceptor: AssociationAcceptor | undefined;
   #state: ServiceState = 'stopped';
+  /** Why an association was refused, or would have been (observe mode), for its record. */
+  readonly #decisions = new WeakMap<Association, string>();
+  #storageClassesFor: { groups: readonly StorageGroup[]; classes: ReadonlySet<string> } | undefined;
   #address: AddressInfo | undefined;
   #startedAt: Date | undefined;
 
@@ -98,15 +122,28 @@ export class DicomServer {
       maxAssociations: this.#options.maxAssociations,
       maxPendingConnections: Math.max(32, this.#options.maxAssociations * 4),
       timeouts: this.#options.timeouts,
+      authorize: (request, association) => this.#authorize(request.callingAeTitle, association),
     });
     acceptor.on('association', (association) => {
       const logger = associationLogger(this.#logger, association);
-      logAssociation(logger, association);
+      const settings = this.#options.config?.settings;
+      logAssociation(logger, association, settings?.log_connection_attempts ?? true);
+      const log = this.#options.transactionLog;
+      if (log !== undefined && (settings?.enable_transaction_log ?? true)) {
+        recordAssociation(log, association, () => this.#decisions.get(association));
+      }
       const channel = new DimseChannel(association, {
         onRequest: createDispatcher(this.#registrations(association)),
         dimseTimeoutMs: this.#options.timeouts.dimseMs,
       });
-      channel.onOperation((record) => logOperation(logger, record));
+      channel.onOperation((record) => {
+        const current = this.#options.config?.settings;
+        logOperation(logger, record, current?.log_received_files ?? true);
+        if (log !== undefined && (current?.enable_transaction_log ?? true)) {
+          recordOperation(log, association, record);
+        }
+        this.#options.onOperation?.(record);
+      });
     });
     acceptor.on('connectionRefused', (peer) =>
       this.#logger.warn(
@@ -161,6 +198,45 @@ export class DicomServer {
     this.#logger.info('DICOM service stopped');
   }
 
+  /**
+   * Access control when a peer requests an association (see access-control.ts): refreshes the
+   * live settings, then refuses, lets through, or lets through and reports (observe mode).
+   */
+  async #authorize(callingAeTitle: string, association: Association) {
+    const config = this.#options.config;
+    if (config === undefined) return undefined;
+    await config.refresh();
+    const decision = decideAssociation(
+      config.policy,
+      association.remoteAddress,
+      callingAeTitle.trim(),
+    );
+    const fields = {
+      callingAe: callingAeTitle.trim(),
+      peer: `${association.remoteAddress}:${association.remotePort}`,
+    };
+    if (decision.isAllowed) {
+      if (decision.observed !== undefined) {
+        const message = `observe mode, would be rejected: ${decision.observed.message}`;
+        this.#decisions.set(association, message);
+        this.#logger.warn({ ...fields, reason: decision.observed.reason }, message);
+      }
+      return undefined;
+    }
+    this.#decisions.set(association, decision.message);
+    this.#logger.warn(
+      { ...fields, reason: decision.reason },
+      `association refused: ${decision.message}`,
+    );
+    return rejection(
+      RejectResult.RejectedPermanent,
+      RejectSource.ServiceUser,
+      decision.reason === 'address-not-allowed'
+        ? RejectReason.NoReasonGiven
+        : RejectReason.CallingAeTitleNotRecognized,
+    );
+  }
+
   /** The services offered on one association. */
   #registrations(association: Association): ServiceRegistration[] {
     const registrations: ServiceRegistration[] = [
@@ -176,28 +252,84 @@ export class DicomServer {
       registrations.push({
         commandField: CommandField.CStoreRq,
         abstractSyntaxes: this.#storageClasses(),
-        handle: (request) => handleStore(request, association.callingAeTitle),
+        handle: (request) =>
+          this.#ifPermitted(association, 'store', request) ??
+          handleStore(request, association.callingAeTitle),
       });
     }
     return registrations;
   }
 
-  #storageClasses(): ReadonlySet<string> {
-    return this.#options.storageSopClasses ?? storageSopClasses();
+  /**
+   * A refusal (0x0124, not authorized; PS3.7 §C.5.15) when the calling peer may not request
+   * operations of this kind, else undefined. The data set, if any, is read and dropped by the
+   * channel before the response goes out.
+   */
+  #ifPermitted(
+    association: Association,
+    permission: Permission,
+    request: IncomingRequest,
+  ): Promise<{ status: number; fields: { errorComment: string } }> | undefined {
+    const config = this.#options.config;
+    const callingAe = association.callingAeTitle.trim();
+    if (config === undefined || isPermitted(config.policy, callingAe, permission)) return undefined;
+    this.#logger.warn(
+      {
+        assoc: association.id,
+        callingAe,
+        permission,
+        sopInstanceUid: request.command.affectedSopInstanceUid,
+      },
+      `operation refused: ${callingAe} may not ${permission}`,
+    );
+    return Promise.resolve({
+      status: Status.NotAuthorized,
+      fields: { errorComment: `${callingAe} may not ${permission}` },
+    });
   }
 
-  /** What the acceptor may negotiate: Verification, and storage when a store is configured. */
+  /** Storage SOP Classes accepted now: the settings' groups, or the options' fixed set. */
+  #storageClasses(): ReadonlySet<string> {
+    const settings = this.#options.config?.settings;
+    if (settings === undefined) return this.#options.storageSopClasses ?? storageSopClasses();
+    const groups = settings.accepted_sop_class_groups;
+    if (this.#storageClassesFor?.groups !== groups) {
+      this.#storageClassesFor = { groups, classes: storageSopClasses(groups) };
+    }
+    return this.#storageClassesFor.classes;
+  }
+
+  /** Transfer syntaxes accepted for storage now, in our order of preference. */
+  #storageSyntaxes(settings: Settings | undefined): readonly string[] {
+    const fixed = this.#options.storageTransferSyntaxes ?? STORAGE_TRANSFER_SYNTAXES;
+    if (settings === undefined) return fixed;
+    const accepted = new Set(settings.accepted_transfer_syntaxes);
+    return fixed.filter((uid) => accepted.has(uid));
+  }
+
+  /**
+   * What the acceptor may negotiate, read afresh for each association: Verification when
+   * C-ECHO is on, the accepted storage classes when a store is configured and C-STORE is on.
+   * A service switched off has its contexts rejected (abstract syntax not supported).
+   */
   #servedSyntaxes(): ServedSyntaxes {
-    const storage =
-      this.#options.instanceStore === undefined ? new Set<string>() : this.#storageClasses();
-    const storageSyntaxes = this.#options.storageTransferSyntaxes ?? STORAGE_TRANSFER_SYNTAXES;
+    const isOn = (service: keyof Settings) =>
+      (this.#options.config?.settings[service] ?? true) === true;
+    const isStorage = (abstractSyntax: string) =>
+      this.#options.instanceStore !== undefined &&
+      isOn('enable_c_store') &&
+      this.#storageClasses().has(abstractSyntax);
     return {
       transferSyntaxesFor: (abstractSyntax) => {
-        if (abstractSyntax === SopClass.Verification) return UNCOMPRESSED_SYNTAXES;
-        return storage.has(abstractSyntax) ? storageSyntaxes : undefined;
+        if (abstractSyntax === SopClass.Verification) {
+          return isOn('enable_c_echo') ? UNCOMPRESSED_SYNTAXES : undefined;
+        }
+        return isStorage(abstractSyntax)
+          ? this.#storageSyntaxes(this.#options.config?.settings)
+          : undefined;
       },
       canActAsScuFor: () => false,
-      prefersRequestorOrder: (abstractSyntax) => storage.has(abstractSyntax),
+      prefersRequestorOrder: (abstractSyntax) => isStorage(abstractSyntax),
     };
   }
 }

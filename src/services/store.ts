@@ -212,11 +212,22 @@ async function receive(
       );
     }
     const attributes = decodeAttributes(parse.values);
+    const note = {
+      patientId: attributes.patientId ?? undefined,
+      studyInstanceUid: attributes.studyInstanceUid ?? undefined,
+      seriesInstanceUid: attributes.seriesInstanceUid ?? undefined,
+    };
     try {
       const result = await file.commit(attributes);
       isCommitted = true;
       // Stored meanwhile by another association, and the first is kept: success all the same.
-      if (result.isDuplicateKept === true) return { status: Status.Success };
+      if (result.isDuplicateKept === true) {
+        return { status: Status.Success, note: { ...note, outcome: 'duplicate kept' } };
+      }
+      return {
+        status: Status.Success,
+        note: { ...note, filePath: result.filePath, fileSize: result.fileSize },
+      };
     } catch (error) {
       if (hasCode(error, 'ERR_INVALID_UID')) {
         return failure(
@@ -238,7 +249,6 @@ async function receive(
       }
       throw error;
     }
-    return { status: Status.Success };
   } finally {
     if (!isCommitted) await file.abort();
   }

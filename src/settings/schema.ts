@@ -49,6 +49,13 @@ function aeTitleField(options: { readonly isUppercase: boolean }) {
 /** Parses an address or CIDR range (IPv4 or IPv6); undefined when it is neither. */
 export function parseAddressRange(entry: string): [ipaddr.IPv4 | ipaddr.IPv6, number] | undefined {
   const text = entry.trim();
+  // ipaddr.js also reads IPv4's legacy forms: "10" as 0.0.0.10, "192.168.1" as 192.168.0.1,
+  // "010.0.0.1" (octal) as 8.0.0.1. In an allow-list each would admit another host than the one
+  // written, so IPv4 is taken only as four decimal parts.
+  const addressPart = text.split('/')[0] ?? '';
+  if (ipaddr.IPv4.isValid(addressPart) && !ipaddr.IPv4.isValidFourPartDecimal(addressPart)) {
+    return undefined;
+  }
   try {
     if (text.includes('/')) return ipaddr.parseCIDR(text);
     const address = ipaddr.parse(text);
@@ -176,13 +183,27 @@ export const SETTING_KEYS = Object.keys(SettingsSchema.shape) as SettingKey[];
 /** The settings a new installation starts with. */
 export const DEFAULT_SETTINGS: Settings = SettingsSchema.parse({});
 
-/** Settings that take effect only when the DICOM service (re)starts. */
+/**
+ * Settings that take effect when the DICOM service (re)starts: the listener's and the storage's.
+ * The others (access control, what is accepted, services on or off, logging) reach a running
+ * service with its next association.
+ */
 export const RESTART_SETTINGS: ReadonlySet<SettingKey> = new Set<SettingKey>([
   'ae_title',
   'host',
   'port',
+  'max_associations',
   'max_pdu_length',
+  'acse_timeout',
+  'dimse_timeout',
+  'network_timeout',
   'storage_path',
+  'storage_structure',
+  'file_naming',
+  'max_storage_size_gb',
+  'enable_storage_cleanup',
+  'storage_retention_days',
+  'duplicate_policy',
   'durability',
 ]);
 
@@ -194,24 +215,29 @@ export type Validated<T> =
   | { readonly isValid: true; readonly value: T }
   | { readonly isValid: false; readonly errors: FieldErrors };
 
-function fieldErrors(error: z.ZodError): FieldErrors {
+/** A message per field; an unknown name is reported as a field of its own, with `unknownMessage`. */
+function fieldErrors(error: z.ZodError, unknownMessage = 'is not a known field'): FieldErrors {
   const errors: FieldErrors = {};
   for (const issue of error.issues) {
+    if (issue.code === 'unrecognized_keys' && issue.path.length === 0) {
+      for (const key of issue.keys) errors[key] ??= unknownMessage;
+      continue;
+    }
     const field = issue.path.length === 0 ? '_' : String(issue.path[0]);
     errors[field] ??= issue.message;
   }
   return errors;
 }
 
-function validated<T>(result: z.ZodSafeParseResult<T>): Validated<T> {
+function validated<T>(result: z.ZodSafeParseResult<T>, unknownMessage?: string): Validated<T> {
   return result.success
     ? { isValid: true, value: result.data }
-    : { isValid: false, errors: fieldErrors(result.error) };
+    : { isValid: false, errors: fieldErrors(result.error, unknownMessage) };
 }
 
 /** Validates complete settings (missing fields take their defaults; unknown ones are errors). */
 export function validateSettings(input: unknown): Validated<Settings> {
-  return validated(SettingsSchema.strict().safeParse(input));
+  return validated(SettingsSchema.strict().safeParse(input), 'is not a known setting');
 }
 
 /** Applies a change to settings: unknown names and invalid values are errors, per field. */

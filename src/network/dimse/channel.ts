@@ -36,7 +36,15 @@ export interface ResponseSpec {
   readonly status: number;
   readonly fields?: Partial<Omit<CommandSet, 'commandField' | 'hasDataset' | 'status'>>;
   readonly dataset?: Buffer | AsyncIterable<Buffer>;
+  /**
+   * What the handler wants recorded about the operation (the stored file, the patient), handed
+   * to operation listeners (the transaction log); never sent.
+   */
+  readonly note?: OperationNote;
 }
+
+/** Facts about an operation for its record, opaque to this layer. */
+export type OperationNote = Readonly<Record<string, string | number | undefined>>;
 
 /** A response to one of our requests; its data set (an identifier) is read whole, it is small. */
 export interface IncomingResponse {
@@ -71,6 +79,7 @@ export interface OperationRecord {
   readonly response: CommandSet;
   readonly durationMs: number;
   readonly datasetBytes: number;
+  readonly note?: OperationNote;
   readonly error?: Error;
 }
 
@@ -437,6 +446,7 @@ export class DimseChannel {
       response: buildResponse(command, final),
       durationMs: performance.now() - startedAt,
       datasetBytes: dataset?.receivedBytes ?? 0,
+      ...(final.note !== undefined && { note: final.note }),
       ...(failure !== undefined && { error: failure }),
     };
     for (const listener of this.#operationListeners) listener(record);

@@ -1,0 +1,364 @@
+/**
+ * The DICOM service's lifecycle (the specification's service control and DicomServiceStatus):
+ * start, stop (stop accepting, let open associations finish within a grace period, then abort
+ * them) and restart (which applies changed network and storage settings), with the status
+ * stored for the console and for the next process. At process start a stale "running" status
+ * left by a crash is corrected, and the service starts by itself when enabled with auto-start.
+ *
+ * Layer: server.
+ */
+
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { OpenDatabase } from '../db/dialect.js';
+import { IndexRepository } from '../db/repositories/index-repository.js';
+import {
+  type ServiceState,
+  ServiceStatusRepository,
+  type StoredServiceStatus,
+} from '../db/repositories/service-status-repository.js';
+import { TransactionLogRepository } from '../db/repositories/transaction-log-repository.js';
+import type { OperationRecord } from '../network/dimse/channel.js';
+import { CommandField } from '../network/dimse/command.js';
+import { statusCategory } from '../network/dimse/status.js';
+import type { Settings } from '../settings/schema.js';
+import { DicomServer } from './dicom-server.js';
+import { FileInstanceStore } from './instance-store.js';
+import type { LiveConfig } from './live-config.js';
+import { TransactionLog } from './transaction-log.js';
+
+/** How often the totals are stored while they move. */
+const STATUS_SAVE_MS = 2_000;
+
+/** pino's level for the specification's logging level. */
+export const PINO_LEVELS: Readonly<Record<Settings['logging_level'], string>> = {
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARNING: 'warn',
+  ERROR: 'error',
+};
+
+/** The status as shown to an operator. */
+export interface ServiceStatus extends StoredServiceStatus {
+  readonly uptimeSeconds: number | null;
+  readonly storageUsedBytes: number;
+  readonly aeTitle: string;
+  readonly host: string;
+  readonly port: number | null;
+}
+
+/** What the controller runs with. */
+export interface ServiceControllerOptions {
+  readonly database: OpenDatabase;
+  readonly config: LiveConfig;
+  readonly dataDir: string;
+  readonly logger: Logger;
+  readonly shutdownGraceMs: number;
+  /** The logging level was given on the command line: the settings' level does not apply. */
+  readonly isLogLevelFixed?: boolean;
+}
+
+/** Runs the DICOM service: start, stop, restart, status. */
+export class ServiceController {
+  readonly #options: ServiceControllerOptions;
+  readonly #statusRepository: ServiceStatusRepository;
+  readonly #transactionLog: TransactionLog;
+  readonly #logger: Logger;
+  #state: ServiceState = 'stopped';
+  #server: DicomServer | undefined;
+  #store: FileInstanceStore | undefined;
+  #startedAt: string | null = null;
+  #stoppedAt: string | null = null;
+  #filesReceived = 0;
+  #bytesReceived = 0;
+  #errors = 0;
+  #lastError: string | null = null;
+  #lastErrorAt: string | null = null;
+  #saveTimer: NodeJS.Timeout | undefined;
+  #startErrorCode: string | undefined;
+  /** One lifecycle operation at a time: a start and a stop asked together run in turn. */
+  #turn: Promise<unknown> = Promise.resolve();
+
+  constructor(options: ServiceControllerOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+    this.#statusRepository = new ServiceStatusRepository(options.database);
+    this.#transactionLog = new TransactionLog(
+      new TransactionLogRepository(options.database),
+      options.logger,
+      () => options.config.settings.transaction_log_retention_days,
+    );
+    this.#applyLogLevel(options.config.settings);
+    options.config.onChange((settings) => this.#applyLogLevel(settings));
+  }
+
+  get state(): ServiceState {
+    return this.#state;
+  }
+
+  /** The system's code of the last start failure (EADDRINUSE, ...), if it had one. */
+  get startErrorCode(): string | undefined {
+    return this.#startErrorCode;
+  }
+
+  /** The bound port while running. */
+  get port(): number | null {
+    return this.#server?.address?.port ?? null;
+  }
+
+  /**
+   * At process start: corrects a stale status (running, starting or stopping in a process that
+   * is gone), keeps the totals, and starts the service when enabled with auto-start.
+   */
+  async initialize(): Promise<void> {
+    const stored = await this.#statusRepository.get();
+    if (stored !== undefined) {
+      this.#filesReceived = stored.filesReceived;
+      this.#bytesReceived = stored.bytesReceived;
+      this.#errors = stored.errors;
+      this.#lastError = stored.lastError;
+      this.#lastErrorAt = stored.lastErrorAt;
+      if (stored.state !== 'stopped' && stored.state !== 'error') {
+        this.#logger.warn(
+          { state: stored.state, pid: stored.pid, since: stored.startedAt },
+          'stale service status from a process that did not stop cleanly: now stopped',
+        );
+        this.#stoppedAt = stored.updatedAt;
+      }
+    }
+    await this.#saveStatus();
+    const { service_enabled, auto_start } = this.#options.config.settings;
+    if (service_enabled && auto_start) await this.start().catch(() => undefined);
+  }
+
+  /** Starts the service; rejects (with the error stored in the status) when it cannot. */
+  start(): Promise<void> {
+    return this.#inTurn(() => this.#start());
+  }
+
+  /** Stops the service: open associations get the grace period, then are aborted. */
+  stop(): Promise<void> {
+    return this.#inTurn(() => this.#stop());
+  }
+
+  /** Stops and starts again with the current settings. */
+  restart(): Promise<void> {
+    return this.#inTurn(async () => {
+      await this.#stop();
+      await this.#start();
+    });
+  }
+
+  /** Stops the service and writes what is pending (process exit). */
+  async close(): Promise<void> {
+    await this.stop();
+    await this.#transactionLog.flush();
+  }
+
+  /** The status now. */
+  status(): ServiceStatus {
+    const settings = this.#options.config.settings;
+    const startedAt = this.#state === 'running' ? this.#startedAt : null;
+    return {
+      ...this.#snapshot(),
+      uptimeSeconds:
+        startedAt === null ? null : Math.floor((Date.now() - Date.parse(startedAt)) / 1000),
+      storageUsedBytes: this.#store?.usedBytes ?? 0,
+      aeTitle: settings.ae_title,
+      host: settings.host,
+      port: this.port,
+    };
+  }
+
+  /** The storage root the settings name (default: `storage` in the data directory). */
+  storageRoot(settings: Settings = this.#options.config.settings): string {
+    const configured = settings.storage_path;
+    if (configured === '') return join(this.#options.dataDir, 'storage');
+    return isAbsolute(configured) ? configured : resolve(this.#options.dataDir, configured);
+  }
+
+  #inTurn(work: () => Promise<void>): Promise<void> {
+    const run = this.#turn.then(work);
+    this.#turn = run.catch(() => undefined);
+    return run;
+  }
+
+  async #start(): Promise<void> {
+    if (this.#state === 'running') return;
+    await this.#setState('starting');
+    const settings = this.#options.config.settings;
+    try {
+      const root = await this.#checkStorage(settings);
+      const store = await FileInstanceStore.open(
+        {
+          root,
+          structure: settings.storage_structure,
+          naming: settings.file_naming,
+          maxStorageBytes: Math.round(settings.max_storage_size_gb * 1024 ** 3),
+          durability: settings.durability,
+          duplicatePolicy: settings.duplicate_policy,
+          ...(settings.enable_storage_cleanup && {
+            cleanup: { retentionDays: settings.storage_retention_days },
+          }),
+        },
+        new IndexRepository(this.#options.database),
+        this.#logger,
+      );
+      const server = new DicomServer({
+        instanceStore: store,
+        aeTitle: settings.ae_title,
+        host: settings.host,
+        port: settings.port,
+        maxAssociations: settings.max_associations,
+        maxPduLength: settings.max_pdu_length,
+        timeouts: {
+          artimMs: settings.acse_timeout * 1000,
+          acseMs: settings.acse_timeout * 1000,
+          dimseMs: settings.dimse_timeout * 1000,
+          networkMs: settings.network_timeout * 1000,
+        },
+        logger: this.#logger,
+        config: this.#options.config,
+        transactionLog: this.#transactionLog,
+        onOperation: (record) => this.#count(record),
+      });
+      try {
+        await server.start();
+      } catch (error) {
+        await store.close();
+        throw error;
+      }
+      this.#server = server;
+      this.#store = store;
+      this.#startedAt = new Date().toISOString();
+      this.#stoppedAt = null;
+      this.#startErrorCode = undefined;
+      await this.#setState('running');
+    } catch (error) {
+      const message = startFailure(error, settings, this.storageRoot(settings));
+      this.#startErrorCode = (error as NodeJS.ErrnoException).code;
+      this.#lastError = message;
+      this.#lastErrorAt = new Date().toISOString();
+      this.#logger.error({ err: error }, `DICOM service could not start: ${message}`);
+      await this.#setState('error');
+      throw new Error(message, { cause: error });
+    }
+  }
+
+  async #stop(): Promise<void> {
+    const server = this.#server;
+    if (server === undefined) {
+      if (this.#state === 'error') await this.#setState('stopped');
+      return;
+    }
+    await this.#setState('stopping');
+    try {
+      await server.stop(this.#options.shutdownGraceMs);
+      await this.#store?.close();
+    } finally {
+      this.#server = undefined;
+      this.#store = undefined;
+      this.#stoppedAt = new Date().toISOString();
+      await this.#transactionLog.flush();
+      await this.#setState('stopped');
+    }
+  }
+
+  /** The storage root, made when it is the default; a configured one must exist and be writable. */
+  async #checkStorage(settings: Settings): Promise<string> {
+    const root = this.storageRoot(settings);
+    if (settings.storage_path === '') {
+      await mkdir(root, { recursive: true });
+    } else {
+      const info = await stat(root).catch(() => undefined);
+      if (info === undefined || !info.isDirectory()) {
+        throw Object.assign(new Error('storage path missing'), { code: 'ERR_STORAGE_MISSING' });
+      }
+    }
+    await access(root, fsConstants.W_OK);
+    return root;
+  }
+
+  #count(record: OperationRecord): void {
+    const status = record.response.status ?? 0;
+    if (record.error !== undefined || statusCategory(status) === 'failure') {
+      this.#errors += 1;
+      this.#lastError = record.response.errorComment ?? `status 0x${status.toString(16)}`;
+      this.#lastErrorAt = new Date().toISOString();
+    } else if (record.command.commandField === CommandField.CStoreRq) {
+      this.#filesReceived += 1;
+      const size = record.note?.fileSize;
+      this.#bytesReceived += typeof size === 'number' ? size : record.datasetBytes;
+    }
+    this.#saveSoon();
+  }
+
+  #saveSoon(): void {
+    if (this.#saveTimer !== undefined) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined;
+      void this.#saveStatus();
+    }, STATUS_SAVE_MS);
+    this.#saveTimer.unref();
+  }
+
+  async #setState(state: ServiceState): Promise<void> {
+    this.#state = state;
+    await this.#saveStatus();
+  }
+
+  #snapshot(): StoredServiceStatus {
+    return {
+      state: this.#state,
+      pid: process.pid,
+      hostname: hostname(),
+      startedAt: this.#startedAt,
+      stoppedAt: this.#stoppedAt,
+      activeAssociations: this.#server?.activeAssociations ?? 0,
+      filesReceived: this.#filesReceived,
+      bytesReceived: this.#bytesReceived,
+      errors: this.#errors,
+      lastError: this.#lastError,
+      lastErrorAt: this.#lastErrorAt,
+      updatedAt: new Date().toISOString(),
+    };
+  }
+
+  async #saveStatus(): Promise<void> {
+    clearTimeout(this.#saveTimer);
+    this.#saveTimer = undefined;
+    try {
+      await this.#statusRepository.save(this.#snapshot());
+    } catch (error) {
+      this.#logger.error({ err: error }, 'service status could not be stored');
+    }
+  }
+
+  #applyLogLevel(settings: Settings): void {
+    if (this.#options.isLogLevelFixed !== true) {
+      this.#logger.level = PINO_LEVELS[settings.logging_level];
+    }
+  }
+}
+
+/** A start failure as an operator reads it. */
+function startFailure(error: unknown, settings: Settings, storageRoot: string): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'EADDRINUSE':
+      return `port ${settings.port} is already in use on ${settings.host}`;
+    case 'EACCES':
+      return `permission denied (port ${settings.port} or storage path ${storageRoot})`;
+    case 'EADDRNOTAVAIL':
+      return `address ${settings.host} is not available on this machine`;
+    case 'ERR_STORAGE_MISSING':
+      return `storage path ${storageRoot} does not exist`;
+    case 'EROFS':
+      return `storage path ${storageRoot} is read-only`;
+    default:
+      return error instanceof Error ? error.message : String(error);
+  }
+}

@@ -68,14 +68,29 @@ function exited(child: ChildProcess): Promise<number | null> {
   });
 }
 
-async function startOurs(durability: 'fsync' | 'os', dataDir: string): Promise<Server> {
+/** How our server is run in a row: its durability, and whether it keeps the transaction log. */
+interface Variant {
+  readonly durability: 'fsync' | 'os';
+  readonly isLoggingTransactions: boolean;
+}
+
+const VARIANTS: readonly Variant[] = [
+  { durability: 'fsync', isLoggingTransactions: true },
+  { durability: 'os', isLoggingTransactions: true },
+  // The audit trail's cost: the same as the row above, without it.
+  { durability: 'os', isLoggingTransactions: false },
+];
+
+async function startOurs(variant: Variant, dataDir: string): Promise<Server> {
   const { child, port } = await startDicomServer([
     '--data-dir',
     dataDir,
     '--durability',
-    durability,
+    variant.durability,
     '--max-storage-gb',
     '0',
+    '--enable-transaction-log',
+    String(variant.isLoggingTransactions),
   ]);
   return {
     process: child,
@@ -223,19 +238,21 @@ export async function runStoreBenchmark(): Promise<void> {
         await rm(join(root, `dcmtk-${run - 1}`), { recursive: true, force: true }).catch(
           () => undefined,
         );
-        for (const durability of ['fsync', 'os'] as const) {
+        for (const variant of VARIANTS) {
+          // The one-instance row measures memory and streaming, not the audit trail.
+          if (!variant.isLoggingTransactions && dataset.count === 1) continue;
           const dataDir = join(root, `ours-${run++}`);
           const ours = await measure(
-            () => startOurs(durability, dataDir),
+            () => startOurs(variant, dataDir),
             dataset,
             associations,
             warmUp,
           );
           await rm(dataDir, { recursive: true, force: true });
-          const label = `${dataset.name}, ${associations} assoc, ${durability}`;
+          const label = `${dataset.name}, ${associations} assoc, ${variant.durability}${variant.isLoggingTransactions ? '' : ', no log'}`;
           rows.push(
             [
-              label.padEnd(38),
+              label.padEnd(46),
               ours.imagesPerSecond.toFixed(0).padStart(8),
               reference.imagesPerSecond.toFixed(0).padStart(8),
               (ours.imagesPerSecond / reference.imagesPerSecond).toFixed(2).padStart(6),
@@ -252,7 +269,7 @@ export async function runStoreBenchmark(): Promise<void> {
       '\nreceive path: dicom-server vs DCMTK storescp --fork +B, both sent to by DCMTK storescu\n',
     );
     console.log(
-      `${'data, associations, our durability'.padEnd(38)} ${'img/s'.padStart(8)} ${'DCMTK'.padStart(8)} ${'ratio'.padStart(6)} ${'MB/s'.padStart(8)} ${'DCMTK'.padStart(8)} ${'RSS MB'.padStart(6)} ${'DCMTK'.padStart(6)}`,
+      `${'data, associations, our durability'.padEnd(46)} ${'img/s'.padStart(8)} ${'DCMTK'.padStart(8)} ${'ratio'.padStart(6)} ${'MB/s'.padStart(8)} ${'DCMTK'.padStart(8)} ${'RSS MB'.padStart(6)} ${'DCMTK'.padStart(6)}`,
     );
     for (const row of rows) console.log(row);
   } finally {

@@ -59,8 +59,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('series_instance_uid', 'text')
     .addColumn('file_path', 'text')
     .addColumn('bytes', 'bigint')
-    .addColumn('duration_ms', 'real')
-    .addColumn('transfer_rate_mbps', 'real')
+    .addColumn('duration_ms', 'double precision')
+    .addColumn('transfer_rate_mbps', 'double precision')
     .addColumn('message', 'text')
     .execute();
   for (const [name, columns] of [

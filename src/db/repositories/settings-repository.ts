@@ -108,12 +108,8 @@ export class SettingsRepository {
     const db = this.#db;
     const self = this;
     return this.#runner.runTransaction(function* () {
-      const [row] = yield* rowsOf(
-        db.selectFrom('settings').select('values_json').where('id', '=', SETTINGS_ROW).compile(),
-      );
-      const current =
-        row === undefined ? DEFAULT_SETTINGS : settingsFromStored(JSON.parse(row.values_json));
-      const result = applySettingsChange(current, change);
+      const row = yield* lockVersionRow(db);
+      const result = applySettingsChange(settingsFromStored(JSON.parse(row.values_json)), change);
       if (!result.isValid) return result;
       yield* self.#store(result.value);
       return result;
@@ -147,6 +143,7 @@ export class SettingsRepository {
     const db = this.#db;
     const ae = result.value;
     return this.#runner.runTransaction(function* (): TransactionBody<AllowedAeChange> {
+      yield* lockVersionRow(db);
       const [existing] = yield* rowsOf(
         db
           .selectFrom('allowed_ae_titles')
@@ -176,6 +173,7 @@ export class SettingsRepository {
   ): Promise<Validated<AllowedAe> | undefined> {
     const db = this.#db;
     return this.#runner.runTransaction(function* () {
+      yield* lockVersionRow(db);
       const [row] = yield* rowsOf(
         db
           .selectFrom('allowed_ae_titles')
@@ -202,6 +200,7 @@ export class SettingsRepository {
   async removeAllowedAe(aeTitle: string): Promise<boolean> {
     const db = this.#db;
     return this.#runner.runTransaction(function* () {
+      yield* lockVersionRow(db);
       const removed = yield* rowsOf(
         db
           .deleteFrom('allowed_ae_titles')
@@ -215,43 +214,57 @@ export class SettingsRepository {
     });
   }
 
+  /** Stores the settings and moves the version; the row is there (`lockVersionRow`). */
   *#store(settings: Settings): TransactionBody<void> {
-    const now = new Date().toISOString();
-    const values_json = JSON.stringify(settings);
     yield* rowsOf(
       this.#db
-        .insertInto('settings')
-        .values({ id: SETTINGS_ROW, values_json, version: 1, updated_at: now })
-        .onConflict((oc) =>
-          oc.column('id').doUpdateSet((eb) => ({
-            values_json,
-            version: eb('settings.version', '+', 1),
-            updated_at: now,
-          })),
-        )
+        .updateTable('settings')
+        .set((eb) => ({
+          values_json: JSON.stringify(settings),
+          version: eb('version', '+', 1),
+          updated_at: new Date().toISOString(),
+        }))
+        .where('id', '=', SETTINGS_ROW)
         .compile(),
     );
   }
 }
 
-/** Moves the version (creating the settings row, with the defaults, when there is none). */
-function* bumpVersion(db: Kysely<Database>): TransactionBody<void> {
-  const now = new Date().toISOString();
-  yield* firstRowOf(
+/**
+ * The first step of every change: locks the settings row, making it when there is none (no
+ * values, which read as the defaults, at version 0), and reads it. On PostgreSQL this puts
+ * changes made at once (the API beside `config set`) one after the other, each reading what the
+ * one before wrote: without it, two settings changes each stored their own reading and one was
+ * lost, and two adds of the same AE title both found none and one failed on the unique index.
+ * Taking this lock before any other also keeps changes from locking rows in opposite orders.
+ * On SQLite, BEGIN IMMEDIATE already serialises writers; the statement costs nothing there.
+ */
+function* lockVersionRow(db: Kysely<Database>): TransactionBody<{ values_json: string }> {
+  return yield* firstRowOf(
     db
       .insertInto('settings')
       .values({
         id: SETTINGS_ROW,
-        values_json: JSON.stringify(DEFAULT_SETTINGS),
-        version: 1,
-        updated_at: now,
+        values_json: '{}',
+        version: 0,
+        updated_at: new Date().toISOString(),
       })
+      // An update that changes nothing, for its row lock and its RETURNING of the latest row.
       .onConflict((oc) =>
-        oc
-          .column('id')
-          .doUpdateSet((eb) => ({ version: eb('settings.version', '+', 1), updated_at: now })),
+        oc.column('id').doUpdateSet((eb) => ({ version: eb.ref('settings.version') })),
       )
-      .returning('version')
+      .returning('values_json')
+      .compile(),
+  );
+}
+
+/** Moves the version; the row is there (`lockVersionRow`). */
+function* bumpVersion(db: Kysely<Database>): TransactionBody<void> {
+  yield* rowsOf(
+    db
+      .updateTable('settings')
+      .set((eb) => ({ version: eb('version', '+', 1), updated_at: new Date().toISOString() }))
+      .where('id', '=', SETTINGS_ROW)
       .compile(),
   );
 }

@@ -189,6 +189,12 @@ export class ServiceController {
   async #start(): Promise<void> {
     if (this.#state === 'running') return;
     await this.#setState('starting');
+    // A start (or restart) applies what was stored since the settings were last read.
+    await this.#options.config
+      .refresh()
+      .catch((error: unknown) =>
+        this.#logger.warn({ err: error }, 'settings not re-read: starting with those loaded'),
+      );
     const settings = this.#options.config.settings;
     try {
       const root = await this.#checkStorage(settings);

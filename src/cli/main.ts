@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `dicom-server` command: one subcommand per file beside this one.
+ * The `dicom-server` command: one subcommand per file beside this one, each loaded only when it
+ * is the one run (or for help and unknown names), so that an administration command does not
+ * pay for importing the whole server.
  *
  * Layer: cli.
  */
@@ -9,9 +11,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { registerEcho } from './echo.js';
-import { registerSend } from './send.js';
-import { registerServe } from './serve.js';
+
+/** Each subcommand's `register` function, by name, in the order help lists them. */
+const SUBCOMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
+  serve: async () => (await import('./serve.js')).registerServe,
+  echo: async () => (await import('./echo.js')).registerEcho,
+  send: async () => (await import('./send.js')).registerSend,
+  config: async () => (await import('./config.js')).registerConfig,
+  ae: async () => (await import('./ae.js')).registerAe,
+  migrate: async () => (await import('./migrate.js')).registerMigrate,
+};
 
 /** The package's version, from the nearest package.json above this file (built or not). */
 function packageVersion(): string {
@@ -33,8 +42,12 @@ const version = packageVersion();
 const program = new Command('dicom-server')
   .description('DICOM receiver and query/retrieve node with a web console')
   .version(version);
-registerServe(program);
-registerEcho(program);
-registerSend(program);
+// The program has no options of its own but --help and --version: a subcommand comes first.
+const requested = process.argv[2];
+const names =
+  requested !== undefined && Object.hasOwn(SUBCOMMANDS, requested)
+    ? [requested]
+    : Object.keys(SUBCOMMANDS);
+for (const name of names) (await SUBCOMMANDS[name]!())(program);
 
 await program.parseAsync(process.argv);

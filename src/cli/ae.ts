@@ -8,6 +8,7 @@
 
 import type { Command } from 'commander';
 import { SettingsRepository } from '../db/repositories/settings-repository.js';
+import { TransactionLogRepository } from '../db/repositories/transaction-log-repository.js';
 import type { AllowedAe } from '../settings/schema.js';
 import {
   AdminExitCode,
@@ -196,4 +197,61 @@ export function registerAe(program: Command): void {
 
   registerActivation(ae, 'enable');
   registerActivation(ae, 'disable');
+
+  addDatabaseOptions(
+    ae
+      .command('seen')
+      .description(
+        'calling AE titles seen lately (from the transaction log), and whether they are listed',
+      )
+      .option('--hours <n>', 'how far back', '168')
+      .option('--unlisted', 'only those not in the list'),
+  ).action(async (options: DatabaseCliOptions & { hours: string; unlisted?: boolean }) => {
+    const hours = Number(options.hours);
+    if (!Number.isFinite(hours) || hours <= 0) {
+      process.stderr.write('--hours: must be a number of hours above 0\n');
+      process.exitCode = AdminExitCode.InvalidInput;
+      return;
+    }
+    await withDatabase(options, async (database) => {
+      const since = new Date(Date.now() - hours * 3_600_000).toISOString();
+      const seen = await new TransactionLogRepository(database).seenCallingAes(since);
+      const listed = new Set(
+        (await new SettingsRepository(database).listAllowedAes()).map((peer) => peer.ae_title),
+      );
+      const rows = seen
+        .map((entry) => ({ ...entry, isListed: listed.has(entry.callingAe) }))
+        .filter((entry) => options.unlisted !== true || !entry.isListed);
+      if (rows.length === 0) {
+        process.stdout.write('no calling AE titles seen\n');
+        return AdminExitCode.Success;
+      }
+      const header = ['CALLING AE', 'ADDRESS', 'LAST SEEN', 'ASSOCIATIONS', 'LISTED', 'LAST'];
+      const lines = rows.map((row) => [
+        row.callingAe,
+        row.remoteAddress,
+        row.lastSeen,
+        String(row.associations),
+        row.isListed ? 'yes' : 'no',
+        row.lastMessage ?? row.lastStatus,
+      ]);
+      const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+      for (const line of [header, ...lines]) {
+        process.stdout.write(
+          `${line
+            .map((cell, i) => cell.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
+      }
+      const unlisted = rows.filter((row) => !row.isListed);
+      if (unlisted.length > 0) {
+        const first = unlisted[0]!;
+        process.stdout.write(
+          `add one with: dicom-server ae add ${first.callingAe} --ip ${first.remoteAddress}\n`,
+        );
+      }
+      return AdminExitCode.Success;
+    });
+  });
 }

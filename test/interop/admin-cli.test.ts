@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { openDatabase } from '../../src/db/dialect.js';
 import { SettingsRepository } from '../../src/db/repositories/settings-repository.js';
+import { TransactionLogRepository } from '../../src/db/repositories/transaction-log-repository.js';
 import {
   type AllowedAe,
   DEFAULT_SETTINGS,
@@ -378,6 +379,42 @@ describe.concurrent('dicom-server ae', () => {
       ['OFF_AE', true],
       ['ON_AE', false],
     ]);
+  });
+
+  it('seen lists the calling AE titles of the transaction log, listed or not, with the add command', async ({
+    expect,
+  }) => {
+    const dir = await dataDirWith([{ ae_title: 'KNOWN_CT' }]);
+    const database = await openDatabase({ dataDir: dir });
+    try {
+      const row = (callingAe: string, remoteAddress: string, message?: string) => ({
+        occurredAt: new Date().toISOString(),
+        type: 'ASSOCIATE' as const,
+        status: message === undefined ? ('success' as const) : ('rejected' as const),
+        associationId: 'a',
+        callingAe,
+        calledAe: 'DRAW_SCP',
+        remoteAddress,
+        remotePort: 4000,
+        ...(message !== undefined && { message }),
+      });
+      await new TransactionLogRepository(database).insert([
+        row('KNOWN_CT', '10.0.0.5'),
+        row('NEW_MR', '10.0.0.9', 'calling AE title NEW_MR is not in the allowed list'),
+        row('NEW_MR', '10.0.0.9', 'calling AE title NEW_MR is not in the allowed list'),
+      ]);
+    } finally {
+      await database.close();
+    }
+    const all = await runCli(['ae', 'seen', '--data-dir', dir]);
+    expect(all.exitCode, all.output).toBe(0);
+    expect(all.stdout).toMatch(/NEW_MR\s+10\.0\.0\.9\s+\S+\s+2\s+no\s+calling AE title NEW_MR/);
+    expect(all.stdout).toMatch(/KNOWN_CT\s+10\.0\.0\.5\s+\S+\s+1\s+yes/);
+    expect(all.stdout).toContain('add one with: dicom-server ae add NEW_MR --ip 10.0.0.9');
+    const unlisted = await runCli(['ae', 'seen', '--unlisted', '--data-dir', dir]);
+    expect(unlisted.stdout).not.toContain('KNOWN_CT');
+    const bad = await runCli(['ae', 'seen', '--hours', 'x', '--data-dir', dir]);
+    expect(bad.exitCode, bad.output).toBe(2);
   });
 
   it('add rejects invalid fields with `field: message` on stderr and exits 2', async ({

@@ -17,6 +17,7 @@ import {
   DimseChannel,
   type IncomingRequest,
   type OperationRecord,
+  type RequestHandler,
 } from '../network/dimse/channel.js';
 import { CommandField } from '../network/dimse/command.js';
 import { Status } from '../network/dimse/status.js';
@@ -129,17 +130,29 @@ export class DicomServer {
       const settings = this.#options.config?.settings;
       logAssociation(logger, association, settings?.log_connection_attempts ?? true);
       const log = this.#options.transactionLog;
-      if (log !== undefined && (settings?.enable_transaction_log ?? true)) {
-        recordAssociation(log, association, () => this.#decisions.get(association));
+      // The switch is read as each row is made: at connection time the settings are not yet
+      // refreshed for this association, and the first one after a change went the old way.
+      const isLogOn = () => this.#options.config?.settings.enable_transaction_log ?? true;
+      if (log !== undefined) {
+        recordAssociation(log, association, () => this.#decisions.get(association), isLogOn);
       }
+      // What the association serves is read when it is established, with the settings its
+      // request refreshed (#authorize) and was negotiated with. Read at connection time, before
+      // that refresh, it missed a SOP class group switched on since the previous association:
+      // the class was negotiated, then its requests refused (0x0211).
+      let dispatch: RequestHandler | undefined;
+      association.once('established', () => {
+        dispatch = createDispatcher(this.#registrations(association));
+      });
       const channel = new DimseChannel(association, {
-        onRequest: createDispatcher(this.#registrations(association)),
+        // Requests come only on an established association.
+        onRequest: (request, signal, dimse) => dispatch!(request, signal, dimse),
         dimseTimeoutMs: this.#options.timeouts.dimseMs,
       });
       channel.onOperation((record) => {
         const current = this.#options.config?.settings;
         logOperation(logger, record, current?.log_received_files ?? true);
-        if (log !== undefined && (current?.enable_transaction_log ?? true)) {
+        if (log !== undefined && isLogOn()) {
           recordOperation(log, association, record);
         }
         this.#options.onOperation?.(record);

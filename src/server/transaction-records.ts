@@ -39,15 +39,18 @@ function peerOf(association: Association) {
 /**
  * Records an association's life: accepted (with the observe-mode warning, if any), rejected
  * (with our reason), released or aborted. Connections that never requested an association are
- * not rows (the log has them, with log_connection_attempts).
+ * not rows (the log has them, with log_connection_attempts). `isEnabled` is asked as each row
+ * is made (the transaction log can be switched while the server runs).
  */
 export function recordAssociation(
   log: TransactionLog,
   association: Association,
   decisionMessage: () => string | undefined,
+  isEnabled: () => boolean = () => true,
 ): void {
   const startedAt = Date.now();
   association.once('established', () => {
+    if (!isEnabled()) return;
     const message = decisionMessage();
     log.record({
       occurredAt: new Date().toISOString(),
@@ -58,6 +61,7 @@ export function recordAssociation(
     });
   });
   association.once('closed', (summary) => {
+    if (!isEnabled()) return;
     const base = { occurredAt: new Date().toISOString(), ...peerOf(association) };
     const durationMs = Date.now() - startedAt;
     switch (summary.outcome) {

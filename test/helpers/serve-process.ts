@@ -1,0 +1,207 @@
+/**
+ * `dicom-server serve` as a child process for interop tests, run from source (tsx), with its
+ * JSON log cut into lines; and its data directory as another process sees it: the settings and
+ * allowed peers changed while it runs, the transaction rows and the service status it writes.
+ *
+ * Layer: test helper.
+ */
+
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type OpenDatabase, openDatabase } from '../../src/db/dialect.js';
+import { ServiceStatusRepository } from '../../src/db/repositories/service-status-repository.js';
+import { SettingsRepository } from '../../src/db/repositories/settings-repository.js';
+import {
+  type TransactionFilter,
+  TransactionLogRepository,
+  type TransactionRow,
+} from '../../src/db/repositories/transaction-log-repository.js';
+import { within } from './wait.js';
+
+const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+
+/** One line of the server's JSON log (pino), or `unparsed` for anything else on stdout. */
+export type ServeLogLine = Record<string, unknown>;
+
+/** How the process ended. */
+export interface ServeExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** A running `dicom-server serve`. */
+export interface ServeProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly lines: ServeLogLine[];
+  /** Resolves once the process has exited and its output has been read. */
+  readonly exited: Promise<ServeExit>;
+  /** The command, its log lines and stderr, for failure messages. */
+  output(): string;
+  /** The first log line for which `predicate` holds, waiting up to `timeoutMs`. */
+  waitForLine(
+    predicate: (line: ServeLogLine) => boolean,
+    what: string,
+    timeoutMs?: number,
+  ): Promise<ServeLogLine>;
+  /** Resolves with the exit within `timeoutMs`, or rejects with the output. */
+  waitForExit(timeoutMs?: number): Promise<ServeExit>;
+  /** SIGTERM, then the exit (SIGKILL when it has not exited within `timeoutMs`). */
+  stop(timeoutMs?: number): Promise<ServeExit>;
+}
+
+/** The environment without our own DICOM_SERVER_* settings, so only the flags count. */
+function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('DICOM_SERVER_')),
+  );
+}
+
+/** Starts `dicom-server serve` with `args`; see `startListening` to wait until it listens. */
+export function startServe(args: readonly string[]): ServeProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args], {
+    env: cleanEnv(),
+  });
+  const lines: ServeLogLine[] = [];
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8');
+    const complete = stdout.lastIndexOf('\n');
+    if (complete < 0) return;
+    const text = stdout.slice(0, complete);
+    stdout = stdout.slice(complete + 1);
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        lines.push(JSON.parse(line) as ServeLogLine);
+      } catch {
+        lines.push({ unparsed: line });
+      }
+    }
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  let isClosed = false;
+  // 'close', not 'exit': by then every line the process wrote has been read.
+  const exited = new Promise<ServeExit>((resolve) =>
+    child.once('close', (code, signal) => {
+      isClosed = true;
+      resolve({ code, signal });
+    }),
+  );
+  const output = () =>
+    `$ dicom-server serve ${args.join(' ')}\n${lines.map((l) => JSON.stringify(l)).join('\n')}\n${stdout}${stderr}`;
+  const waitForExit = async (timeoutMs = 15_000) => {
+    try {
+      return await within(exited, timeoutMs, 'exit of serve');
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\n${output()}`);
+    }
+  };
+  return {
+    child,
+    lines,
+    exited,
+    output,
+    async waitForLine(predicate, what, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = lines.find(predicate);
+        if (found !== undefined) return found;
+        if (isClosed) throw new Error(`serve exited before logging ${what}\n${output()}`);
+        if (Date.now() > deadline) throw new Error(`serve did not log ${what}\n${output()}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    },
+    waitForExit,
+    async stop(timeoutMs = 15_000) {
+      if (!isClosed) child.kill('SIGTERM');
+      try {
+        return await waitForExit(timeoutMs);
+      } catch (error) {
+        child.kill('SIGKILL');
+        throw error;
+      }
+    },
+  };
+}
+
+/** Starts `serve` and waits for its 'DICOM service listening' line. */
+export async function startListening(args: readonly string[]): Promise<ServeProcess> {
+  const serve = startServe(args);
+  try {
+    await serve.waitForLine((line) => line.msg === 'DICOM service listening', 'listening');
+  } catch (error) {
+    if (serve.child.exitCode === null) serve.child.kill('SIGKILL');
+    throw error;
+  }
+  return serve;
+}
+
+/** Polls `read` until `isDone` holds for what it returned; rejects naming `what` after `timeoutMs`. */
+export async function pollUntil<T>(
+  read: () => Promise<T>,
+  isDone: (value: T) => boolean,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (isDone(value)) return value;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** A fresh data directory with its database opened from the test's side. */
+export interface DataDir {
+  readonly path: string;
+  readonly database: OpenDatabase;
+  readonly settings: SettingsRepository;
+  readonly transactions: TransactionLogRepository;
+  readonly serviceStatus: ServiceStatusRepository;
+  /** Transaction rows matching `filter`, oldest first. */
+  rows(filter: TransactionFilter): Promise<TransactionRow[]>;
+  /** Waits until at least `count` rows match `filter` (they are written in batches); oldest first. */
+  waitForRows(
+    filter: TransactionFilter,
+    count?: number,
+    timeoutMs?: number,
+  ): Promise<TransactionRow[]>;
+  /** Closes the database and removes the directory. */
+  remove(): Promise<void>;
+}
+
+/** Makes a temporary data directory and opens (creating) its SQLite database. */
+export async function createDataDir(prefix = 'serve-'): Promise<DataDir> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  const database = await openDatabase({ dataDir: path });
+  const transactions = new TransactionLogRepository(database);
+  const rows = async (filter: TransactionFilter) =>
+    (await transactions.page(filter, 10_000)).rows.reverse();
+  return {
+    path,
+    database,
+    settings: new SettingsRepository(database),
+    transactions,
+    serviceStatus: new ServiceStatusRepository(database),
+    rows,
+    waitForRows: (filter, count = 1, timeoutMs = 5_000) =>
+      pollUntil(
+        () => rows(filter),
+        (found) => found.length >= count,
+        `${count} transaction row(s) matching ${JSON.stringify(filter)}`,
+        timeoutMs,
+      ),
+    remove: async () => {
+      await database.close();
+      await rm(path, { recursive: true, force: true });
+    },
+  };
+}

@@ -6,9 +6,14 @@
 
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { LevelWithSilent } from 'pino';
+import type { LevelWithSilent, Logger } from 'pino';
 import { type OpenDatabase, openDatabase } from '../db/dialect.js';
+import { AuditRepository } from '../db/repositories/audit-repository.js';
+import { IndexRepository } from '../db/repositories/index-repository.js';
 import { SettingsRepository } from '../db/repositories/settings-repository.js';
+import { TransactionLogRepository } from '../db/repositories/transaction-log-repository.js';
+import { UserRepository } from '../db/repositories/user-repository.js';
+import { ServerEvents } from '../server/events.js';
 import { LiveConfig } from '../server/live-config.js';
 import { createLogger } from '../server/logger.js';
 import { PINO_LEVELS, ServiceController } from '../server/service-controller.js';
@@ -19,7 +24,9 @@ import {
   SettingsSchema,
   settingFromText,
 } from '../settings/schema.js';
-import { secondsToMs } from './options.js';
+import { buildWebApp } from '../web/app.js';
+import { AuthService } from '../web/auth.js';
+import { integerIn, secondsToMs } from './options.js';
 
 /** Flags whose names differ from their setting's (the command-line contract of DESIGN.md). */
 const FLAG_NAMES: Partial<Record<SettingKey, string>> = {
@@ -61,6 +68,8 @@ interface ServeOptions {
   readonly dataDir: string;
   readonly db: string | undefined;
   readonly shutdownGrace: number;
+  readonly httpHost: string;
+  readonly httpPort: number;
   readonly [setting: string]: unknown;
 }
 
@@ -87,6 +96,17 @@ export function registerServe(program: Command): void {
         .env('DICOM_SERVER_SHUTDOWN_GRACE')
         .default(10_000, '10')
         .argParser(secondsToMs),
+    )
+    .addOption(
+      new Option('--http-host <host>', 'address of the web console and REST API')
+        .env('DICOM_SERVER_HTTP_HOST')
+        .default('0.0.0.0'),
+    )
+    .addOption(
+      new Option('--http-port <port>', 'port of the web console and REST API (0 picks a free one)')
+        .env('DICOM_SERVER_HTTP_PORT')
+        .default(8000)
+        .argParser(integerIn(0, 65535)),
     );
   for (const key of SETTING_KEYS) {
     const example = SettingsSchema.shape[key].parse(undefined);
@@ -122,16 +142,23 @@ async function runServe(options: ServeOptions): Promise<void> {
       : PINO_LEVELS[overrides.logging_level]) as LevelWithSilent,
   );
   const dataDir = resolve(options.dataDir);
+  const events = new ServerEvents();
   let database: OpenDatabase;
   let controller: ServiceController;
+  let web: Awaited<ReturnType<typeof buildWebApp>>;
   try {
     database = await openDatabase({
       dataDir,
       ...(overrides.durability !== undefined && { durability: overrides.durability }),
       ...(options.db !== undefined && { url: options.db }),
     });
-    const config = await LiveConfig.load(new SettingsRepository(database), overrides);
+    const settings = new SettingsRepository(database);
+    const config = await LiveConfig.load(settings, overrides);
     database.setDurability(config.settings.durability);
+    logger.info(
+      { database: database.location, overridden: Object.keys(overrides) },
+      'settings and index ready',
+    );
     controller = new ServiceController({
       database,
       config,
@@ -139,34 +166,30 @@ async function runServe(options: ServeOptions): Promise<void> {
       logger,
       shutdownGraceMs: options.shutdownGrace,
       isLogLevelFixed: overrides.logging_level !== undefined,
+      events,
     });
-    logger.info(
-      { database: database.location, overridden: Object.keys(overrides) },
-      'settings and index ready',
-    );
-    await controller.initialize();
+    const users = new UserRepository(database);
+    const auth = new AuthService(users);
+    await announceFirstAdmin(auth, logger);
+    web = await buildWebApp({
+      database,
+      controller,
+      config,
+      auth,
+      users,
+      settings,
+      transactions: new TransactionLogRepository(database),
+      audit: new AuditRepository(database),
+      index: new IndexRepository(database),
+      events,
+      logger,
+    });
   } catch (error) {
     logger.fatal({ err: error }, 'settings or index could not be opened');
     process.exitCode = 1;
     return;
   }
-  const settings = controller.status();
-  if (controller.state === 'error') {
-    // Until the web console can start it again, a service that cannot start ends the process.
-    logger.fatal(
-      { error: settings.lastError, code: controller.startErrorCode },
-      'DICOM service could not start',
-    );
-    await database.close();
-    process.exitCode = 1;
-    return;
-  }
-  if (controller.state === 'stopped') {
-    logger.warn(
-      { hint: 'dicom-server config set service_enabled true (and auto_start true)' },
-      'DICOM service not started: service_enabled or auto_start is off',
-    );
-  }
+
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -175,8 +198,9 @@ async function runServe(options: ServeOptions): Promise<void> {
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    controller
+    web
       .close()
+      .then(() => controller.close())
       .then(() => database.close())
       .then(
         () => process.exit(0),
@@ -188,4 +212,44 @@ async function runServe(options: ServeOptions): Promise<void> {
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
+
+  try {
+    const address = await web.listen({ host: options.httpHost, port: options.httpPort });
+    logger.info({ url: `${address}/dicom-server/` }, 'web console and REST API listening');
+  } catch (error) {
+    logger.fatal({ err: error }, 'web console could not start');
+    await database.close();
+    process.exit(1);
+  }
+  await controller.initialize();
+  if (controller.state === 'error') {
+    // A service set to start that cannot start ends the process, so that a supervisor
+    // (systemd, a container runtime) sees it; `dicom-server config set` fixes the setting.
+    logger.fatal(
+      { error: controller.status().lastError, code: controller.startErrorCode },
+      'DICOM service could not start',
+    );
+    await web.close();
+    await database.close();
+    process.exit(1);
+  }
+  if (controller.state === 'stopped') {
+    logger.warn(
+      { hint: 'dicom-server config set service_enabled true (and auto_start true)' },
+      'DICOM service not started: service_enabled or auto_start is off',
+    );
+  }
+}
+
+/** On a first start with no user, creates `admin`; a generated password is shown once. */
+async function announceFirstAdmin(auth: AuthService, logger: Logger): Promise<void> {
+  const firstAdmin = await auth.ensureFirstAdmin(process.env.DICOM_SERVER_ADMIN_PASSWORD);
+  if (firstAdmin?.generatedPassword !== undefined) {
+    // On the terminal or in the service's journal, once: it is stored nowhere.
+    process.stderr.write(
+      `\nFirst start: created the console user "admin" with the password\n\n    ${firstAdmin.generatedPassword}\n\nChange it after logging in (or set DICOM_SERVER_ADMIN_PASSWORD before the first start).\n\n`,
+    );
+  } else if (firstAdmin !== undefined) {
+    logger.info('first start: created the console user "admin" (DICOM_SERVER_ADMIN_PASSWORD)');
+  }
 }

@@ -147,6 +147,47 @@ export interface ServiceStatusTable {
   updated_at: string;
 }
 
+/** A console user. */
+export interface UsersTable {
+  id: Generated<number>;
+  username: string;
+  /** argon2id, PHC string. */
+  password_hash: string;
+  role: string;
+  created_at: string;
+  last_login_at: string | null;
+}
+
+/** A console session, found by the SHA-256 of its cookie. */
+export interface SessionsTable {
+  token_hash: string;
+  user_fk: number;
+  csrf_token: string;
+  created_at: string;
+  expires_at: string;
+}
+
+/** An API token for scripts, found by the SHA-256 of its secret. */
+export interface ApiTokensTable {
+  id: Generated<number>;
+  user_fk: number;
+  name: string;
+  token_hash: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+/** Management actions: who did what from where, and how it ended. */
+export interface AuditLogTable {
+  id: Generated<number>;
+  occurred_at: string;
+  username: string;
+  action: string;
+  outcome: string;
+  remote_address: string;
+  detail: string | null;
+}
+
 /** The whole database. */
 export interface Database {
   patients: PatientsTable;
@@ -158,4 +199,8 @@ export interface Database {
   allowed_ae_titles: AllowedAeTitlesTable;
   transactions: TransactionsTable;
   service_status: ServiceStatusTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_tokens: ApiTokensTable;
+  audit_log: AuditLogTable;
 }

@@ -31,13 +31,14 @@ function errorFields(error: Error | undefined): Record<string, unknown> {
 
 /**
  * Subscribes `logger` to an association's life: transitions, PDUs, establishment and end. With
- * `isLoggingConnections` off (the log_connection_attempts setting), accepted and released
+ * `isLoggingConnections` answering false (the log_connection_attempts setting, asked as each line
+ * is due), accepted and released
  * associations are not logged; rejections, aborts and errors always are.
  */
 export function logAssociation(
   logger: Logger,
   association: Association,
-  isLoggingConnections = true,
+  isLoggingConnections: () => boolean = () => true,
 ): void {
   if (logger.isLevelEnabled('debug')) {
     association.on('transition', (t) => logger.debug({ ...t }, 'state transition'));
@@ -48,7 +49,7 @@ export function logAssociation(
     });
   }
   association.once('established', () => {
-    if (!isLoggingConnections) return;
+    if (!isLoggingConnections()) return;
     const request = association.request;
     logger.info(
       {
@@ -63,7 +64,7 @@ export function logAssociation(
     );
   });
   association.once('closed', (summary) => {
-    if (!isLoggingConnections && summary.outcome === 'released') return;
+    if (!isLoggingConnections() && summary.outcome === 'released') return;
     logClose(logger, association, summary);
   });
 }

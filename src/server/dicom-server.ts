@@ -127,8 +127,12 @@ export class DicomServer {
     });
     acceptor.on('association', (association) => {
       const logger = associationLogger(this.#logger, association);
-      const settings = this.#options.config?.settings;
-      logAssociation(logger, association, settings?.log_connection_attempts ?? true);
+      // Asked as each line is due: the association's request refreshes the settings first.
+      logAssociation(
+        logger,
+        association,
+        () => this.#options.config?.settings.log_connection_attempts ?? true,
+      );
       const log = this.#options.transactionLog;
       // The switch is read as each row is made: at connection time the settings are not yet
       // refreshed for this association, and the first one after a change went the old way.
@@ -153,7 +157,12 @@ export class DicomServer {
         const current = this.#options.config?.settings;
         logOperation(logger, record, current?.log_received_files ?? true);
         if (log !== undefined && isLogOn()) {
-          recordOperation(log, association, record);
+          recordOperation(
+            log,
+            association,
+            record,
+            this.#options.config?.settings.enable_performance_metrics ?? true,
+          );
         }
         this.#options.onOperation?.(record);
       });

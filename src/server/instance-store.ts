@@ -196,8 +196,12 @@ export class FileInstanceStore implements InstanceStore {
     return this.#options.duplicatePolicy;
   }
 
-  /** Empty temporary files opened ahead for the next receptions (see SpareTempFiles). */
-  get spareTempPaths(): string[] {
+  /**
+   * Empty temporary files opened ahead for the next receptions (see SpareTempFiles), once none
+   * is being opened.
+   */
+  async spareTempPaths(): Promise<string[]> {
+    await this.#spareFiles.settled();
     return this.#spareFiles.readyPaths;
   }
 

@@ -26,6 +26,7 @@ import { CommandField } from '../network/dimse/command.js';
 import { statusCategory } from '../network/dimse/status.js';
 import type { Settings } from '../settings/schema.js';
 import { DicomServer } from './dicom-server.js';
+import type { ServerEvents } from './events.js';
 import { FileInstanceStore } from './instance-store.js';
 import type { LiveConfig } from './live-config.js';
 import { TransactionLog } from './transaction-log.js';
@@ -59,6 +60,8 @@ export interface ServiceControllerOptions {
   readonly shutdownGraceMs: number;
   /** The logging level was given on the command line: the settings' level does not apply. */
   readonly isLogLevelFixed?: boolean;
+  /** Where status changes and transaction rows are announced (live views). */
+  readonly events?: ServerEvents;
 }
 
 /** Runs the DICOM service: start, stop, restart, status. */
@@ -79,6 +82,8 @@ export class ServiceController {
   #lastErrorAt: string | null = null;
   #saveTimer: NodeJS.Timeout | undefined;
   #startErrorCode: string | undefined;
+  /** Found another live process running the service on this database at start-up. */
+  #isSecondProcess = false;
   /** One lifecycle operation at a time: a start and a stop asked together run in turn. */
   #turn: Promise<unknown> = Promise.resolve();
 
@@ -90,6 +95,7 @@ export class ServiceController {
       new TransactionLogRepository(options.database),
       options.logger,
       () => options.config.settings.transaction_log_retention_days,
+      options.events,
     );
     this.#applyLogLevel(options.config.settings);
     options.config.onChange((settings) => this.#applyLogLevel(settings));
@@ -121,6 +127,21 @@ export class ServiceController {
       this.#errors = stored.errors;
       this.#lastError = stored.lastError;
       this.#lastErrorAt = stored.lastErrorAt;
+      const isOtherLiveProcess =
+        stored.pid !== null &&
+        stored.pid !== process.pid &&
+        stored.hostname === hostname() &&
+        isAlive(stored.pid);
+      if (stored.state === 'running' && isOtherLiveProcess) {
+        // Another server on this machine runs on the same database: its status is not stale,
+        // and starting here would fight it for the port and the storage.
+        this.#logger.error(
+          { pid: stored.pid },
+          'another dicom-server process on this machine runs the service on this database: not starting',
+        );
+        this.#isSecondProcess = true;
+        return;
+      }
       if (stored.state !== 'stopped' && stored.state !== 'error') {
         this.#logger.warn(
           { state: stored.state, pid: stored.pid, since: stored.startedAt },
@@ -188,6 +209,11 @@ export class ServiceController {
 
   async #start(): Promise<void> {
     if (this.#state === 'running') return;
+    if (this.#isSecondProcess) {
+      throw new Error(
+        'another dicom-server process on this machine runs the service on this database',
+      );
+    }
     await this.#setState('starting');
     // A start (or restart) applies what was stored since the settings were last read.
     await this.#options.config
@@ -334,6 +360,8 @@ export class ServiceController {
   }
 
   async #saveStatus(): Promise<void> {
+    // The row belongs to the other process found at start-up: this one reports, never writes.
+    if (this.#isSecondProcess) return;
     clearTimeout(this.#saveTimer);
     this.#saveTimer = undefined;
     try {
@@ -341,12 +369,24 @@ export class ServiceController {
     } catch (error) {
       this.#logger.error({ err: error }, 'service status could not be stored');
     }
+    this.#options.events?.emit('status', this.status());
   }
 
   #applyLogLevel(settings: Settings): void {
     if (this.#options.isLogLevelFixed !== true) {
       this.#logger.level = PINO_LEVELS[settings.logging_level];
     }
+  }
+}
+
+/** Whether a process with this id exists (signal 0 checks without sending anything). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, as another user's process.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

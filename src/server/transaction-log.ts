@@ -13,6 +13,7 @@ import type {
   TransactionLogRepository,
   TransactionRecord,
 } from '../db/repositories/transaction-log-repository.js';
+import type { ServerEvents } from './events.js';
 
 /** Longest a row waits before it is written. */
 const FLUSH_MS = 250;
@@ -34,10 +35,18 @@ export class TransactionLog {
   #lastPrune = 0;
   #dropped = 0;
 
-  constructor(repository: TransactionLogRepository, logger: Logger, retentionDays: () => number) {
+  readonly #events: ServerEvents | undefined;
+
+  constructor(
+    repository: TransactionLogRepository,
+    logger: Logger,
+    retentionDays: () => number,
+    events?: ServerEvents,
+  ) {
     this.#repository = repository;
     this.#logger = logger;
     this.#retentionDays = retentionDays;
+    this.#events = events;
   }
 
   /** Queues a row. */
@@ -78,7 +87,10 @@ export class TransactionLog {
       this.#dropped = 0;
     }
     try {
-      if (batch.length > 0) await this.#repository.insert(batch);
+      if (batch.length > 0) {
+        await this.#repository.insert(batch);
+        this.#events?.emit('transactions', batch);
+      }
       if (Date.now() - this.#lastPrune >= PRUNE_EVERY_MS) {
         this.#lastPrune = Date.now();
         const before = new Date(Date.now() - this.#retentionDays() * 86_400_000).toISOString();

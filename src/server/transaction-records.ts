@@ -116,11 +116,12 @@ function statusOf(code: number, error: Error | undefined): TransactionStatus {
   return 'failure';
 }
 
-/** Records one served operation. */
+/** Records one served operation (its duration and rate when `isRecordingMetrics`). */
 export function recordOperation(
   log: TransactionLog,
   association: Association,
   record: OperationRecord,
+  isRecordingMetrics = true,
 ): void {
   const name = commandName(record.command.commandField).replace(/-RQ$/, '');
   if (!OPERATION_TYPES.has(name)) return;
@@ -148,8 +149,11 @@ export function recordOperation(
     }),
     ...(typeof note.filePath === 'string' && { filePath: note.filePath }),
     ...(bytes > 0 && { bytes }),
-    durationMs: Math.round(record.durationMs * 1000) / 1000,
-    ...(bytes > 0 && seconds > 0 && { transferRateMbps: bytes / 1_000_000 / seconds }),
+    // Timing and speed only with enable_performance_metrics.
+    ...(isRecordingMetrics && { durationMs: Math.round(record.durationMs * 1000) / 1000 }),
+    ...(isRecordingMetrics &&
+      bytes > 0 &&
+      seconds > 0 && { transferRateMbps: bytes / 1_000_000 / seconds }),
     ...((comment !== undefined || statusCategory(code) === 'failure') && {
       message: comment ?? statusMeaning(code),
     }),

@@ -169,6 +169,8 @@ export class SpareTempFiles {
   #next = 0;
   #opening = 0;
   #isClosed = false;
+  /** Resolves the callers of `settled` once nothing is being opened. */
+  #settledWaiters: (() => void)[] = [];
 
   /** `folders`: existing folders on the storage volume, used in turn. */
   constructor(folders: readonly string[], size = 2) {
@@ -179,6 +181,15 @@ export class SpareTempFiles {
   /** The paths of the spare files ready now (for tests: every other temporary file is in use). */
   get readyPaths(): string[] {
     return this.#ready.map((writer) => writer.tempPath);
+  }
+
+  /**
+   * Resolves once no spare is being opened (for tests: a file being opened ahead is on disk
+   * before it is among `readyPaths`).
+   */
+  settled(): Promise<void> {
+    if (this.#opening === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#settledWaiters.push(resolve));
   }
 
   /** A temporary file: a spare one if ready, else one opened now. Tops the spares up. */
@@ -203,17 +214,20 @@ export class SpareTempFiles {
   #refill(): void {
     while (!this.#isClosed && this.#ready.length + this.#opening < this.#size) {
       this.#opening += 1;
-      AtomicWriter.createInBackground(this.#nextFolder()).then(
-        async (writer) => {
+      AtomicWriter.createInBackground(this.#nextFolder())
+        .then(
+          async (writer) => {
+            if (this.#isClosed) await writer.abort();
+            else this.#ready.push(writer);
+          },
+          () => {
+            // The next take opens its file itself, and reports the error then.
+          },
+        )
+        .finally(() => {
           this.#opening -= 1;
-          if (this.#isClosed) await writer.abort();
-          else this.#ready.push(writer);
-        },
-        () => {
-          // The next take opens its file itself, and reports the error then.
-          this.#opening -= 1;
-        },
-      );
+          if (this.#opening === 0) for (const resolve of this.#settledWaiters.splice(0)) resolve();
+        });
     }
   }
 }

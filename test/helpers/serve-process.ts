@@ -60,8 +60,9 @@ function cleanEnv(): NodeJS.ProcessEnv {
 
 /** Starts `dicom-server serve` with `args`; see `startListening` to wait until it listens. */
 export function startServe(args: readonly string[]): ServeProcess {
+  // The web console on a free port: tests run side by side.
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args], {
-    env: cleanEnv(),
+    env: { ...cleanEnv(), DICOM_SERVER_HTTP_PORT: '0', DICOM_SERVER_HTTP_HOST: '127.0.0.1' },
   });
   const lines: ServeLogLine[] = [];
   let stdout = '';

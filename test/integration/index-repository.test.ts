@@ -452,7 +452,11 @@ describe.each([
     const migrations = await sql<{ name: string }>`select name from kysely_migration`.execute(
       second.db,
     );
-    expect(migrations.rows.map((row) => row.name)).toEqual(['0001-initial', '0002-administration']);
+    expect(migrations.rows.map((row) => row.name)).toEqual([
+      '0001-initial',
+      '0002-administration',
+      '0003-users',
+    ]);
   });
 
   it('commits a transaction body that returns, with every query it yielded', async () => {
@@ -512,6 +516,8 @@ describe('the index on PostgreSQL beside other schemas', () => {
         where table_schema = ${fresh} order by table_name`.execute(second.db);
       expect(tables.rows.map((row) => row.table_name)).toEqual([
         'allowed_ae_titles',
+        'api_tokens',
+        'audit_log',
         'counters',
         'instances',
         'kysely_migration',
@@ -519,9 +525,11 @@ describe('the index on PostgreSQL beside other schemas', () => {
         'patients',
         'series',
         'service_status',
+        'sessions',
         'settings',
         'studies',
         'transactions',
+        'users',
       ]);
       expect(await new IndexRepository(second).nextCounter('file_sequence')).toBe(1);
     } finally {

@@ -290,7 +290,7 @@ async function expectAlive(scu: Scu): Promise<void> {
 
 /** Temporary files of receptions in progress (or left behind), not the spares opened ahead. */
 async function incoming(server: StoreTestServer): Promise<string[]> {
-  const spares = new Set(server.store.spareTempPaths);
+  const spares = new Set(await server.store.spareTempPaths());
   const entries = await readdir(join(server.storageRoot, INCOMING_FOLDER), {
     recursive: true,
     withFileTypes: true,

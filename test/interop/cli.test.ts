@@ -139,7 +139,10 @@ interface ServeProcess {
 }
 
 function startServe(args: readonly string[]): ServeProcess {
-  const child = spawn(process.execPath, [...NODE_ARGS, 'serve', ...args], { env: cleanEnv() });
+  // The web console on a free port: tests run side by side.
+  const child = spawn(process.execPath, [...NODE_ARGS, 'serve', ...args], {
+    env: { ...cleanEnv(), DICOM_SERVER_HTTP_PORT: '0', DICOM_SERVER_HTTP_HOST: '127.0.0.1' },
+  });
   const lines: Record<string, unknown>[] = [];
   let stdout = '';
   let stderr = '';

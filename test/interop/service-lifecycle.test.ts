@@ -310,7 +310,7 @@ describe('starting', () => {
     expect((await dir.serviceStatus.get())?.state).toBe('stopped');
   });
 
-  it('with service_enabled off in the stored settings, does not listen, says so and exits 0', async () => {
+  it('with service_enabled off in the stored settings, does not listen for DICOM, says so, and keeps the web console up', async () => {
     const dir = await dataDir();
     const stored = await dir.settings.update({ service_enabled: false });
     expect(stored.isValid).toBe(true);
@@ -328,7 +328,15 @@ describe('starting', () => {
       false,
     );
     expect((await dir.serviceStatus.get())?.state, serve.output()).toBe('stopped');
-    // With nothing to serve (no web console yet), the process ends by itself.
-    expect(await serve.waitForExit(), serve.output()).toEqual({ code: 0, signal: null });
+    // The process stays up for the web console, from which the service can be started.
+    const web = await serve.waitForLine(
+      (candidate) => candidate.msg === 'web console and REST API listening',
+      "'web console and REST API listening'",
+    );
+    const health = await fetch(
+      `${String(web.url).replace('/dicom-server/', '')}/dicom-server/api/health/`,
+    );
+    expect(await health.json()).toEqual({ status: 'ok', service: 'stopped' });
+    expect(await serve.stop(), serve.output()).toEqual({ code: 0, signal: null });
   });
 });

@@ -49,6 +49,20 @@ export interface InstanceRecord {
   readonly receivedAt: string;
 }
 
+/** A study as the dashboard lists it. */
+export interface RecentStudy {
+  readonly studyInstanceUid: string;
+  readonly patientId: string;
+  readonly patientName: string | null;
+  readonly studyDate: string | null;
+  readonly studyDescription: string | null;
+  readonly accessionNumber: string | null;
+  readonly modalitiesInStudy: string;
+  readonly numberOfSeries: number;
+  readonly numberOfInstances: number;
+  readonly updatedAt: string;
+}
+
 /** Where an indexed instance's file is. */
 export interface StoredInstance {
   readonly sopInstanceUid: string;
@@ -284,6 +298,42 @@ export class IndexRepository {
     }
     if (this.#seriesRows.size + staged.size > MAX_CACHED_SERIES) this.#seriesRows.clear();
     for (const [uid, rows] of staged) this.#seriesRows.set(uid, rows);
+  }
+
+  /** The studies that received instances last, newest first, with their patient and counts. */
+  async recentStudies(limit: number): Promise<RecentStudy[]> {
+    const rows = await this.#runner.runQuery(
+      this.#db
+        .selectFrom('studies')
+        .innerJoin('patients', 'patients.id', 'studies.patient_fk')
+        .select([
+          'study_instance_uid',
+          'patients.patient_id',
+          'patients.patient_name',
+          'study_date',
+          'study_description',
+          'accession_number',
+          'modalities_in_study',
+          'num_series',
+          'num_instances',
+          'studies.updated_at',
+        ])
+        .orderBy('studies.updated_at', 'desc')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map((row) => ({
+      studyInstanceUid: row.study_instance_uid,
+      patientId: row.patient_id,
+      patientName: row.patient_name,
+      studyDate: row.study_date,
+      studyDescription: row.study_description,
+      accessionNumber: row.accession_number,
+      modalitiesInStudy: row.modalities_in_study,
+      numberOfSeries: Number(row.num_series),
+      numberOfInstances: Number(row.num_instances),
+      updatedAt: row.updated_at,
+    }));
   }
 
   /** Total bytes and number of indexed instances. */

@@ -1,0 +1,26 @@
+/**
+ * The server's events for live views (the console's server-sent events): the service status
+ * when it changes or its totals move, and the transaction rows as they are written.
+ *
+ * Layer: server.
+ */
+
+import { EventEmitter } from 'node:events';
+import type { TransactionRecord } from '../db/repositories/transaction-log-repository.js';
+import type { ServiceStatus } from './service-controller.js';
+
+/** The events and their arguments. */
+export interface ServerEventMap {
+  status: [ServiceStatus];
+  /** The rows of one batch of the transaction log, as written (every 250 ms at most). */
+  transactions: [readonly TransactionRecord[]];
+}
+
+/** Emits the server's events; listeners are the live views. */
+export class ServerEvents extends EventEmitter<ServerEventMap> {
+  constructor() {
+    super();
+    // One listener per open console: more than the default 10 is normal.
+    this.setMaxListeners(1_000);
+  }
+}

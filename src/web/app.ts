@@ -1,0 +1,131 @@
+/**
+ * The HTTP side: a Fastify app serving the REST API under `/dicom-server/api/` (and, with the
+ * console issue, the console under `/dicom-server/`). Every route needs a login except the
+ * health check and the login itself; a viewer may read, an administrator may also change; a
+ * change made with the session cookie must carry the CSRF token. Request schemas are zod (the
+ * settings schema among them), and the OpenAPI document is generated from them.
+ *
+ * Layer: web (the only layer that knows Fastify).
+ */
+
+import fastifyCookie from '@fastify/cookie';
+import fastifySwagger from '@fastify/swagger';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import { CSRF_HEADER, mayChange, SESSION_COOKIE, safeEqual } from './auth.js';
+import { fail, type WebContext } from './context.js';
+import { registerAuthRoutes } from './routes/auth.js';
+import { registerServiceRoutes } from './routes/service.js';
+import { registerSettingsRoutes } from './routes/settings.js';
+import { registerTransactionRoutes } from './routes/transactions.js';
+import { registerUserRoutes } from './routes/users.js';
+
+/** Where the API lives. */
+export const API_PREFIX = '/dicom-server/api';
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function bearerOf(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1] ?? '';
+}
+
+/** Builds the app (not listening yet). */
+export async function buildWebApp(context: WebContext): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: context.logger.child({ component: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    // Behind a reverse proxy, X-Forwarded-For would be trusted only when configured; not here.
+    trustProxy: false,
+    bodyLimit: 1024 * 1024,
+    // Open event streams must not hold a shutdown back.
+    forceCloseConnections: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(fastifyCookie);
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: {
+        title: 'dicom-server API',
+        description:
+          'Status, settings, allowed AE titles, transaction log, service control, users. ' +
+          'Authenticate with the session cookie of POST auth/login (and send its CSRF token in ' +
+          'X-CSRF-Token with every change) or with `Authorization: Bearer <API token>`.',
+        version: '1',
+      },
+      components: {
+        securitySchemes: {
+          session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE },
+          bearer: { type: 'http', scheme: 'bearer' },
+        },
+      },
+      security: [{ session: [] }, { bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      const fields: Record<string, string> = {};
+      for (const issue of error.validation) {
+        const field = issue.instancePath.replace(/^\//, '').split('/')[0];
+        fields[field === undefined || field === '' ? '_' : field] ??= issue.message ?? 'invalid';
+      }
+      return fail(reply, 400, 'invalid request', fields);
+    }
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      return fail(reply, status, error.message);
+    }
+    request.log.error({ err: error, url: request.url }, 'request failed');
+    return fail(reply, 500, 'internal error');
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    // Nothing of ours is cached by browsers or proxies.
+    reply.header('Cache-Control', 'no-store');
+    if (request.routeOptions.config.isPublic === true) return;
+    const caller = await context.auth.authenticate(
+      request.cookies[SESSION_COOKIE],
+      bearerOf(request),
+    );
+    if (caller === undefined) return fail(reply, 401, 'login required');
+    request.caller = caller;
+    if (READ_METHODS.has(request.method)) return;
+    if (caller.via.kind === 'session') {
+      const sent = request.headers[CSRF_HEADER];
+      if (typeof sent !== 'string' || !safeEqual(sent, caller.via.csrfToken)) {
+        return fail(reply, 403, 'CSRF token missing or wrong (send it in X-CSRF-Token)');
+      }
+    }
+    if (request.routeOptions.config.isAnyRole !== true && !mayChange(caller.user.role)) {
+      return fail(reply, 403, 'read-only user: an administrator may change this');
+    }
+  });
+
+  await app.register(
+    async (api) => {
+      registerAuthRoutes(api, context);
+      registerServiceRoutes(api, context);
+      registerSettingsRoutes(api, context);
+      registerTransactionRoutes(api, context);
+      registerUserRoutes(api, context);
+      api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    },
+    { prefix: API_PREFIX },
+  );
+  return app;
+}

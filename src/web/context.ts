@@ -1,0 +1,86 @@
+/**
+ * What the routes work with: the repositories, the service controller, the live settings, the
+ * authentication service and the server's events; and the helpers every route shares (the
+ * caller, the audit trail, error answers).
+ *
+ * Layer: web.
+ */
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { OpenDatabase } from '../db/dialect.js';
+import type { AuditRepository } from '../db/repositories/audit-repository.js';
+import type { IndexRepository } from '../db/repositories/index-repository.js';
+import type { SettingsRepository } from '../db/repositories/settings-repository.js';
+import type { TransactionLogRepository } from '../db/repositories/transaction-log-repository.js';
+import type { UserRepository } from '../db/repositories/user-repository.js';
+import type { ServerEvents } from '../server/events.js';
+import type { LiveConfig } from '../server/live-config.js';
+import type { ServiceController } from '../server/service-controller.js';
+import type { AuthService, Caller } from './auth.js';
+
+/** The application's parts, as the routes see them. */
+export interface WebContext {
+  readonly database: OpenDatabase;
+  readonly controller: ServiceController;
+  readonly config: LiveConfig;
+  readonly auth: AuthService;
+  readonly users: UserRepository;
+  readonly settings: SettingsRepository;
+  readonly transactions: TransactionLogRepository;
+  readonly audit: AuditRepository;
+  readonly index: IndexRepository;
+  readonly events: ServerEvents;
+  readonly logger: Logger;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller (set by the auth hook on every route that is not public). */
+    caller?: Caller;
+  }
+  interface FastifyContextConfig {
+    /** Reachable without a login (health check, login). */
+    isPublic?: boolean;
+    /** A change any logged-in user may make (their own logout, token). */
+    isAnyRole?: boolean;
+  }
+}
+
+/** The caller of a route behind the auth hook. */
+export function callerOf(request: FastifyRequest): Caller {
+  if (request.caller === undefined) throw new Error('route reached without authentication');
+  return request.caller;
+}
+
+/** Records a management action in the audit log (failures to write are logged, not thrown). */
+export async function audit(
+  context: WebContext,
+  request: FastifyRequest,
+  action: string,
+  outcome: 'success' | 'failure' | 'denied',
+  detail?: string,
+  username?: string,
+): Promise<void> {
+  try {
+    await context.audit.record({
+      username: username ?? request.caller?.user.username ?? '',
+      action,
+      outcome,
+      remoteAddress: request.ip,
+      ...(detail !== undefined && { detail }),
+    });
+  } catch (error) {
+    context.logger.error({ err: error, action }, 'audit log entry not written');
+  }
+}
+
+/** An error answer: `{ error, fields? }` with the status. */
+export function fail(
+  reply: FastifyReply,
+  status: number,
+  error: string,
+  fields?: Readonly<Record<string, string>>,
+): FastifyReply {
+  return reply.code(status).send({ error, ...(fields !== undefined && { fields }) });
+}

@@ -20,6 +20,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
   config: async () => (await import('./config.js')).registerConfig,
   ae: async () => (await import('./ae.js')).registerAe,
   migrate: async () => (await import('./migrate.js')).registerMigrate,
+  user: async () => (await import('./user.js')).registerUser,
 };
 
 /** The package's version, from the nearest package.json above this file (built or not). */

@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { openDatabase } from '../../src/db/dialect.js';
 import { SettingsRepository } from '../../src/db/repositories/settings-repository.js';
 import { TransactionLogRepository } from '../../src/db/repositories/transaction-log-repository.js';
+import { UserRepository } from '../../src/db/repositories/user-repository.js';
 import {
   type AllowedAe,
   DEFAULT_SETTINGS,
@@ -26,12 +27,13 @@ import {
   SETTING_KEYS,
   settingAsText,
 } from '../../src/settings/schema.js';
+import { AuthService } from '../../src/web/auth.js';
 import { POSTGRES_URL } from '../helpers/postgres.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 /** The sources the administration commands run, whose build must be current. */
-const SOURCE_DIRS = ['src/cli', 'src/db', 'src/settings'];
+const SOURCE_DIRS = ['src/cli', 'src/db', 'src/settings', 'src/web'];
 
 interface CliRun {
   readonly exitCode: number | null;
@@ -52,9 +54,14 @@ function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /** Runs the built CLI to completion (killed after 15 s, which leaves exitCode null). */
-function runCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+function runCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  stdin?: string,
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env) });
+    child.stdin.end(stdin ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => {
@@ -264,6 +271,71 @@ describe.concurrent('dicom-server config', () => {
     expect(runs[1]!.stderr).toMatch(/uppercase/);
     const stored = await withSettings(dir, (r) => r.get());
     expect(stored).toEqual({ settings: DEFAULT_SETTINGS, version: 0 });
+  });
+});
+
+describe.concurrent('dicom-server user', () => {
+  it('add with --password-stdin or a generated password; the password logs in; list, password, remove', async ({
+    expect,
+  }) => {
+    const dir = await newDataDir();
+    const added = await runCli(
+      ['user', 'add', 'physicist', '--role', 'viewer', '--password-stdin', '--data-dir', dir],
+      {},
+      'correct horse battery\n',
+    );
+    expect(added.exitCode, added.output).toBe(0);
+    expect(added.stdout).toContain('added viewer physicist');
+    expect(added.stdout).not.toContain('password:');
+    const generated = await runCli(['user', 'add', 'it-admin', '--data-dir', dir]);
+    expect(generated.exitCode, generated.output).toBe(0);
+    const password = /password: (\S+)/.exec(generated.stdout)?.[1];
+    expect(password, generated.output).toBeDefined();
+    const again = await runCli(['user', 'add', 'physicist', '--data-dir', dir]);
+    expect(again.exitCode, again.output).toBe(2);
+    expect(again.stderr).toContain('username: physicist is taken');
+    const short = await runCli(
+      ['user', 'add', 'other', '--password-stdin', '--data-dir', dir],
+      {},
+      'short\n',
+    );
+    expect(short.exitCode, short.output).toBe(2);
+    expect(short.stderr).toContain('password: must be at least 10 characters');
+
+    const database = await openDatabase({ dataDir: dir });
+    try {
+      const auth = new AuthService(new UserRepository(database));
+      expect((await auth.login('physicist', 'correct horse battery', '127.0.0.1')).kind).toBe('ok');
+      expect((await auth.login('it-admin', password!, '127.0.0.1')).kind).toBe('ok');
+    } finally {
+      await database.close();
+    }
+    const list = await runCli(['user', 'list', '--data-dir', dir]);
+    expect(list.stdout).toMatch(/physicist\tviewer\tlast login 20/);
+    expect(list.stdout).toMatch(/it-admin\tadmin/);
+    const changed = await runCli(
+      ['user', 'password', 'physicist', '--password-stdin', '--data-dir', dir],
+      {},
+      'another long password\n',
+    );
+    expect(changed.exitCode, changed.output).toBe(0);
+    const removed = await runCli(['user', 'remove', 'it-admin', '--data-dir', dir]);
+    expect(removed.exitCode, removed.output).toBe(0);
+    const missing = await runCli(['user', 'remove', 'it-admin', '--data-dir', dir]);
+    expect(missing.exitCode, missing.output).toBe(1);
+    const reopened = await openDatabase({ dataDir: dir });
+    try {
+      const auth = new AuthService(new UserRepository(reopened));
+      expect((await auth.login('physicist', 'correct horse battery', '127.0.0.2')).kind).toBe(
+        'invalid',
+      );
+      expect((await auth.login('physicist', 'another long password', '127.0.0.2')).kind).toBe('ok');
+      expect((await new UserRepository(reopened).list()).map((u) => u.username)).toEqual([
+        'physicist',
+      ]);
+    } finally {
+      await reopened.close();
+    }
   });
 });
 

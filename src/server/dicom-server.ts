@@ -71,6 +71,22 @@ const UNCOMPRESSED_SYNTAXES: readonly string[] = [
   TransferSyntax.ExplicitVRBigEndian,
 ];
 
+/** A live association as an operator sees it (the console's Active Associations). */
+export interface LiveAssociation {
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly callingAeTitle: string;
+  readonly calledAeTitle: string;
+  readonly acceptedContexts: readonly { abstractSyntax: string; transferSyntax: string }[];
+  readonly operations: number;
+  readonly instancesStored: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly startedAt: string;
+  readonly durationMs: number;
+}
+
 /** The service's state as shown to an operator. */
 export type ServiceState = 'stopped' | 'starting' | 'running' | 'stopping';
 
@@ -82,6 +98,8 @@ export class DicomServer {
   #state: ServiceState = 'stopped';
   /** Why an association was refused, or would have been (observe mode), for its record. */
   readonly #decisions = new WeakMap<Association, string>();
+  /** Operations and stored instances of each association, for the live view. */
+  readonly #counts = new WeakMap<Association, { operations: number; instancesStored: number }>();
   #storageClassesFor: { groups: readonly StorageGroup[]; classes: ReadonlySet<string> } | undefined;
   #address: AddressInfo | undefined;
   #startedAt: Date | undefined;
@@ -109,6 +127,43 @@ export class DicomServer {
   /** Associations counted against the limit. */
   get activeAssociations(): number {
     return this.#acceptor?.activeCount ?? 0;
+  }
+
+  /** The established associations, oldest first. */
+  liveAssociations(): LiveAssociation[] {
+    const now = Date.now();
+    return [...(this.#acceptor?.associations ?? [])]
+      .filter((association) => association.isEstablished)
+      .map((association) => {
+        const counts = this.#counts.get(association);
+        return {
+          id: association.id,
+          remoteAddress: association.remoteAddress,
+          remotePort: association.remotePort,
+          callingAeTitle: association.callingAeTitle.trim(),
+          calledAeTitle: association.calledAeTitle.trim(),
+          acceptedContexts: [...association.acceptedContexts.values()].map((context) => ({
+            abstractSyntax: context.abstractSyntax,
+            transferSyntax: context.transferSyntax,
+          })),
+          operations: counts?.operations ?? 0,
+          instancesStored: counts?.instancesStored ?? 0,
+          bytesIn: association.bytesIn,
+          bytesOut: association.bytesOut,
+          startedAt: new Date(association.startedAt).toISOString(),
+          durationMs: now - association.startedAt,
+        };
+      })
+      .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+  }
+
+  /** Aborts an association (A-ABORT, service-user); false when no such association is open. */
+  abortAssociation(id: string): boolean {
+    const association = [...(this.#acceptor?.associations ?? [])].find((a) => a.id === id);
+    if (association === undefined) return false;
+    this.#logger.warn({ assoc: id }, 'association aborted by an administrator');
+    association.abort();
+    return true;
   }
 
   /** Starts listening; rejects (e.g. EADDRINUSE) with the service left stopped. */
@@ -153,7 +208,16 @@ export class DicomServer {
         onRequest: (request, signal, dimse) => dispatch!(request, signal, dimse),
         dimseTimeoutMs: this.#options.timeouts.dimseMs,
       });
+      const counts = { operations: 0, instancesStored: 0 };
+      this.#counts.set(association, counts);
       channel.onOperation((record) => {
+        counts.operations += 1;
+        if (
+          record.command.commandField === CommandField.CStoreRq &&
+          typeof record.note?.filePath === 'string'
+        ) {
+          counts.instancesStored += 1;
+        }
         const current = this.#options.config?.settings;
         logOperation(logger, record, current?.log_received_files ?? true);
         if (log !== undefined && isLogOn()) {

@@ -25,7 +25,7 @@ import type { OperationRecord } from '../network/dimse/channel.js';
 import { CommandField } from '../network/dimse/command.js';
 import { statusCategory } from '../network/dimse/status.js';
 import type { Settings } from '../settings/schema.js';
-import { DicomServer } from './dicom-server.js';
+import { DicomServer, type LiveAssociation } from './dicom-server.js';
 import type { ServerEvents } from './events.js';
 import { FileInstanceStore } from './instance-store.js';
 import type { LiveConfig } from './live-config.js';
@@ -177,6 +177,16 @@ export class ServiceController {
   async close(): Promise<void> {
     await this.stop();
     await this.#transactionLog.flush();
+  }
+
+  /** The established associations (none while stopped). */
+  liveAssociations(): LiveAssociation[] {
+    return this.#server?.liveAssociations() ?? [];
+  }
+
+  /** Aborts an association by id; false when it is not open. */
+  abortAssociation(id: string): boolean {
+    return this.#server?.abortAssociation(id) ?? false;
   }
 
   /** The status now. */

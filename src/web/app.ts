@@ -24,6 +24,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { CSRF_HEADER, mayChange, SESSION_COOKIE, safeEqual } from './auth.js';
 import { fail, type WebContext } from './context.js';
+import { registerAssociationRoutes } from './routes/associations.js';
 import { registerAuthRoutes } from './routes/auth.js';
 import { registerServiceRoutes } from './routes/service.js';
 import { registerSettingsRoutes } from './routes/settings.js';
@@ -119,6 +120,7 @@ export async function buildWebApp(context: WebContext): Promise<FastifyInstance>
   await app.register(
     async (api) => {
       registerAuthRoutes(api, context);
+      registerAssociationRoutes(api, context);
       registerServiceRoutes(api, context);
       registerSettingsRoutes(api, context);
       registerTransactionRoutes(api, context);

@@ -18,12 +18,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type OpenDatabase, openDatabase } from '../../src/db/dialect.js';
 import { ServiceStatusRepository } from '../../src/db/repositories/service-status-repository.js';
 import { SettingsRepository } from '../../src/db/repositories/settings-repository.js';
+import { TransferSyntax } from '../../src/dicom/transfer-syntax.js';
+import { SopClass } from '../../src/dicom/uid.js';
+import { requestAssociation } from '../../src/network/association/requestor.js';
+import { DimseChannel } from '../../src/network/dimse/channel.js';
+import { CommandField } from '../../src/network/dimse/command.js';
 import { LiveConfig } from '../../src/server/live-config.js';
 import { ServiceController } from '../../src/server/service-controller.js';
 import { echo } from '../../src/services/scu/echo.js';
 import type { Settings } from '../../src/settings/schema.js';
 import { accepts, freePort } from '../helpers/net.js';
-import type { LogLine } from '../helpers/server.js';
+import { type LogLine, waitFor } from '../helpers/server.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -175,6 +180,55 @@ describe('the service controller', () => {
     await expect(echoOn(port, 'UNKNOWN')).rejects.toThrow();
     expect((await otherSettings.addAllowedAe({ ae_title: 'UNKNOWN' })).isValid).toBe(true);
     expect((await echoOn(port, 'UNKNOWN')).status).toBe(0);
+  });
+
+  it('lists the established associations with their counts, and aborts one by id', async () => {
+    const { controller } = await setup();
+    await controller.start();
+    const association = await requestAssociation({
+      host: '127.0.0.1',
+      port: controller.port!,
+      callingAeTitle: 'HOLDER',
+      calledAeTitle: 'DRAW_SCP',
+      contexts: [
+        {
+          abstractSyntax: SopClass.Verification,
+          transferSyntaxes: [TransferSyntax.ImplicitVRLittleEndian],
+        },
+      ],
+    });
+    const channel = new DimseChannel(association, { dimseTimeoutMs: 5_000 });
+    const context = channel.findContext(SopClass.Verification)!;
+    const statuses: (number | undefined)[] = [];
+    for await (const response of channel.request(context.id, {
+      commandField: CommandField.CEchoRq,
+      affectedSopClassUid: SopClass.Verification,
+      hasDataset: false,
+    })) {
+      statuses.push(response.command.status);
+    }
+    expect(statuses).toEqual([0]);
+    const [live] = controller.liveAssociations();
+    expect(live).toMatchObject({
+      id: expect.any(String),
+      remoteAddress: '127.0.0.1',
+      callingAeTitle: 'HOLDER',
+      calledAeTitle: 'DRAW_SCP',
+      acceptedContexts: [
+        {
+          abstractSyntax: SopClass.Verification,
+          transferSyntax: TransferSyntax.ImplicitVRLittleEndian,
+        },
+      ],
+      operations: 1,
+      instancesStored: 0,
+    });
+    expect(live!.bytesIn).toBeGreaterThan(0);
+    expect(controller.abortAssociation('no-such-id')).toBe(false);
+    expect(controller.abortAssociation(live!.id)).toBe(true);
+    const summary = await association.closed;
+    expect(summary.outcome).toBe('aborted-by-peer');
+    await waitFor(() => controller.liveAssociations().length === 0, 5_000, 'the association to go');
   });
 
   it('sets the logging level from the settings, unless the command line fixed it', async () => {

@@ -5,17 +5,12 @@
  * Layer: db.
  */
 
-import { type Kysely, PostgresAdapter } from 'kysely';
+import type { Kysely } from 'kysely';
+import { tableWithId } from './tables.js';
 
 /** Creates the index tables and the indexes the common queries need. */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  const isPostgres = db.getExecutor().adapter instanceof PostgresAdapter;
-  const id = (table: string) =>
-    db.schema
-      .createTable(table)
-      .addColumn('id', 'integer', (c) =>
-        isPostgres ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
-      );
+  const id = (table: string) => tableWithId(db, table);
 
   await id('patients')
     .addColumn('patient_id', 'text', (c) => c.notNull())

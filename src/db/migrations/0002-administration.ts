@@ -5,16 +5,11 @@
  * Layer: db.
  */
 
-import { type Kysely, PostgresAdapter } from 'kysely';
+import type { Kysely } from 'kysely';
+import { tableWithId } from './tables.js';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  const isPostgres = db.getExecutor().adapter instanceof PostgresAdapter;
-  const id = (table: string) =>
-    db.schema
-      .createTable(table)
-      .addColumn('id', 'integer', (c) =>
-        isPostgres ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
-      );
+  const id = (table: string) => tableWithId(db, table);
 
   // The settings as one JSON document: a new setting needs no migration, and a row read back
   // is checked and completed by the settings schema. `version` moves with every change to the

@@ -233,6 +233,8 @@ export class ServiceController {
       );
     const settings = this.#options.config.settings;
     try {
+      // The index's commits follow the files' durability (SQLite: synchronous FULL or NORMAL).
+      this.#options.database.setDurability(settings.durability);
       const root = await this.#checkStorage(settings);
       const store = await FileInstanceStore.open(
         {

@@ -78,6 +78,9 @@ export async function buildWebApp(context: WebContext): Promise<FastifyInstance>
     transform: jsonSchemaTransform,
   });
 
+  app.setNotFoundHandler((request, reply) =>
+    fail(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`),
+  );
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (hasZodFastifySchemaValidationErrors(error)) {
       const fields: Record<string, string> = {};

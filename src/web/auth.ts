@@ -108,7 +108,9 @@ export class AuthService {
       this.#fail(keys[1]!, MAX_ADDRESS_FAILURES, now);
       return { kind: 'invalid' };
     }
-    for (const key of keys) this.#failures.delete(key);
+    // Only the name's count: the address's guards against cycling names, and one account of
+    // an attacker's own must not reset it.
+    this.#failures.delete(keys[0]!);
     const session = newSecret();
     const csrfToken = randomBytes(24).toString('base64url');
     await this.#users.createSession(

@@ -8,19 +8,12 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ROLES } from '../../db/repositories/user-repository.js';
-import { hashPassword } from '../auth.js';
+import { hashPassword, mayChange } from '../auth.js';
 import { audit, callerOf, fail, type WebContext } from '../context.js';
+import { PasswordSchema, UsernameSchema } from '../user-rules.js';
 
-const Username = z
-  .string()
-  .trim()
-  .min(1, { error: 'must not be empty' })
-  .max(64, { error: 'must be at most 64 characters' })
-  .regex(/^[A-Za-z0-9._@-]+$/, { error: 'may hold letters, digits and . _ @ - only' });
-const Password = z
-  .string()
-  .min(10, { error: 'must be at least 10 characters' })
-  .max(1000, { error: 'must be at most 1000 characters' });
+const Username = UsernameSchema;
+const Password = PasswordSchema;
 
 export function registerUserRoutes(api: FastifyInstance, context: WebContext): void {
   const app = api.withTypeProvider<ZodTypeProvider>();
@@ -60,6 +53,11 @@ export function registerUserRoutes(api: FastifyInstance, context: WebContext): v
     async (request, reply) => {
       const { username } = request.params;
       const { password, role } = request.body;
+      const caller = callerOf(request).user;
+      // As with removing yourself: the last administrator must not lock everyone out.
+      if (username === caller.username && role !== undefined && role !== caller.role) {
+        return fail(reply, 400, 'you cannot change your own role');
+      }
       if ((await context.users.findForLogin(username)) === undefined) {
         return fail(reply, 404, `no user ${username}`);
       }
@@ -98,6 +96,7 @@ export function registerUserRoutes(api: FastifyInstance, context: WebContext): v
   app.post(
     '/tokens/',
     {
+      config: { isAnyRole: true },
       schema: {
         summary: 'Create an API token for yourself; its secret is shown once, in this answer',
         body: z.object({ name: z.string().trim().min(1, { error: 'must not be empty' }).max(100) }),
@@ -114,12 +113,19 @@ export function registerUserRoutes(api: FastifyInstance, context: WebContext): v
   app.delete(
     '/tokens/:id',
     {
+      config: { isAnyRole: true },
       schema: {
-        summary: 'Revoke an API token',
+        summary: 'Revoke an API token (a viewer: one of their own)',
         params: z.object({ id: z.coerce.number().int().positive() }),
       },
     },
     async (request, reply) => {
+      const caller = callerOf(request).user;
+      const token = (await context.users.listTokens()).find((t) => t.id === request.params.id);
+      if (token === undefined) return fail(reply, 404, `no token ${request.params.id}`);
+      if (!mayChange(caller.role) && token.username !== caller.username) {
+        return fail(reply, 403, 'read-only user: you may revoke only your own tokens');
+      }
       if (!(await context.users.revokeToken(request.params.id))) {
         return fail(reply, 404, `no token ${request.params.id}`);
       }

@@ -8,11 +8,7 @@ import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { LevelWithSilent, Logger } from 'pino';
 import { type OpenDatabase, openDatabase } from '../db/dialect.js';
-import { AuditRepository } from '../db/repositories/audit-repository.js';
-import { IndexRepository } from '../db/repositories/index-repository.js';
 import { SettingsRepository } from '../db/repositories/settings-repository.js';
-import { TransactionLogRepository } from '../db/repositories/transaction-log-repository.js';
-import { UserRepository } from '../db/repositories/user-repository.js';
 import { ServerEvents } from '../server/events.js';
 import { LiveConfig } from '../server/live-config.js';
 import { createLogger } from '../server/logger.js';
@@ -25,7 +21,8 @@ import {
   settingFromText,
 } from '../settings/schema.js';
 import { buildWebApp } from '../web/app.js';
-import { AuthService } from '../web/auth.js';
+import type { AuthService } from '../web/auth.js';
+import { createWebContext } from '../web/context.js';
 import { integerIn, secondsToMs } from './options.js';
 
 /** Flags whose names differ from their setting's (the command-line contract of DESIGN.md). */
@@ -168,22 +165,9 @@ async function runServe(options: ServeOptions): Promise<void> {
       isLogLevelFixed: overrides.logging_level !== undefined,
       events,
     });
-    const users = new UserRepository(database);
-    const auth = new AuthService(users);
-    await announceFirstAdmin(auth, logger);
-    web = await buildWebApp({
-      database,
-      controller,
-      config,
-      auth,
-      users,
-      settings,
-      transactions: new TransactionLogRepository(database),
-      audit: new AuditRepository(database),
-      index: new IndexRepository(database),
-      events,
-      logger,
-    });
+    const context = createWebContext({ database, controller, config, settings, events, logger });
+    await announceFirstAdmin(context.auth, logger);
+    web = await buildWebApp(context);
   } catch (error) {
     logger.fatal({ err: error }, 'settings or index could not be opened');
     process.exitCode = 1;

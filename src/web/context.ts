@@ -9,15 +9,15 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { OpenDatabase } from '../db/dialect.js';
-import type { AuditRepository } from '../db/repositories/audit-repository.js';
-import type { IndexRepository } from '../db/repositories/index-repository.js';
+import { AuditRepository } from '../db/repositories/audit-repository.js';
+import { IndexRepository } from '../db/repositories/index-repository.js';
 import type { SettingsRepository } from '../db/repositories/settings-repository.js';
-import type { TransactionLogRepository } from '../db/repositories/transaction-log-repository.js';
-import type { UserRepository } from '../db/repositories/user-repository.js';
+import { TransactionLogRepository } from '../db/repositories/transaction-log-repository.js';
+import { UserRepository } from '../db/repositories/user-repository.js';
 import type { ServerEvents } from '../server/events.js';
 import type { LiveConfig } from '../server/live-config.js';
 import type { ServiceController } from '../server/service-controller.js';
-import type { AuthService, Caller } from './auth.js';
+import { AuthService, type Caller } from './auth.js';
 
 /** The application's parts, as the routes see them. */
 export interface WebContext {
@@ -45,6 +45,29 @@ declare module 'fastify' {
     /** A change any logged-in user may make (their own logout, token). */
     isAnyRole?: boolean;
   }
+}
+
+/**
+ * The context of a running server: the repositories over `database`, and the authentication
+ * service over its users.
+ */
+export function createWebContext(parts: {
+  readonly database: OpenDatabase;
+  readonly controller: ServiceController;
+  readonly config: LiveConfig;
+  readonly settings: SettingsRepository;
+  readonly events: ServerEvents;
+  readonly logger: Logger;
+}): WebContext {
+  const users = new UserRepository(parts.database);
+  return {
+    ...parts,
+    auth: new AuthService(users),
+    users,
+    transactions: new TransactionLogRepository(parts.database),
+    audit: new AuditRepository(parts.database),
+    index: new IndexRepository(parts.database),
+  };
 }
 
 /** The caller of a route behind the auth hook. */

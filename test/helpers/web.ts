@@ -14,18 +14,15 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
 import { openDatabase } from '../../src/db/dialect.js';
-import { AuditRepository } from '../../src/db/repositories/audit-repository.js';
-import { IndexRepository } from '../../src/db/repositories/index-repository.js';
 import { SettingsRepository } from '../../src/db/repositories/settings-repository.js';
-import { TransactionLogRepository } from '../../src/db/repositories/transaction-log-repository.js';
-import { type Role, UserRepository } from '../../src/db/repositories/user-repository.js';
+import type { Role } from '../../src/db/repositories/user-repository.js';
 import { ServerEvents } from '../../src/server/events.js';
 import { LiveConfig } from '../../src/server/live-config.js';
 import { ServiceController } from '../../src/server/service-controller.js';
 import type { Settings } from '../../src/settings/schema.js';
 import { API_PREFIX, buildWebApp } from '../../src/web/app.js';
-import { AuthService, hashPassword, SESSION_COOKIE } from '../../src/web/auth.js';
-import type { WebContext } from '../../src/web/context.js';
+import { hashPassword, SESSION_COOKIE } from '../../src/web/auth.js';
+import { createWebContext, type WebContext } from '../../src/web/context.js';
 import { freePort } from './net.js';
 import type { LogLine } from './server.js';
 
@@ -140,22 +137,8 @@ export async function startWebTest(options: WebTestOptions = {}): Promise<WebTes
     isLogLevelFixed: true,
     events,
   });
-  const users = new UserRepository(database);
-  const auth = new AuthService(users);
-  await auth.ensureFirstAdmin(ADMIN.password);
-  const context: WebContext = {
-    database,
-    controller,
-    config,
-    auth,
-    users,
-    settings,
-    transactions: new TransactionLogRepository(database),
-    audit: new AuditRepository(database),
-    index: new IndexRepository(database),
-    events,
-    logger,
-  };
+  const context = createWebContext({ database, controller, config, settings, events, logger });
+  await context.auth.ensureFirstAdmin(ADMIN.password);
   const app = await buildWebApp(context);
   await app.ready();
 
@@ -176,7 +159,7 @@ export async function startWebTest(options: WebTestOptions = {}): Promise<WebTes
   };
   const addUser = async (username: string, role: Role) => {
     const password = `${username}-password-1`;
-    await users.add(username, await hashPassword(password), role);
+    await context.users.add(username, await hashPassword(password), role);
     return password;
   };
   let viewers = 0;

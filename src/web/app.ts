@@ -132,5 +132,6 @@ export async function buildWebApp(context: WebContext): Promise<FastifyInstance>
     },
     { prefix: API_PREFIX },
   );
+  await app.register((await import('./console.js')).consolePlugin);
   return app;
 }

@@ -1,0 +1,153 @@
+/**
+ * The live side of the console: one EventSource on GET /dicom-server/api/events/ for the whole
+ * app (events `status` and `transactions`), shared by the header's status dot and the
+ * dashboard. The status event comes when the state changes or the totals move; association
+ * rows (opened, released, aborted) do not move the totals, so they trigger a fresh read of the
+ * status for the number of active associations. A lost stream is opened again after a pause,
+ * once `auth/me` says the session still holds (a 401 there shows the login).
+ */
+
+import {
+  createContext,
+  type ReactNode,
+  useCallback,
+  useContext,
+  useEffect,
+  useMemo,
+  useRef,
+  useState,
+} from 'react';
+import { API_BASE, type ApiClient } from '../api/client.js';
+import {
+  rowOfRecord,
+  type ServiceStatus,
+  type TransactionRecord,
+  type TransactionRow,
+} from '../api/types.js';
+
+/** Pause before opening a lost stream again. */
+const RECONNECT_MS = 5_000;
+/** Association rows within this time lead to one read of the status. */
+const STATUS_REFRESH_MS = 300;
+
+const ASSOCIATION_TYPES: ReadonlySet<string> = new Set(['ASSOCIATE', 'RELEASE', 'ABORT']);
+
+export type Connection = 'connecting' | 'open' | 'reconnecting';
+
+type RowsListener = (rows: readonly TransactionRow[]) => void;
+
+interface Live {
+  /** The latest status, and when it arrived (for the uptime counter). */
+  readonly status: ServiceStatus | undefined;
+  readonly statusAt: number;
+  readonly connection: Connection;
+  /** Takes a status from an answer (start, stop, restart) before its event comes. */
+  readonly setStatus: (status: ServiceStatus) => void;
+  /** Reads the status now. */
+  readonly refreshStatus: () => void;
+  /** Calls `listener` with the rows of each `transactions` event; returns the unsubscribe. */
+  readonly subscribeRows: (listener: RowsListener) => () => void;
+}
+
+const LiveContext = createContext<Live | undefined>(undefined);
+
+/** Holds the stream while someone is logged in. */
+export function LiveProvider({ api, children }: { api: ApiClient; children: ReactNode }) {
+  const [state, setState] = useState<{ status: ServiceStatus | undefined; statusAt: number }>({
+    status: undefined,
+    statusAt: 0,
+  });
+  const [connection, setConnection] = useState<Connection>('connecting');
+  const listeners = useRef(new Set<RowsListener>());
+  const refreshTimer = useRef<number | undefined>(undefined);
+
+  const setStatus = useCallback((status: ServiceStatus) => {
+    setState({ status, statusAt: Date.now() });
+  }, []);
+
+  const refreshStatus = useCallback(() => {
+    window.clearTimeout(refreshTimer.current);
+    refreshTimer.current = window.setTimeout(() => {
+      api.get<ServiceStatus>('status/').then(setStatus, () => undefined);
+    }, STATUS_REFRESH_MS);
+  }, [api, setStatus]);
+
+  useEffect(() => {
+    let source: EventSource | undefined;
+    let retryTimer: number | undefined;
+    let isClosed = false;
+
+    const connect = () => {
+      if (isClosed) return;
+      source = new EventSource(`${API_BASE}/events/`);
+      source.addEventListener('open', () => setConnection('open'));
+      source.addEventListener('status', (event) => {
+        setStatus(JSON.parse((event as MessageEvent<string>).data) as ServiceStatus);
+      });
+      source.addEventListener('transactions', (event) => {
+        const records = JSON.parse((event as MessageEvent<string>).data) as TransactionRecord[];
+        const rows = records.map(rowOfRecord);
+        for (const listener of listeners.current) listener(rows);
+        if (rows.some((row) => ASSOCIATION_TYPES.has(row.type))) refreshStatus();
+      });
+      source.addEventListener('error', () => {
+        setConnection('reconnecting');
+        // The browser retries a dropped stream by itself; a refused one (401, server gone
+        // while connecting) stays closed, and is opened again here.
+        if (source?.readyState !== EventSource.CLOSED) return;
+        source.close();
+        window.clearTimeout(retryTimer);
+        retryTimer = window.setTimeout(() => {
+          api.get('auth/me').then(connect, () => {
+            retryTimer = window.setTimeout(connect, RECONNECT_MS);
+          });
+        }, RECONNECT_MS);
+      });
+    };
+    connect();
+    return () => {
+      isClosed = true;
+      window.clearTimeout(retryTimer);
+      window.clearTimeout(refreshTimer.current);
+      source?.close();
+    };
+  }, [api, setStatus, refreshStatus]);
+
+  const subscribeRows = useCallback((listener: RowsListener) => {
+    listeners.current.add(listener);
+    return () => {
+      listeners.current.delete(listener);
+    };
+  }, []);
+
+  const value = useMemo<Live>(
+    () => ({ ...state, connection, setStatus, refreshStatus, subscribeRows }),
+    [state, connection, setStatus, refreshStatus, subscribeRows],
+  );
+  return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
+}
+
+/** The live status and stream. */
+export function useLive(): Live {
+  const live = useContext(LiveContext);
+  if (live === undefined) throw new Error('useLive outside LiveProvider');
+  return live;
+}
+
+/** Calls `listener` with each batch of live transaction rows while mounted. */
+export function useLiveRows(listener: RowsListener): void {
+  const { subscribeRows } = useLive();
+  const latest = useRef(listener);
+  latest.current = listener;
+  useEffect(() => subscribeRows((rows) => latest.current(rows)), [subscribeRows]);
+}
+
+/** The time, ticking every `intervalMs` while mounted (for counters). */
+export function useNow(intervalMs = 1000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = window.setInterval(() => setNow(Date.now()), intervalMs);
+    return () => window.clearInterval(timer);
+  }, [intervalMs]);
+  return now;
+}

@@ -46,8 +46,11 @@ function bearerOf(request: FastifyRequest): string | undefined {
 /** Builds the app (not listening yet). */
 export async function buildWebApp(context: WebContext): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: context.logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Warnings and errors only: a line per HTTP request would drown the DICOM log.
+    loggerInstance: context.logger.child(
+      { component: 'http' },
+      { level: 'warn' },
+    ) as FastifyBaseLogger,
     // Behind a reverse proxy, X-Forwarded-For would be trusted only when configured; not here.
     trustProxy: false,
     bodyLimit: 1024 * 1024,

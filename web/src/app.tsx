@@ -9,6 +9,7 @@ import type { Role, Session } from './api/types.js';
 import { ServiceStateLabel } from './components/status-dot.js';
 import { LiveProvider, useLive } from './live/live-events.js';
 import { AeTitlesPage } from './pages/ae-titles.js';
+import { AssociationsPage } from './pages/associations.js';
 import { ConfigurationPage } from './pages/configuration.js';
 import { DashboardPage } from './pages/dashboard.js';
 import { LoginPage } from './pages/login.js';
@@ -142,6 +143,8 @@ function Page({ id }: { readonly id: PageId | undefined }) {
   switch (id) {
     case 'dashboard':
       return <DashboardPage />;
+    case 'associations':
+      return <AssociationsPage />;
     case 'config':
       return <ConfigurationPage />;
     case 'ae-titles':

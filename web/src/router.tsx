@@ -16,6 +16,7 @@ export const CONSOLE_BASE = '/dicom-server/';
 /** The pages. */
 export const PAGES = [
   { id: 'dashboard', path: CONSOLE_BASE, title: 'Dashboard' },
+  { id: 'associations', path: `${CONSOLE_BASE}associations/`, title: 'Associations' },
   { id: 'config', path: `${CONSOLE_BASE}config/`, title: 'Configuration' },
   { id: 'ae-titles', path: `${CONSOLE_BASE}ae-titles/`, title: 'AE titles' },
   { id: 'transactions', path: `${CONSOLE_BASE}transactions/`, title: 'Transaction log' },

@@ -191,3 +191,26 @@ export interface EchoResult {
   readonly error?: string;
   readonly durationMs: number;
 }
+
+/** A presentation context an association accepted: the SOP class and its transfer syntax. */
+export interface AcceptedContext {
+  readonly abstractSyntax: string;
+  readonly transferSyntax: string;
+}
+
+/** A row of `associations/`: an established association (the server's LiveAssociation). */
+export interface LiveAssociation {
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly callingAeTitle: string;
+  readonly calledAeTitle: string;
+  readonly acceptedContexts: readonly AcceptedContext[];
+  readonly operations: number;
+  readonly instancesStored: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly startedAt: string;
+  /** How long it had been open when the answer was made. */
+  readonly durationMs: number;
+}

@@ -106,6 +106,12 @@ function checkBuildIsCurrent(): void {
   }
 }
 
+/**
+ * Each test runs several CLI processes (and argon2 hashes), concurrently with the file's other
+ * tests: on a loaded 2-core machine that took more than the default 30 s.
+ */
+const CLI_TEST_TIMEOUT_MS = 90_000;
+
 const dataDirs: string[] = [];
 
 /** A new, empty data directory, removed after the file's tests. */
@@ -148,7 +154,9 @@ afterAll(async () => {
   await Promise.all(dataDirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-describe.concurrent('dicom-server migrate and the database options', () => {
+describe.concurrent('dicom-server migrate and the database options', {
+  timeout: CLI_TEST_TIMEOUT_MS,
+}, () => {
   it('with --db postgres://, manages allowed AE titles in PostgreSQL', async ({ expect }) => {
     // Titles of this run only: the database is shared with other test files and runs.
     const suffix = `${Date.now().toString(36)}${process.pid.toString(36)}`.toUpperCase().slice(-9);
@@ -204,7 +212,7 @@ describe.concurrent('dicom-server migrate and the database options', () => {
   });
 });
 
-describe.concurrent('dicom-server config', () => {
+describe.concurrent('dicom-server config', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('set stores a valid value and says it needs a restart; get shows every setting or one', async ({
     expect,
   }) => {
@@ -274,7 +282,7 @@ describe.concurrent('dicom-server config', () => {
   });
 });
 
-describe.concurrent('dicom-server user', () => {
+describe.concurrent('dicom-server user', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('add with --password-stdin or a generated password; the password logs in; list, password, remove', async ({
     expect,
   }) => {
@@ -339,7 +347,7 @@ describe.concurrent('dicom-server user', () => {
   });
 });
 
-describe.concurrent('dicom-server ae', () => {
+describe.concurrent('dicom-server ae', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('add, then list as a table and as JSON; a duplicate exits 2', async ({ expect }) => {
     const dir = await dataDirWith([]);
     const [first, second] = await Promise.all([

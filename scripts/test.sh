@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: installs what the tests need when it is missing (DCMTK from
-# Debian's packages, the npm dependencies), then runs the linter, the type checker and every test.
+# The README's test command: installs what the tests need when it is missing (DCMTK and Chromium
+# from Debian's packages, the npm dependencies), then runs the linter, the type checker and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,11 +8,16 @@ sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 command -v echoscu >/dev/null 2>&1 || missing+=(dcmtk)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
   sudo_if_needed apt-get update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+
+# The browser of the console's end-to-end tests (test/e2e), driven by playwright-core.
+DICOM_SERVER_TEST_CHROMIUM="${DICOM_SERVER_TEST_CHROMIUM:-$(command -v chromium || true)}"
+export DICOM_SERVER_TEST_CHROMIUM
 
 # PostgreSQL for the index tests on the PostgreSQL backend: these machines run it at
 # 127.0.0.1:5432 (trust auth, database test); elsewhere it is installed and set up here.

@@ -58,11 +58,22 @@ function cleanEnv(): NodeJS.ProcessEnv {
   );
 }
 
+/** What else a test gives `serve`. */
+export interface ServeOptions {
+  /** Added to the environment (e.g. DICOM_SERVER_ADMIN_PASSWORD), after the cleaning. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
 /** Starts `dicom-server serve` with `args`; see `startListening` to wait until it listens. */
-export function startServe(args: readonly string[]): ServeProcess {
+export function startServe(args: readonly string[], options: ServeOptions = {}): ServeProcess {
   // The web console on a free port: tests run side by side.
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args], {
-    env: { ...cleanEnv(), DICOM_SERVER_HTTP_PORT: '0', DICOM_SERVER_HTTP_HOST: '127.0.0.1' },
+    env: {
+      ...cleanEnv(),
+      DICOM_SERVER_HTTP_PORT: '0',
+      DICOM_SERVER_HTTP_HOST: '127.0.0.1',
+      ...options.env,
+    },
   });
   const lines: ServeLogLine[] = [];
   let stdout = '';
@@ -131,8 +142,11 @@ export function startServe(args: readonly string[]): ServeProcess {
 }
 
 /** Starts `serve` and waits for its 'DICOM service listening' line. */
-export async function startListening(args: readonly string[]): Promise<ServeProcess> {
-  const serve = startServe(args);
+export async function startListening(
+  args: readonly string[],
+  options: ServeOptions = {},
+): Promise<ServeProcess> {
+  const serve = startServe(args, options);
   try {
     await serve.waitForLine((line) => line.msg === 'DICOM service listening', 'listening');
   } catch (error) {

@@ -13,7 +13,6 @@
  */
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { hash, verify } from '@node-rs/argon2';
 import type { Role, User, UserRepository } from '../db/repositories/user-repository.js';
 
 /** Cookie holding the session secret. */
@@ -41,9 +40,22 @@ export function secretHash(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
+/**
+ * The argon2 binding, loaded at the first login or password change: some 12 MB of memory a
+ * server nobody logs into never needs.
+ */
+function argon2(): Promise<typeof import('@node-rs/argon2')> {
+  return import('@node-rs/argon2');
+}
+
 /** Hashes a password with argon2id (the library's defaults: 19 MiB, 2 passes). */
-export function hashPassword(password: string): Promise<string> {
-  return hash(password);
+export async function hashPassword(password: string): Promise<string> {
+  return (await argon2()).hash(password);
+}
+
+/** Whether `password` matches an argon2 hash (false for a malformed hash). */
+async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+  return (await argon2()).verify(passwordHash, password).catch(() => false);
 }
 
 /** Whether two strings are equal, in time independent of where they differ. */
@@ -100,9 +112,7 @@ export class AuthService {
     }
     const user = await this.#users.findForLogin(username);
     this.#decoy ??= hashPassword(randomBytes(16).toString('hex'));
-    const isValid = await verify(user?.passwordHash ?? (await this.#decoy), password).catch(
-      () => false,
-    );
+    const isValid = await verifyPassword(user?.passwordHash ?? (await this.#decoy), password);
     if (user === undefined || !isValid) {
       this.#fail(keys[0]!, MAX_FAILURES, now);
       this.#fail(keys[1]!, MAX_ADDRESS_FAILURES, now);

@@ -187,6 +187,21 @@ describe.each([
       expect(await settings.version()).toBe(2);
     });
 
+    it('says which settings a change changed, compared under the lock', async () => {
+      const first = await settings.update({ port: 4343, ae_title: 'DRAW_SCP' });
+      expect(first.isValid && first.changed).toEqual(['port']);
+      const again = await settings.update({ port: 4343 });
+      expect(again.isValid && again.changed).toEqual([]);
+      const [a, b] = await Promise.all([
+        settings.update({ port: 5000 }),
+        settings.update({ port: 5001, max_associations: 4 }),
+      ]);
+      // Each change is compared with what was stored when it ran, whichever ran first.
+      const changes = [a, b].map((r) => (r.isValid ? r.changed : undefined));
+      expect(changes).toContainEqual(['port', 'max_associations']);
+      expect(changes).toContainEqual(['port']);
+    });
+
     it('keeps lists, booleans and fractions as given', async () => {
       const change = {
         accepted_sop_class_groups: ['ct'],

@@ -12,6 +12,8 @@ import {
   applyAllowedAeChange,
   applySettingsChange,
   DEFAULT_SETTINGS,
+  SETTING_KEYS,
+  type SettingKey,
   type Settings,
   settingsFromStored,
   type Validated,
@@ -104,15 +106,20 @@ export class SettingsRepository {
   }
 
   /** Validates and stores a change (some settings by name); the new settings or the errors. */
-  async update(change: unknown): Promise<Validated<Settings>> {
+  async update(change: unknown): Promise<Validated<Settings> & { changed?: SettingKey[] }> {
     const db = this.#db;
     const self = this;
     return this.#runner.runTransaction(function* () {
       const row = yield* lockVersionRow(db);
-      const result = applySettingsChange(settingsFromStored(JSON.parse(row.values_json)), change);
+      const before = settingsFromStored(JSON.parse(row.values_json));
+      const result = applySettingsChange(before, change);
       if (!result.isValid) return result;
       yield* self.#store(result.value);
-      return result;
+      // Compared under the row lock: what this change did, whatever ran beside it.
+      const changed = SETTING_KEYS.filter(
+        (key) => JSON.stringify(before[key]) !== JSON.stringify(result.value[key]),
+      );
+      return { ...result, changed };
     });
   }
 

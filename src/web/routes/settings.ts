@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { echo } from '../../services/scu/echo.js';
-import { RESTART_SETTINGS, SETTING_KEYS, type SettingKey } from '../../settings/schema.js';
+import { RESTART_SETTINGS } from '../../settings/schema.js';
 import { audit, fail, type WebContext } from '../context.js';
 
 const AnyObject = z.record(z.string(), z.unknown());
@@ -39,21 +39,18 @@ export function registerSettingsRoutes(api: FastifyInstance, context: WebContext
     '/settings/',
     { schema: { summary: 'Change some settings (by name)', body: AnyObject } },
     async (request, reply) => {
-      const before = (await context.settings.get()).settings;
       const result = await context.settings.update(request.body);
       if (!result.isValid) {
         await audit(context, request, 'settings change', 'failure', JSON.stringify(result.errors));
         return fail(reply, 400, 'invalid settings', result.errors);
       }
-      const changed = SETTING_KEYS.filter(
-        (key) => JSON.stringify(before[key]) !== JSON.stringify(result.value[key]),
-      );
+      const changed = result.changed ?? [];
       await audit(context, request, 'settings change', 'success', changed.join(', '));
       await context.config.refresh();
       return {
         settings: result.value,
         changed,
-        restartRequired: changed.filter((key: SettingKey) => RESTART_SETTINGS.has(key)),
+        restartRequired: changed.filter((key) => RESTART_SETTINGS.has(key)),
       };
     },
   );

@@ -12,6 +12,7 @@ import { type OpenDatabase, openDatabase } from '../../src/db/dialect.js';
 import { IndexRepository } from '../../src/db/repositories/index-repository.js';
 import { DicomServer, type DicomServerOptions } from '../../src/server/dicom-server.js';
 import { FileInstanceStore, type StorageOptions } from '../../src/server/instance-store.js';
+import { dropSchema, uniqueSchema } from './postgres.js';
 
 /** One captured log line (pino's JSON object). */
 export type LogLine = Record<string, unknown> & { level: number; msg: string };
@@ -94,28 +95,11 @@ export interface StoreTestServer extends TestServer {
   readonly store: FileInstanceStore;
 }
 
-let schemaCounter = 0;
-
-/** Removes a test's PostgreSQL schema, so that runs leave nothing behind in the database. */
-async function dropSchema(url: string, schema: string): Promise<void> {
-  const { default: pg } = await import('pg');
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists ${schema} cascade`);
-  } finally {
-    await client.end();
-  }
-}
-
 /** Starts a server with a FileInstanceStore over a temporary data directory. */
 export async function startStoreServer(options: StoreServerOptions = {}): Promise<StoreTestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'dicom-server-test-'));
   const storageRoot = join(dataDir, 'storage');
-  const schema =
-    options.databaseUrl === undefined
-      ? undefined
-      : `t_${process.pid}_${Date.now()}_${schemaCounter++}`;
+  const schema = options.databaseUrl === undefined ? undefined : uniqueSchema('store');
   const database = await openDatabase({
     dataDir,
     ...(options.databaseUrl !== undefined && { url: options.databaseUrl }),
@@ -149,7 +133,7 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
       await database.close();
       await rm(dataDir, { recursive: true, force: true });
       if (schema !== undefined && options.databaseUrl !== undefined) {
-        await dropSchema(options.databaseUrl, schema);
+        await dropSchema(schema, options.databaseUrl);
       }
     },
   };

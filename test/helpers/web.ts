@@ -24,6 +24,7 @@ import { API_PREFIX, buildWebApp } from '../../src/web/app.js';
 import { hashPassword, SESSION_COOKIE } from '../../src/web/auth.js';
 import { createWebContext, type WebContext } from '../../src/web/context.js';
 import { freePort } from './net.js';
+import { dropSchema, uniqueSchema } from './postgres.js';
 import type { LogLine } from './server.js';
 
 /** The first administrator's credentials in every test app. */
@@ -85,8 +86,6 @@ export interface WebTestOptions {
   readonly settings?: Partial<Settings>;
 }
 
-let schemaCounter = 0;
-
 /** A URL below the API prefix. */
 export function apiUrl(path: string): string {
   return `${API_PREFIX}/${path}`;
@@ -95,10 +94,7 @@ export function apiUrl(path: string): string {
 /** Builds the context and the app (not listening); the DICOM service is stopped. */
 export async function startWebTest(options: WebTestOptions = {}): Promise<WebTest> {
   const dataDir = await mkdtemp(join(tmpdir(), 'dicom-server-web-test-'));
-  const schema =
-    options.databaseUrl === undefined
-      ? undefined
-      : `t_web_${process.pid}_${Date.now()}_${schemaCounter++}`;
+  const schema = options.databaseUrl === undefined ? undefined : uniqueSchema('web');
   const database = await openDatabase({
     dataDir,
     durability: 'os',
@@ -193,7 +189,7 @@ export async function startWebTest(options: WebTestOptions = {}): Promise<WebTes
       await database.close();
       await rm(dataDir, { recursive: true, force: true });
       if (schema !== undefined && options.databaseUrl !== undefined) {
-        await dropSchema(options.databaseUrl, schema);
+        await dropSchema(schema, options.databaseUrl);
       }
     },
   };
@@ -235,17 +231,5 @@ export async function eventually<T>(
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** Removes a test's PostgreSQL schema. */
-async function dropSchema(url: string, schema: string): Promise<void> {
-  const { default: pg } = await import('pg');
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(`drop schema if exists ${schema} cascade`);
-  } finally {
-    await client.end();
   }
 }

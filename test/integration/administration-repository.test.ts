@@ -18,12 +18,8 @@
  * Layer: integration test (db).
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type OpenDatabase, openDatabase } from '../../src/db/dialect.js';
+import type { OpenDatabase } from '../../src/db/dialect.js';
 import {
   ServiceStatusRepository,
   type StoredServiceStatus,
@@ -36,56 +32,10 @@ import {
   type TransactionRow,
 } from '../../src/db/repositories/transaction-log-repository.js';
 import { type AllowedAe, DEFAULT_SETTINGS, type Validated } from '../../src/settings/schema.js';
-import { POSTGRES_URL } from '../helpers/postgres.js';
+import { type Backend, postgresBackend, sqliteBackend } from '../helpers/postgres.js';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const ROOT = '1.2.826.0.1.3680043.9.7777.30';
-
-/** Where one suite keeps its database: opened (again), removed. */
-interface Backend {
-  readonly name: string;
-  open(): Promise<OpenDatabase>;
-  dispose(): Promise<void>;
-}
-
-function sqliteBackend(): Backend {
-  let dataDir: string | undefined;
-  return {
-    name: 'SQLite',
-    async open() {
-      dataDir ??= await mkdtemp(join(tmpdir(), 'administration-repository-test-'));
-      return openDatabase({ dataDir });
-    },
-    async dispose() {
-      if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
-      dataDir = undefined;
-    },
-  };
-}
-
-let schemaCounter = 0;
-
-function postgresBackend(): Backend {
-  let schema: string | undefined;
-  return {
-    name: 'PostgreSQL',
-    open() {
-      schema ??= `t_admin_${process.pid}_${Date.now()}_${schemaCounter++}`;
-      return openDatabase({ url: POSTGRES_URL, schema, dataDir: tmpdir() });
-    },
-    async dispose() {
-      if (schema === undefined) return;
-      const client = new pg.Client({ connectionString: POSTGRES_URL });
-      await client.connect();
-      try {
-        await client.query(`drop schema if exists ${schema} cascade`);
-      } finally {
-        await client.end();
-      }
-      schema = undefined;
-    },
-  };
-}
 
 /** The value of an outcome that must be valid. */
 function validValue<T>(result: Validated<T> | undefined): T {
@@ -121,8 +71,8 @@ function numbers(rows: readonly TransactionRow[]): number[] {
 }
 
 describe.each([
-  ['SQLite', sqliteBackend],
-  ['PostgreSQL', postgresBackend],
+  ['SQLite', () => sqliteBackend('admin-repository-test')],
+  ['PostgreSQL', () => postgresBackend('admin')],
 ])('the administration tables on %s', (_name, makeBackend) => {
   let backend: Backend;
   let database: OpenDatabase;

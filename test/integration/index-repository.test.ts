@@ -8,9 +8,7 @@
  * Layer: integration test (db).
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -20,59 +18,13 @@ import {
   type InstanceRecord,
 } from '../../src/db/repositories/index-repository.js';
 import { firstRowOf, rowsOf } from '../../src/db/transactions.js';
-import { POSTGRES_URL } from '../helpers/postgres.js';
+import { type Backend, POSTGRES_URL, postgresBackend, sqliteBackend } from '../helpers/postgres.js';
 
 const MR = '1.2.840.10008.5.1.4.1.1.4';
 const CT = '1.2.840.10008.5.1.4.1.1.2';
 const SR = '1.2.840.10008.5.1.4.1.1.88.33';
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 const ROOT = '1.2.826.0.1.3680043.9.7777.20';
-
-/** Where one suite keeps its database: opened, reopened, removed. */
-interface Backend {
-  readonly name: string;
-  open(): Promise<OpenDatabase>;
-  dispose(): Promise<void>;
-}
-
-function sqliteBackend(): Backend {
-  let dataDir: string | undefined;
-  return {
-    name: 'SQLite',
-    async open() {
-      dataDir ??= await mkdtemp(join(tmpdir(), 'index-repository-test-'));
-      return openDatabase({ dataDir });
-    },
-    async dispose() {
-      if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
-      dataDir = undefined;
-    },
-  };
-}
-
-let schemaCounter = 0;
-
-function postgresBackend(): Backend {
-  let schema: string | undefined;
-  return {
-    name: 'PostgreSQL',
-    open() {
-      schema ??= `t_index_${process.pid}_${Date.now()}_${schemaCounter++}`;
-      return openDatabase({ url: POSTGRES_URL, schema, dataDir: tmpdir() });
-    },
-    async dispose() {
-      if (schema === undefined) return;
-      const client = new pg.Client({ connectionString: POSTGRES_URL });
-      await client.connect();
-      try {
-        await client.query(`drop schema if exists ${schema} cascade`);
-      } finally {
-        await client.end();
-      }
-      schema = undefined;
-    },
-  };
-}
 
 /** An instance record: a patient, study, series and instance under the test root. */
 function record(
@@ -122,8 +74,8 @@ interface StudyRow {
 }
 
 describe.each([
-  ['SQLite', sqliteBackend],
-  ['PostgreSQL', postgresBackend],
+  ['SQLite', () => sqliteBackend('index-repository-test')],
+  ['PostgreSQL', () => postgresBackend('index')],
 ])('the index on %s', (_name, makeBackend) => {
   let backend: Backend;
   let database: OpenDatabase;

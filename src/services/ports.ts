@@ -5,6 +5,7 @@
  * Layer: services. Declares shapes only; imports no storage or database code.
  */
 
+import type { IndexMatch, IndexQuery, RetrievableInstance } from '../dicom/query/model.js';
 import type { Settings } from '../settings/schema.js';
 
 /** A C-STORE being received: what the command and the presentation context say. */
@@ -72,4 +73,24 @@ export interface InstanceFile {
   }>;
   /** Leaves nothing behind. */
   abort(): Promise<void>;
+}
+
+/** The index as the query and retrieve services see it. */
+export interface QuerySource {
+  /**
+   * The matches of a query, in a stable order (by level, then by the order rows were indexed),
+   * streamed: the caller may stop early (C-CANCEL, the match limit), and the signal aborts it.
+   */
+  find(query: IndexQuery, signal: AbortSignal): AsyncIterable<IndexMatch>;
+  /**
+   * Every instance under the matches of a query (a C-MOVE or C-GET), ordered by study, series
+   * and instance number, with absolute file paths.
+   */
+  retrievable(query: IndexQuery, signal: AbortSignal): Promise<RetrievableInstance[]>;
+}
+
+/** Where a C-MOVE may send: the AE titles set up as move destinations. */
+export interface MoveDestinations {
+  /** Host and port of a known, active move destination; undefined when there is none. */
+  lookup(aeTitle: string): { readonly host: string; readonly port: number } | undefined;
 }

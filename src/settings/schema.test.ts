@@ -80,6 +80,8 @@ describe('settings defaults', () => {
       enable_c_find: true,
       enable_c_move: true,
       enable_c_get: true,
+      max_query_results: 10_000,
+      case_insensitive_name_matching: true,
       logging_level: 'INFO',
       log_connection_attempts: true,
       log_received_files: true,

@@ -155,6 +155,11 @@ export const SettingsSchema = z.object({
   enable_c_find: z.boolean({ error: 'must be true or false' }).default(true),
   enable_c_move: z.boolean({ error: 'must be true or false' }).default(true),
   enable_c_get: z.boolean({ error: 'must be true or false' }).default(true),
+  // Query
+  /** Most matches a C-FIND may have; a query with more is refused (0xA700). 0: no limit. */
+  max_query_results: integer(0, 10_000_000, 'matches').default(10_000),
+  /** Person names (PN keys) matched without regard to case, as most users expect. */
+  case_insensitive_name_matching: z.boolean({ error: 'must be true or false' }).default(true),
   // Logging
   logging_level: oneOf(LOGGING_LEVELS).default('INFO'),
   log_connection_attempts: z.boolean({ error: 'must be true or false' }).default(true),

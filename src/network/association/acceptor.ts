@@ -74,6 +74,7 @@ export function buildAcceptance(
     info.roleSelections,
     served,
     info.asyncOperationsWindow !== undefined,
+    info.sopClassExtendedNegotiations,
   );
   const pdu: AAssociateAc = {
     type: 'AAssociateAc',
@@ -90,7 +91,7 @@ export function buildAcceptance(
         asyncOperationsWindow: outcome.asyncOperationsWindow,
       }),
       roleSelections: outcome.roleSelections,
-      sopClassExtendedNegotiations: [],
+      sopClassExtendedNegotiations: outcome.extendedNegotiations,
       sopClassCommonExtendedNegotiations: [],
       unknownItems: [],
     },

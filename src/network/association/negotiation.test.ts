@@ -101,4 +101,32 @@ describe('presentation context negotiation', () => {
       maxOperationsPerformed: 1,
     });
   });
+
+  it('answers SOP class extended negotiation only for accepted SOP classes that have an answer', () => {
+    const withAnswers: ServedSyntaxes = {
+      ...served,
+      // Relational queries granted when asked for (byte 0), every other option declined.
+      answerExtendedNegotiation: (sopClass, proposed) =>
+        sopClass === CT
+          ? Uint8Array.from(proposed, (byte, i) => (i === 0 ? byte & 1 : 0))
+          : undefined,
+    };
+    const outcome = negotiate(
+      [
+        { id: 1, abstractSyntax: CT, transferSyntaxes: [EXPLICIT] },
+        { id: 3, abstractSyntax: VERIFICATION, transferSyntaxes: [EXPLICIT] },
+      ],
+      [],
+      withAnswers,
+      false,
+      [
+        { sopClassUid: CT, serviceClassApplicationInformation: Uint8Array.of(1, 1, 1) },
+        { sopClassUid: VERIFICATION, serviceClassApplicationInformation: Uint8Array.of(1) },
+        { sopClassUid: '1.2.3.4.5', serviceClassApplicationInformation: Uint8Array.of(1) },
+      ],
+    );
+    expect(outcome.extendedNegotiations).toEqual([
+      { sopClassUid: CT, serviceClassApplicationInformation: Uint8Array.of(1, 0, 0) },
+    ]);
+  });
 });

@@ -11,6 +11,7 @@ import {
   PresentationContextResult,
   type ProposedContext,
   type RoleSelection,
+  type SopClassExtendedNegotiation,
 } from '../pdu/types.js';
 
 /** What we serve: for each abstract syntax, the transfer syntaxes we take, most preferred first. */
@@ -23,6 +24,12 @@ export interface ServedSyntaxes {
    * storage keeps what the sender proposes first, so that nothing is converted on the way.
    */
   prefersRequestorOrder?(abstractSyntax: string): boolean;
+  /**
+   * Our answer to a SOP Class Extended Negotiation proposal (PS3.7 §D.3.3.5) for a SOP class we
+   * accepted, its service-class-application-information bytes; undefined to send no answer
+   * (the requestor must then assume none of the options).
+   */
+  answerExtendedNegotiation?(sopClassUid: string, proposed: Uint8Array): Uint8Array | undefined;
 }
 
 /** A presentation context that both sides agreed on. */
@@ -41,6 +48,7 @@ export interface NegotiationResult {
   readonly results: readonly ContextResult[];
   readonly accepted: readonly AcceptedContext[];
   readonly roleSelections: readonly RoleSelection[];
+  readonly extendedNegotiations: readonly SopClassExtendedNegotiation[];
   /** Present when the requestor proposed a window: we perform operations one at a time. */
   readonly asyncOperationsWindow?: AsyncOperationsWindow;
 }
@@ -95,23 +103,43 @@ export function answerRoleSelections(
   return [...bySopClass.values()];
 }
 
+/** Answers the SOP Class Extended Negotiation proposals for SOP classes we accepted, one each. */
+export function answerExtendedNegotiations(
+  proposals: readonly SopClassExtendedNegotiation[],
+  acceptedAbstractSyntaxes: ReadonlySet<string>,
+  served: ServedSyntaxes,
+): SopClassExtendedNegotiation[] {
+  const bySopClass = new Map<string, SopClassExtendedNegotiation>();
+  for (const proposal of proposals) {
+    if (!acceptedAbstractSyntaxes.has(proposal.sopClassUid)) continue;
+    const answer = served.answerExtendedNegotiation?.(
+      proposal.sopClassUid,
+      proposal.serviceClassApplicationInformation,
+    );
+    if (answer === undefined) continue;
+    bySopClass.set(proposal.sopClassUid, {
+      sopClassUid: proposal.sopClassUid,
+      serviceClassApplicationInformation: answer,
+    });
+  }
+  return [...bySopClass.values()];
+}
+
 /** Negotiates every proposed context and the role selections that go with them. */
 export function negotiate(
   proposed: readonly ProposedContext[],
   roleProposals: readonly RoleSelection[],
   served: ServedSyntaxes,
   asyncWindowProposed: boolean,
+  extendedProposals: readonly SopClassExtendedNegotiation[] = [],
 ): NegotiationResult {
   const results = proposed.map((context) => negotiateContext(context, served));
   const acceptedIds = new Set(
     results.filter((r) => r.result === PresentationContextResult.Acceptance).map((r) => r.id),
   );
   const acceptedProposals = proposed.filter((context) => acceptedIds.has(context.id));
-  const roleSelections = answerRoleSelections(
-    roleProposals,
-    new Set(acceptedProposals.map((context) => context.abstractSyntax)),
-    served,
-  );
+  const acceptedAbstractSyntaxes = new Set(acceptedProposals.map((c) => c.abstractSyntax));
+  const roleSelections = answerRoleSelections(roleProposals, acceptedAbstractSyntaxes, served);
   const roles = new Map(roleSelections.map((role) => [role.sopClassUid, role]));
   const accepted = acceptedProposals.map((context): AcceptedContext => {
     const role = roles.get(context.abstractSyntax);
@@ -129,6 +157,11 @@ export function negotiate(
     results,
     accepted,
     roleSelections,
+    extendedNegotiations: answerExtendedNegotiations(
+      extendedProposals,
+      acceptedAbstractSyntaxes,
+      served,
+    ),
     ...(asyncWindowProposed && {
       asyncOperationsWindow: { maxOperationsInvoked: 1, maxOperationsPerformed: 1 },
     }),

@@ -220,6 +220,18 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, SettingField>> = {
     control: boolean,
   },
   enable_c_get: { group: 'dimse', label: 'C-GET: retrieve to the requester', control: boolean },
+  max_query_results: {
+    group: 'dimse',
+    label: 'Most C-FIND matches',
+    hint: 'A query with more matches is refused (out of resources) so that its sender narrows it. 0: no limit.',
+    control: number('matches'),
+  },
+  case_insensitive_name_matching: {
+    group: 'dimse',
+    label: 'Match person names without regard to case',
+    hint: 'C-FIND on names: "smith*" finds SMITH^JOHN.',
+    control: boolean,
+  },
   logging_level: {
     group: 'logging',
     label: 'Logging level',

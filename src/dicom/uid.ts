@@ -10,6 +10,12 @@ export const DICOM_APPLICATION_CONTEXT = '1.2.840.10008.3.1.1.1';
 /** SOP classes by their PS3.6 keyword. */
 export const SopClass = {
   Verification: '1.2.840.10008.1.1',
+  PatientRootQueryRetrieveInformationModelFind: '1.2.840.10008.5.1.4.1.2.1.1',
+  PatientRootQueryRetrieveInformationModelMove: '1.2.840.10008.5.1.4.1.2.1.2',
+  PatientRootQueryRetrieveInformationModelGet: '1.2.840.10008.5.1.4.1.2.1.3',
+  StudyRootQueryRetrieveInformationModelFind: '1.2.840.10008.5.1.4.1.2.2.1',
+  StudyRootQueryRetrieveInformationModelMove: '1.2.840.10008.5.1.4.1.2.2.2',
+  StudyRootQueryRetrieveInformationModelGet: '1.2.840.10008.5.1.4.1.2.2.3',
 } as const;
 
 /**

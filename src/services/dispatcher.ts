@@ -6,7 +6,12 @@
  * Layer: services.
  */
 
-import type { IncomingRequest, RequestHandler, ResponseSpec } from '../network/dimse/channel.js';
+import type {
+  DimseChannel,
+  IncomingRequest,
+  RequestHandler,
+  ResponseSpec,
+} from '../network/dimse/channel.js';
 import { CommandField } from '../network/dimse/command.js';
 import { Status } from '../network/dimse/status.js';
 
@@ -17,6 +22,7 @@ export interface ServiceRegistration {
   readonly handle: (
     request: IncomingRequest,
     signal: AbortSignal,
+    channel: DimseChannel,
   ) => Promise<ResponseSpec> | AsyncIterable<ResponseSpec>;
 }
 
@@ -33,7 +39,7 @@ export function createDispatcher(registrations: readonly ServiceRegistration[]):
   const byCommand = new Map(
     registrations.map((registration) => [registration.commandField, registration]),
   );
-  return (request, signal) => {
+  return (request, signal, channel) => {
     const registration = byCommand.get(request.command.commandField);
     // A request this server does not serve, or not on this context's SOP class: the
     // operation is not recognized here (PS3.7 §C.5.17); the association goes on.
@@ -54,6 +60,6 @@ export function createDispatcher(registrations: readonly ServiceRegistration[]):
         fields: { errorComment: 'SOP class differs from presentation context' },
       });
     }
-    return registration.handle(request, signal);
+    return registration.handle(request, signal, channel);
   };
 }

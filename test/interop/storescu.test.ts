@@ -22,6 +22,7 @@ import { TransferSyntax } from '../../src/dicom/transfer-syntax.js';
 import { IMPLEMENTATION_CLASS_UID } from '../../src/dicom/uid.js';
 import { INCOMING_FOLDER } from '../../src/server/instance-store.js';
 import { TEMP_SUFFIX } from '../../src/storage/atomic-writer.js';
+import { datasetContent as content } from '../helpers/dcmdump.js';
 import { runTool, type ToolRun } from '../helpers/dcmtk.js';
 import {
   type StoreServerOptions,
@@ -130,22 +131,6 @@ class WireTap {
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
-}
-
-/** A data set as dcmdump shows it, without what storescu may change in sending: lengths and
- * their encoding, delimitation items, Data Set Trailing Padding. */
-function content(dump: string): string[] {
-  const lines = dump.split('\n');
-  const start = lines.findIndex((line) => line.startsWith('# Dicom-Data-Set'));
-  return lines
-    .slice(start)
-    .filter((line) => !/Delimitation|^\s*\(fffc,fffc\)/.test(line))
-    .map((line) =>
-      line
-        .replace(/ with (?:undefined|explicit) length #=/, ' #=')
-        .replace(/\s+# .*$/, '')
-        .trimEnd(),
-    );
 }
 
 /** Sends files with storescu proposing `option`; bounded timeouts on every step. */

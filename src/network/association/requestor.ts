@@ -17,6 +17,7 @@ import {
   PROTOCOL_VERSION,
   type ProposedContext,
   type RoleSelection,
+  type SopClassExtendedNegotiation,
 } from '../pdu/types.js';
 import { Association, type AssociationTimeouts } from './association.js';
 
@@ -34,6 +35,8 @@ export interface AssociationRequestOptions {
   readonly calledAeTitle: string;
   readonly contexts: readonly ContextProposal[];
   readonly roleSelections?: readonly RoleSelection[];
+  /** SOP Class Extended Negotiation proposals (PS3.7 §D.3.3.5): relational queries, say. */
+  readonly extendedNegotiations?: readonly SopClassExtendedNegotiation[];
   readonly maxPduLength?: number;
   readonly timeouts?: Partial<AssociationTimeouts>;
 }
@@ -66,6 +69,7 @@ export function buildAssociateRequest(options: AssociationRequestOptions): AAsso
       implementationClassUid: IMPLEMENTATION_CLASS_UID,
       implementationVersionName: IMPLEMENTATION_VERSION_NAME,
       roleSelections: options.roleSelections ?? [],
+      sopClassExtendedNegotiations: options.extendedNegotiations ?? [],
     },
   };
 }

@@ -1,0 +1,291 @@
+/**
+ * C-FIND SCP for the Patient Root and Study Root Query/Retrieve information models (PS3.4
+ * Annex C, PS3.7 §9.1.2): the identifier is read and checked, the index is asked, and each
+ * match goes back as a pending response whose identifier holds every key asked for; then the
+ * final status. C-CANCEL stops it part-way (0xFE00); a query with more matches than the
+ * configured limit is refused before any is sent (0xA700).
+ *
+ * Answers are in the presentation context's transfer syntax. Their Specific Character Set:
+ * none when every value is ASCII, else ISO_IR 192 with the values in UTF-8, whatever the
+ * request's was (the index holds decoded text).
+ *
+ * Layer: services. Reaches the index only through `QuerySource`.
+ */
+
+import {
+  type IdentifierElement,
+  MAX_IDENTIFIER_BYTES,
+  writeIdentifier,
+} from '../dicom/query/identifier.js';
+import {
+  type IndexMatch,
+  type IndexQuery,
+  QUERY_KEYS_BY_TAG,
+  type QueryKeyword,
+  type QueryRoot,
+} from '../dicom/query/model.js';
+import { encodeValue, isAsciiText, UTF8_CHARACTER_SET } from '../dicom/query/values.js';
+import { transferSyntaxProperties } from '../dicom/transfer-syntax.js';
+import { SopClass } from '../dicom/uid.js';
+import type { Vr } from '../dicom/vr.js';
+import type { IncomingRequest, OperationNote, ResponseSpec } from '../network/dimse/channel.js';
+import { Status } from '../network/dimse/status.js';
+import type { QuerySource } from './ports.js';
+import {
+  IdentifierTag,
+  isGroupLength,
+  isQueryRefusal,
+  parseQueryRequest,
+  type QueryRefusal,
+  type QueryRequest,
+} from './query-request.js';
+
+/** The settings a C-FIND reads, once per request. */
+export interface FindSettings {
+  /** Most matches answered; a query with more is refused (0xA700). 0 means no limit. */
+  readonly maxResults: number;
+  /** Person names matched without regard to case. */
+  readonly isPersonNameCaseInsensitive: boolean;
+  /** Our AE title, answered in Retrieve AE Title (0008,0054) when asked for. */
+  readonly retrieveAeTitle: string;
+}
+
+/** What the C-FIND handler needs. */
+export interface FindHandlerOptions {
+  readonly source: QuerySource;
+  readonly settings: () => FindSettings;
+}
+
+/** What the handler needs to know of the association the request came on. */
+export interface QueryAssociation {
+  /** Relational queries were agreed for this SOP class (SOP Class Extended Negotiation). */
+  isRelational(sopClassUid: string): boolean;
+}
+
+/** Serves one C-FIND-RQ: its pending responses, then the final one. */
+export type FindHandler = (
+  request: IncomingRequest,
+  signal: AbortSignal,
+  association: QueryAssociation,
+) => AsyncIterable<ResponseSpec>;
+
+/** Makes the C-FIND handler over a query source. */
+export function createFindHandler(options: FindHandlerOptions): FindHandler {
+  return (request, signal, association) => serveFind(options, request, signal, association);
+}
+
+/** The information model of a FIND SOP class (MOVE and GET classes are not served here). */
+function findRootOf(sopClassUid: string): QueryRoot | undefined {
+  if (sopClassUid === SopClass.PatientRootQueryRetrieveInformationModelFind) return 'patient';
+  if (sopClassUid === SopClass.StudyRootQueryRetrieveInformationModelFind) return 'study';
+  return undefined;
+}
+
+async function* serveFind(
+  options: FindHandlerOptions,
+  request: IncomingRequest,
+  signal: AbortSignal,
+  association: QueryAssociation,
+): AsyncGenerator<ResponseSpec> {
+  const sopClassUid = request.command.affectedSopClassUid ?? '';
+  const root = findRootOf(sopClassUid);
+  if (root === undefined) {
+    yield refused({ status: Status.SopClassNotSupported, errorComment: 'not a C-FIND SOP class' });
+    return;
+  }
+  if (request.dataset === undefined) {
+    yield refused(
+      { status: Status.CannotUnderstand, errorComment: 'C-FIND-RQ without an identifier' },
+      root,
+    );
+    return;
+  }
+  const bytes = await readIdentifierBytes(request.dataset);
+  if (bytes === undefined) {
+    yield refused({ status: Status.CannotUnderstand, errorComment: 'identifier too large' }, root);
+    return;
+  }
+  const parsed = parseQueryRequest(bytes, request.context.transferSyntax, root, 'find', {
+    isRelational: association.isRelational(sopClassUid),
+  });
+  if (isQueryRefusal(parsed)) {
+    yield refused(parsed, root);
+    return;
+  }
+  yield* answer(options, parsed, request.context.transferSyntax, signal);
+}
+
+/** The identifier's bytes, or undefined past MAX_IDENTIFIER_BYTES (the rest is dropped). */
+async function readIdentifierBytes(dataset: AsyncIterable<Buffer>): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of dataset) {
+    length += chunk.length;
+    // Leaving the loop destroys the stream; the channel drops what is still to come.
+    if (length > MAX_IDENTIFIER_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length);
+}
+
+function refused(refusal: QueryRefusal, root?: QueryRoot): ResponseSpec {
+  return {
+    status: refusal.status,
+    fields: {
+      errorComment: refusal.errorComment.slice(0, 64),
+      ...(refusal.offendingElements !== undefined && {
+        offendingElement: refusal.offendingElements,
+      }),
+    },
+    note: { root, refused: refusal.errorComment },
+  };
+}
+
+/** One step of the matches: a match, their end, or the source's failure. */
+type Step =
+  | { readonly kind: 'match'; readonly match: IndexMatch }
+  | { readonly kind: 'end' }
+  | { readonly kind: 'failed'; readonly error: unknown };
+
+/** The matches as steps: a failing source becomes a step, not an exception. */
+async function* stepsOf(matches: AsyncIterable<IndexMatch>): AsyncGenerator<Step> {
+  try {
+    for await (const match of matches) yield { kind: 'match', match };
+  } catch (error) {
+    yield { kind: 'failed', error };
+    return;
+  }
+  yield { kind: 'end' };
+}
+
+/**
+ * The steps of a query with a match limit, counted before any is sent so that a query over the
+ * limit is refused whole: undefined when there are more matches than `limit`. Leaving the
+ * source early closes it.
+ */
+async function stepsWithin(
+  steps: AsyncIterable<Step>,
+  limit: number,
+  signal: AbortSignal,
+): Promise<AsyncIterable<Step> | undefined> {
+  const taken: Step[] = [];
+  let matches = 0;
+  for await (const step of steps) {
+    taken.push(step);
+    if (step.kind !== 'match') break;
+    matches += 1;
+    if (matches > limit) return undefined;
+    if (signal.aborted) break;
+  }
+  return toAsync(taken);
+}
+
+async function* answer(
+  options: FindHandlerOptions,
+  request: QueryRequest,
+  transferSyntax: string,
+  signal: AbortSignal,
+): AsyncGenerator<ResponseSpec> {
+  const settings = options.settings();
+  // parseQueryRequest refused unknown and deflated syntaxes.
+  const encoding = transferSyntaxProperties(transferSyntax)!;
+  const limit = settings.maxResults > 0 ? settings.maxResults : undefined;
+  const query: IndexQuery = {
+    ...request.query,
+    isPersonNameCaseInsensitive: settings.isPersonNameCaseInsensitive,
+    ...(limit !== undefined && { limit: limit + 1 }),
+  };
+  const note = (matches: number, extra: OperationNote = {}): OperationNote => ({
+    root: request.query.root,
+    level: request.level,
+    matches,
+    ...extra,
+  });
+  const matchSteps = stepsOf(options.source.find(query, signal));
+  const steps = limit === undefined ? matchSteps : await stepsWithin(matchSteps, limit, signal);
+  if (steps === undefined) {
+    yield {
+      status: Status.OutOfResources,
+      fields: { errorComment: `more than ${limit} matches: narrow the query`.slice(0, 64) },
+      note: note(0, { refused: `match limit ${limit}` }),
+    };
+    return;
+  }
+  const pending = request.unsupportedKeys.length > 0 ? Status.PendingWarning : Status.Pending;
+  let matches = 0;
+  for await (const step of steps) {
+    if (signal.aborted) break;
+    if (step.kind === 'end') break;
+    if (step.kind === 'failed') {
+      yield {
+        status: Status.CannotUnderstand,
+        fields: { errorComment: 'unable to process: the index query failed' },
+        note: note(matches, { error: errorText(step.error) }),
+      };
+      return;
+    }
+    const identifier = responseIdentifier(request, step.match, settings);
+    yield { status: pending, dataset: writeIdentifier(identifier, encoding) };
+    matches += 1;
+  }
+  yield { status: signal.aborted ? Status.Cancel : Status.Success, note: note(matches) };
+}
+
+async function* toAsync<T>(values: readonly T[]): AsyncGenerator<T> {
+  yield* values;
+}
+
+function errorText(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, 200);
+}
+
+/**
+ * The identifier of one match (PS3.4 §C.4.1.1.3.2): each key of the request, with the match's
+ * value where the index has one and zero length otherwise (an asked-for sequence comes back
+ * empty); the Query/Retrieve Level; Retrieve AE Title and Instance Availability when asked for;
+ * Specific Character Set ISO_IR 192 when a value is not ASCII.
+ */
+export function responseIdentifier(
+  request: QueryRequest,
+  match: IndexMatch,
+  settings: FindSettings,
+): IdentifierElement[] {
+  const returned: ReadonlySet<QueryKeyword> = new Set(request.query.returnKeys);
+  const elements: IdentifierElement[] = [];
+  let isAscii = true;
+  const add = (tag: number, vr: Vr, text: string): void => {
+    if (!isAsciiText(text)) isAscii = false;
+    elements.push({ tag, vr, value: encodeValue(text, vr) });
+  };
+  for (const element of request.requested) {
+    const { tag } = element;
+    if (
+      isGroupLength(tag) ||
+      tag === IdentifierTag.SpecificCharacterSet ||
+      tag === IdentifierTag.QueryRetrieveLevel
+    ) {
+      continue;
+    }
+    const key = QUERY_KEYS_BY_TAG.get(tag);
+    if (element.items !== undefined) {
+      elements.push({ tag, vr: 'SQ', value: Buffer.alloc(0), items: [] });
+    } else if (tag === IdentifierTag.RetrieveAETitle) {
+      add(tag, 'AE', settings.retrieveAeTitle);
+    } else if (tag === IdentifierTag.InstanceAvailability) {
+      add(tag, 'CS', 'ONLINE');
+    } else if (key !== undefined && returned.has(key.keyword)) {
+      add(tag, key.vr, textOf(match[key.keyword]));
+    } else {
+      elements.push({ tag, vr: element.vr, value: Buffer.alloc(0) });
+    }
+  }
+  add(IdentifierTag.QueryRetrieveLevel, 'CS', request.level);
+  if (!isAscii) add(IdentifierTag.SpecificCharacterSet, 'CS', UTF8_CHARACTER_SET);
+  return elements;
+}
+
+/** A match's value as text: IS values as decimal strings, no value as zero length. */
+function textOf(value: string | number | null | undefined): string {
+  if (value === null || value === undefined) return '';
+  return typeof value === 'number' ? String(Math.trunc(value)) : value;
+}

@@ -1,0 +1,442 @@
+/**
+ * Checks how C-FIND, C-MOVE and C-GET identifiers become queries on the index, and which are
+ * refused with which status (PS3.4 §C.4.1, §C.4.2, §C.4.3): levels of each root, hierarchical
+ * and relational keys, unique keys, malformed values, character sets, unsupported keys.
+ *
+ * Layer: services (unit test).
+ */
+import { describe, expect, it } from 'vitest';
+import { type IdentifierElement, writeIdentifier } from '../dicom/query/identifier.js';
+import type { QueryRoot } from '../dicom/query/model.js';
+import { encodeValue } from '../dicom/query/values.js';
+import { TransferSyntax } from '../dicom/transfer-syntax.js';
+import { SopClass } from '../dicom/uid.js';
+import type { Vr } from '../dicom/vr.js';
+import { Status } from '../network/dimse/status.js';
+import {
+  isQueryRefusal,
+  parseQueryRequest,
+  type QueryPurpose,
+  type QueryRefusal,
+  type QueryRequest,
+  queryRootOf,
+} from './query-request.js';
+
+const Tag = {
+  SpecificCharacterSet: 0x00080005,
+  StudyDate: 0x00080020,
+  QueryRetrieveLevel: 0x00080052,
+  Modality: 0x00080060,
+  InstitutionName: 0x00080080,
+  ReferencedStudySequence: 0x00081110,
+  ReferencedSOPInstanceUID: 0x00081155,
+  PatientName: 0x00100010,
+  PatientID: 0x00100020,
+  StudyInstanceUID: 0x0020000d,
+  SeriesInstanceUID: 0x0020000e,
+  SOPInstanceUID: 0x00080018,
+  SeriesNumber: 0x00200011,
+} as const;
+
+const EXPLICIT_LE = { isExplicitVr: true, isLittleEndian: true };
+
+/** An element with a text value (ASCII or UTF-8) or raw bytes. */
+function el(tag: number, vr: Vr, value: string | Buffer = ''): IdentifierElement {
+  return { tag, vr, value: typeof value === 'string' ? encodeValue(value, vr) : value };
+}
+
+function level(value: string): IdentifierElement {
+  return el(Tag.QueryRetrieveLevel, 'CS', value);
+}
+
+interface ParseOptions {
+  readonly root?: QueryRoot;
+  readonly purpose?: QueryPurpose;
+  readonly isRelational?: boolean;
+  readonly transferSyntax?: string;
+}
+
+function parse(elements: IdentifierElement[], options: ParseOptions = {}) {
+  const transferSyntax = options.transferSyntax ?? TransferSyntax.ExplicitVRLittleEndian;
+  const encoding =
+    transferSyntax === TransferSyntax.ImplicitVRLittleEndian
+      ? { isExplicitVr: false, isLittleEndian: true }
+      : transferSyntax === TransferSyntax.ExplicitVRBigEndian
+        ? { isExplicitVr: true, isLittleEndian: false }
+        : EXPLICIT_LE;
+  return parseQueryRequest(
+    writeIdentifier(elements, encoding),
+    transferSyntax,
+    options.root ?? 'study',
+    options.purpose ?? 'find',
+    { isRelational: options.isRelational ?? false },
+  );
+}
+
+function accepted(result: QueryRequest | QueryRefusal): QueryRequest {
+  if (isQueryRefusal(result)) throw new Error(`refused: ${JSON.stringify(result)}`);
+  return result;
+}
+
+function refused(result: QueryRequest | QueryRefusal): QueryRefusal {
+  if (!isQueryRefusal(result)) throw new Error('accepted');
+  expect(result.errorComment.length).toBeGreaterThan(0);
+  expect(result.errorComment.length).toBeLessThanOrEqual(64);
+  return result;
+}
+
+describe('information model of a SOP class', () => {
+  it('knows the Patient Root and Study Root FIND, MOVE and GET classes', () => {
+    expect(queryRootOf(SopClass.PatientRootQueryRetrieveInformationModelFind)).toBe('patient');
+    expect(queryRootOf(SopClass.PatientRootQueryRetrieveInformationModelMove)).toBe('patient');
+    expect(queryRootOf(SopClass.PatientRootQueryRetrieveInformationModelGet)).toBe('patient');
+    expect(queryRootOf(SopClass.StudyRootQueryRetrieveInformationModelFind)).toBe('study');
+    expect(queryRootOf(SopClass.StudyRootQueryRetrieveInformationModelMove)).toBe('study');
+    expect(queryRootOf(SopClass.StudyRootQueryRetrieveInformationModelGet)).toBe('study');
+    expect(queryRootOf(SopClass.Verification)).toBeUndefined();
+  });
+});
+
+describe('C-FIND identifiers', () => {
+  const studyQuery = [
+    level('STUDY'),
+    el(Tag.PatientName, 'PN', 'DOE*'),
+    el(Tag.StudyDate, 'DA', '20230101-20230131'),
+    el(Tag.StudyInstanceUID, 'UI'),
+    el(Tag.PatientID, 'LO'),
+  ];
+
+  for (const [name, transferSyntax] of Object.entries({
+    'Implicit VR Little Endian': TransferSyntax.ImplicitVRLittleEndian,
+    'Explicit VR Little Endian': TransferSyntax.ExplicitVRLittleEndian,
+    'Explicit VR Big Endian': TransferSyntax.ExplicitVRBigEndian,
+  })) {
+    it(`reads a study query in ${name}`, () => {
+      const request = accepted(parse(studyQuery, { transferSyntax }));
+      expect(request.level).toBe('STUDY');
+      expect(request.query).toEqual({
+        root: 'study',
+        level: 'STUDY',
+        conditions: [
+          { keyword: 'StudyDate', match: { kind: 'range', from: '20230101', to: '20230131' } },
+          { keyword: 'PatientName', match: { kind: 'wildcard', pattern: 'DOE*' } },
+        ],
+        returnKeys: ['StudyDate', 'PatientName', 'PatientID', 'StudyInstanceUID'],
+      });
+      expect(request.unsupportedKeys).toEqual([]);
+      expect(request.specificCharacterSet).toBeUndefined();
+      expect(request.requested.map((element) => element.tag)).toEqual([
+        Tag.StudyDate,
+        Tag.QueryRetrieveLevel,
+        Tag.PatientName,
+        Tag.PatientID,
+        Tag.StudyInstanceUID,
+      ]);
+    });
+  }
+
+  it('refuses an identifier without a Query/Retrieve Level with 0xA900', () => {
+    const refusal = refused(parse([el(Tag.PatientName, 'PN', 'DOE')]));
+    expect(refusal.status).toBe(Status.DataSetDoesNotMatchSopClass);
+    expect(refusal.offendingElements).toEqual([Tag.QueryRetrieveLevel]);
+  });
+
+  it('refuses a level the information model does not have with 0xA900', () => {
+    const patientInStudyRoot = refused(parse([level('PATIENT')], { root: 'study' }));
+    expect(patientInStudyRoot.status).toBe(Status.DataSetDoesNotMatchSopClass);
+    expect(patientInStudyRoot.errorComment).toBe('no PATIENT level in the Study Root model');
+    const unknown = refused(parse([level('FRAME')], { root: 'patient' }));
+    expect(unknown.status).toBe(Status.DataSetDoesNotMatchSopClass);
+    expect(refused(parse([level('')])).status).toBe(Status.DataSetDoesNotMatchSopClass);
+  });
+
+  it('accepts every level of each root', () => {
+    expect(accepted(parse([level('PATIENT')], { root: 'patient' })).level).toBe('PATIENT');
+    expect(accepted(parse([level('STUDY')], { root: 'study' })).level).toBe('STUDY');
+    const series = [level('SERIES'), el(Tag.StudyInstanceUID, 'UI', '1.2.3')];
+    expect(accepted(parse(series)).level).toBe('SERIES');
+    const image = [...series, level('IMAGE'), el(Tag.SeriesInstanceUID, 'UI', '1.2.3.4')];
+    expect(accepted(parse(image.slice(1))).level).toBe('IMAGE');
+  });
+
+  it('refuses a key with a value below the level, and answers one of zero length empty', () => {
+    const refusal = refused(parse([level('STUDY'), el(Tag.Modality, 'CS', 'CT')]));
+    expect(refusal.status).toBe(Status.DataSetDoesNotMatchSopClass);
+    expect(refusal.offendingElements).toEqual([Tag.Modality]);
+    const request = accepted(parse([level('STUDY'), el(Tag.Modality, 'CS')]));
+    expect(request.query.returnKeys).toEqual([]);
+    expect(request.unsupportedKeys).toEqual([]);
+  });
+
+  describe('hierarchical', () => {
+    it('needs the unique key of each level above, with a single value', () => {
+      const missing = refused(parse([level('SERIES'), el(Tag.Modality, 'CS', 'CT')]));
+      expect(missing.status).toBe(Status.DataSetDoesNotMatchSopClass);
+      expect(missing.offendingElements).toEqual([Tag.StudyInstanceUID]);
+      const empty = refused(parse([level('SERIES'), el(Tag.StudyInstanceUID, 'UI')]));
+      expect(empty.offendingElements).toEqual([Tag.StudyInstanceUID]);
+      const list = refused(parse([level('SERIES'), el(Tag.StudyInstanceUID, 'UI', '1.2\\1.3')]));
+      expect(list.offendingElements).toEqual([Tag.StudyInstanceUID]);
+      const noSeries = refused(
+        parse([level('IMAGE'), el(Tag.StudyInstanceUID, 'UI', '1.2')], { root: 'patient' }),
+      );
+      expect(noSeries.offendingElements).toEqual([Tag.PatientID]);
+    });
+
+    it('matches on the unique keys above and the keys at the level', () => {
+      const request = accepted(
+        parse([
+          level('SERIES'),
+          el(Tag.StudyInstanceUID, 'UI', '1.2.3'),
+          el(Tag.Modality, 'CS', 'CT\\MR'),
+          el(Tag.SeriesInstanceUID, 'UI'),
+        ]),
+      );
+      expect(request.query.conditions).toEqual([
+        { keyword: 'Modality', match: { kind: 'list', values: ['CT', 'MR'] } },
+        { keyword: 'StudyInstanceUID', match: { kind: 'single', value: '1.2.3' } },
+      ]);
+    });
+
+    it('returns other keys above the level, and matches on them when they have a value', () => {
+      const base = [level('STUDY'), el(Tag.PatientID, 'LO', 'PAT1')];
+      const request = accepted(parse([...base, el(Tag.PatientName, 'PN')], { root: 'patient' }));
+      expect(request.query.returnKeys).toEqual(['PatientName', 'PatientID']);
+      expect(request.query.conditions).toEqual([
+        { keyword: 'PatientID', match: { kind: 'single', value: 'PAT1' } },
+      ]);
+      const narrowed = accepted(
+        parse([...base, el(Tag.PatientName, 'PN', 'DOE*')], { root: 'patient' }),
+      );
+      expect(narrowed.query.conditions).toEqual([
+        { keyword: 'PatientName', match: { kind: 'wildcard', pattern: 'DOE*' } },
+        { keyword: 'PatientID', match: { kind: 'single', value: 'PAT1' } },
+      ]);
+    });
+
+    it('needs a single Patient ID above the STUDY level in Patient Root', () => {
+      const wildcard = [level('STUDY'), el(Tag.PatientID, 'LO', 'PAT*')];
+      expect(refused(parse(wildcard, { root: 'patient' })).offendingElements).toEqual([
+        Tag.PatientID,
+      ]);
+      expect(refused(parse([level('STUDY')], { root: 'patient' })).offendingElements).toEqual([
+        Tag.PatientID,
+      ]);
+    });
+
+    it('takes Patient ID as an ordinary study key in Study Root', () => {
+      const request = accepted(parse([level('STUDY'), el(Tag.PatientID, 'LO', 'PAT*')]));
+      expect(request.query.conditions).toEqual([
+        { keyword: 'PatientID', match: { kind: 'wildcard', pattern: 'PAT*' } },
+      ]);
+      // Repeated in a series query, as viewers do: matched, not refused.
+      const above = [level('SERIES'), el(Tag.StudyInstanceUID, 'UI', '1.2')];
+      const series = accepted(parse([...above, el(Tag.PatientID, 'LO', 'PAT1')]));
+      expect(series.query.conditions).toContainEqual({
+        keyword: 'PatientID',
+        match: { kind: 'single', value: 'PAT1' },
+      });
+    });
+  });
+
+  describe('relational', () => {
+    it('matches on any key at or above the level, unique keys above not needed', () => {
+      const request = accepted(
+        parse([level('SERIES'), el(Tag.PatientName, 'PN', 'DOE*'), el(Tag.Modality, 'CS', 'CT')], {
+          root: 'patient',
+          isRelational: true,
+        }),
+      );
+      expect(request.query.conditions).toEqual([
+        { keyword: 'Modality', match: { kind: 'single', value: 'CT' } },
+        { keyword: 'PatientName', match: { kind: 'wildcard', pattern: 'DOE*' } },
+      ]);
+    });
+
+    it('still refuses keys below the level', () => {
+      const refusal = refused(
+        parse([level('STUDY'), el(Tag.SeriesNumber, 'IS', '1')], { isRelational: true }),
+      );
+      expect(refusal.offendingElements).toEqual([Tag.SeriesNumber]);
+    });
+  });
+
+  it('refuses a malformed value with 0xC000, naming the key', () => {
+    const date = refused(parse([level('STUDY'), el(Tag.StudyDate, 'DA', '2023130')]));
+    expect(date.status).toBe(Status.CannotUnderstand);
+    expect(date.errorComment).toBe('StudyDate: invalid date');
+    expect(date.offendingElements).toEqual([Tag.StudyDate]);
+    const range = refused(parse([level('STUDY'), el(Tag.StudyDate, 'DA', 'abc-def')]));
+    expect(range.errorComment).toBe('StudyDate: invalid range');
+    const uid = refused(parse([level('STUDY'), el(Tag.StudyInstanceUID, 'UI', '1.2.*')]));
+    expect(uid.status).toBe(Status.CannotUnderstand);
+  });
+
+  it('refuses what it cannot read with 0xC000', () => {
+    const garbage = Buffer.from('10001000 7a7a ff00 4142'.replace(/ /g, ''), 'hex');
+    for (const [bytes, syntax] of [
+      [garbage, TransferSyntax.ExplicitVRLittleEndian],
+      [Buffer.alloc(0), TransferSyntax.DeflatedExplicitVRLittleEndian],
+      [Buffer.alloc(0), '1.2.3.4.5'],
+    ] as const) {
+      const refusal = refused(
+        parseQueryRequest(bytes, syntax, 'study', 'find', { isRelational: false }),
+      );
+      expect(refusal.status).toBe(Status.CannotUnderstand);
+    }
+  });
+
+  it('decodes values in the identifier’s Specific Character Set', () => {
+    const request = accepted(
+      parse([
+        level('STUDY'),
+        el(Tag.SpecificCharacterSet, 'CS', 'ISO_IR 100'),
+        el(Tag.PatientName, 'PN', Buffer.from('M\xfcller*', 'latin1')),
+      ]),
+    );
+    expect(request.specificCharacterSet).toBe('ISO_IR 100');
+    expect(request.query.conditions).toEqual([
+      { keyword: 'PatientName', match: { kind: 'wildcard', pattern: 'Müller*' } },
+    ]);
+  });
+
+  it('refuses a Specific Character Set it does not know with 0xC000', () => {
+    const refusal = refused(
+      parse([level('STUDY'), el(Tag.SpecificCharacterSet, 'CS', 'ISO_IR 999')]),
+    );
+    expect(refusal.status).toBe(Status.CannotUnderstand);
+    expect(refusal.offendingElements).toEqual([Tag.SpecificCharacterSet]);
+  });
+
+  it('lists the keys it does not support that carry a matching value', () => {
+    const request = accepted(
+      parse([
+        level('STUDY'),
+        el(Tag.InstitutionName, 'LO', 'GENERAL*'),
+        el(0x00081030, 'LO'),
+        el(0x00081080, 'LO'),
+        el(0x00080000, 'UL', Buffer.from([4, 0, 0, 0])),
+        {
+          tag: Tag.ReferencedStudySequence,
+          vr: 'SQ',
+          value: Buffer.alloc(0),
+          items: [[el(Tag.ReferencedSOPInstanceUID, 'UI', '1.2.3')]],
+        },
+        { tag: 0x00081120, vr: 'SQ', value: Buffer.alloc(0), items: [[el(0x00081150, 'UI')]] },
+      ]),
+    );
+    expect(request.unsupportedKeys).toEqual([Tag.InstitutionName, Tag.ReferencedStudySequence]);
+    expect(request.query.returnKeys).toEqual(['StudyDescription']);
+  });
+
+  it('answers zero-length unsupported keys without a warning', () => {
+    const request = accepted(
+      parse([level('STUDY'), el(Tag.InstitutionName, 'LO'), el(0x00101000, 'LO', '*')]),
+    );
+    expect(request.unsupportedKeys).toEqual([]);
+  });
+});
+
+describe('C-MOVE and C-GET identifiers', () => {
+  const retrieve = (elements: IdentifierElement[], options: ParseOptions = {}) =>
+    parse(elements, { ...options, purpose: 'retrieve' });
+
+  it('takes a UID list at the level', () => {
+    const request = accepted(
+      retrieve([level('STUDY'), el(Tag.StudyInstanceUID, 'UI', '1.2.3\\1.2.4')]),
+    );
+    expect(request.query).toEqual({
+      root: 'study',
+      level: 'STUDY',
+      conditions: [
+        { keyword: 'StudyInstanceUID', match: { kind: 'list', values: ['1.2.3', '1.2.4'] } },
+      ],
+      returnKeys: [],
+    });
+  });
+
+  it('refuses an identifier without the level’s unique key with 0xA900', () => {
+    for (const elements of [[level('STUDY')], [level('STUDY'), el(Tag.StudyInstanceUID, 'UI')]]) {
+      const refusal = refused(retrieve(elements));
+      expect(refusal.status).toBe(Status.DataSetDoesNotMatchSopClass);
+      expect(refusal.offendingElements).toEqual([Tag.StudyInstanceUID]);
+    }
+  });
+
+  it('needs single values for the unique keys above in hierarchical retrieve', () => {
+    const series = [level('SERIES'), el(Tag.SeriesInstanceUID, 'UI', '1.2.3.4')];
+    const missing = refused(
+      retrieve([...series, el(Tag.StudyInstanceUID, 'UI', '1.2.3')], { root: 'patient' }),
+    );
+    expect(missing.offendingElements).toEqual([Tag.PatientID]);
+    const list = refused(retrieve([...series, el(Tag.StudyInstanceUID, 'UI', '1.2.3\\1.2.4')]));
+    expect(list.offendingElements).toEqual([Tag.StudyInstanceUID]);
+    const request = accepted(retrieve([...series, el(Tag.StudyInstanceUID, 'UI', '1.2.3')]));
+    expect(request.query.conditions).toEqual([
+      { keyword: 'StudyInstanceUID', match: { kind: 'single', value: '1.2.3' } },
+      { keyword: 'SeriesInstanceUID', match: { kind: 'single', value: '1.2.3.4' } },
+    ]);
+  });
+
+  it('needs only the level’s unique key in relational retrieve', () => {
+    const request = accepted(
+      retrieve([level('IMAGE'), el(Tag.SOPInstanceUID, 'UI', '1.2.3.4.5')], {
+        root: 'patient',
+        isRelational: true,
+      }),
+    );
+    expect(request.query.conditions).toEqual([
+      { keyword: 'SOPInstanceUID', match: { kind: 'single', value: '1.2.3.4.5' } },
+    ]);
+  });
+
+  it('takes one Patient ID only, without wildcards', () => {
+    const list = refused(
+      retrieve([level('PATIENT'), el(Tag.PatientID, 'LO', 'A\\B')], { root: 'patient' }),
+    );
+    expect(list.status).toBe(Status.DataSetDoesNotMatchSopClass);
+    const wildcard = refused(
+      retrieve([level('PATIENT'), el(Tag.PatientID, 'LO', 'A*')], { root: 'patient' }),
+    );
+    expect(wildcard.offendingElements).toEqual([Tag.PatientID]);
+    const request = accepted(
+      retrieve([level('PATIENT'), el(Tag.PatientID, 'LO', 'A')], { root: 'patient' }),
+    );
+    expect(request.query.conditions).toEqual([
+      { keyword: 'PatientID', match: { kind: 'single', value: 'A' } },
+    ]);
+  });
+
+  it('refuses a unique key with a value below the level', () => {
+    const refusal = refused(
+      retrieve([
+        level('STUDY'),
+        el(Tag.StudyInstanceUID, 'UI', '1.2.3'),
+        el(Tag.SeriesInstanceUID, 'UI', '1.2.3.4'),
+      ]),
+    );
+    expect(refusal.status).toBe(Status.DataSetDoesNotMatchSopClass);
+    expect(refusal.offendingElements).toEqual([Tag.SeriesInstanceUID]);
+  });
+
+  it('ignores other keys, listing those with a value', () => {
+    const request = accepted(
+      retrieve([
+        level('STUDY'),
+        el(Tag.StudyInstanceUID, 'UI', '1.2.3'),
+        el(Tag.PatientName, 'PN', 'DOE^JOHN'),
+        el(Tag.PatientID, 'LO', 'PAT1'),
+        el(Tag.StudyDate, 'DA'),
+      ]),
+    );
+    expect(request.query.conditions).toEqual([
+      { keyword: 'StudyInstanceUID', match: { kind: 'single', value: '1.2.3' } },
+    ]);
+    expect(request.unsupportedKeys).toEqual([Tag.PatientName, Tag.PatientID]);
+  });
+
+  it('refuses a malformed UID with 0xC000', () => {
+    const refusal = refused(retrieve([level('STUDY'), el(Tag.StudyInstanceUID, 'UI', '1.2.x')]));
+    expect(refusal.status).toBe(Status.CannotUnderstand);
+  });
+});

@@ -2,8 +2,11 @@
  * `npm run bench`: measures our DICOM service next to DCMTK's storescp, run in the same way on
  * the same machine in the same run, and prints each figure with the our/DCMTK ratio.
  *
- * The verification path (association set-up, C-ECHO round trips) and the receive path
- * (bench/store.ts). Speed lives here, never in the tests.
+ * The verification path (association set-up, C-ECHO round trips), the receive path
+ * (bench/store.ts) and the query path (bench/query.ts, C-FIND on an index of a million
+ * instances, SQLite and PostgreSQL). Speed lives here, never in the tests.
+ *
+ * `npm run bench -- query` runs only the query benchmark; `--echo-only` only the first.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -13,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { echo } from '../src/services/scu/echo.js';
 import { freePort, startDicomServer, TOOL_ENV, waitForPort } from './processes.js';
+import { runQueryBenchmark } from './query.js';
 import { runStoreBenchmark } from './store.js';
 
 const ECHOES_PER_ASSOCIATION = 2_000;
@@ -161,5 +165,12 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
-if (!process.argv.includes('--echo-only')) await runStoreBenchmark();
+if (process.argv.slice(2).includes('query')) {
+  await runQueryBenchmark();
+} else {
+  await main();
+  if (!process.argv.includes('--echo-only')) {
+    await runStoreBenchmark();
+    await runQueryBenchmark();
+  }
+}

@@ -408,6 +408,7 @@ describe.each([
       '0001-initial',
       '0002-administration',
       '0003-users',
+      '0004-query',
     ]);
   });
 

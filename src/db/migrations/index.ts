@@ -9,11 +9,13 @@ import type { Migration, MigrationProvider } from 'kysely';
 import * as initial from './0001-initial.js';
 import * as administration from './0002-administration.js';
 import * as users from './0003-users.js';
+import * as query from './0004-query.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
   '0002-administration': administration,
   '0003-users': users,
+  '0004-query': query,
 };
 
 /** Hands Kysely's Migrator the migrations above. */

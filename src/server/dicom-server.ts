@@ -24,9 +24,10 @@ import { Status } from '../network/dimse/status.js';
 import { RejectReason, RejectResult, RejectSource } from '../network/pdu/types.js';
 import { createDispatcher, type ServiceRegistration } from '../services/dispatcher.js';
 import { handleEcho } from '../services/echo.js';
-import type { InstanceStore } from '../services/ports.js';
+import { createFindHandler } from '../services/find.js';
+import type { InstanceStore, MoveDestinations, QuerySource } from '../services/ports.js';
 import { createStoreHandler } from '../services/store.js';
-import type { Settings } from '../settings/schema.js';
+import { DEFAULT_SETTINGS, type Settings } from '../settings/schema.js';
 import { decideAssociation, isPermitted, type Permission } from './access-control.js';
 import { associationLogger, logAssociation, logOperation } from './association-log.js';
 import type { LiveConfig } from './live-config.js';
@@ -45,6 +46,10 @@ export interface DicomServerOptions {
   readonly logger: Logger;
   /** Where received instances go; without it C-STORE is not offered. */
   readonly instanceStore?: InstanceStore;
+  /** The index as queries see it; without it C-FIND, C-MOVE and C-GET are not offered. */
+  readonly querySource?: QuerySource;
+  /** Where C-MOVE may send (default: nowhere, every destination unknown). */
+  readonly moveDestinations?: MoveDestinations;
   /** Storage SOP Classes accepted (default: all we know). */
   readonly storageSopClasses?: ReadonlySet<string>;
   /** Transfer syntaxes accepted for storage (default: all we know). */
@@ -64,12 +69,51 @@ export interface DicomServerOptions {
 /** Every transfer syntax we store, uncompressed first (the order matters only as a tie-break). */
 export const STORAGE_TRANSFER_SYNTAXES: readonly string[] = KNOWN_TRANSFER_SYNTAXES;
 
+/** Every storage SOP class we know: those a C-GET may send back, whatever is accepted now. */
+const ALL_STORAGE_CLASSES: ReadonlySet<string> = storageSopClasses();
+
 /** Transfer syntaxes for services without data sets, most preferred first. */
 const UNCOMPRESSED_SYNTAXES: readonly string[] = [
   TransferSyntax.ExplicitVRLittleEndian,
   TransferSyntax.ImplicitVRLittleEndian,
   TransferSyntax.ExplicitVRBigEndian,
 ];
+
+/** The Query/Retrieve SOP classes of each service (PS3.4 Annex C). */
+const QUERY_RETRIEVE_CLASSES = {
+  enable_c_find: new Set<string>([
+    SopClass.PatientRootQueryRetrieveInformationModelFind,
+    SopClass.StudyRootQueryRetrieveInformationModelFind,
+  ]),
+  enable_c_move: new Set<string>([
+    SopClass.PatientRootQueryRetrieveInformationModelMove,
+    SopClass.StudyRootQueryRetrieveInformationModelMove,
+  ]),
+  enable_c_get: new Set<string>([
+    SopClass.PatientRootQueryRetrieveInformationModelGet,
+    SopClass.StudyRootQueryRetrieveInformationModelGet,
+  ]),
+} as const;
+
+/** The service switch of a Query/Retrieve SOP class, if it is one. */
+function queryRetrieveServiceOf(
+  sopClassUid: string,
+): keyof typeof QUERY_RETRIEVE_CLASSES | undefined {
+  for (const [service, classes] of Object.entries(QUERY_RETRIEVE_CLASSES)) {
+    if (classes.has(sopClassUid)) return service as keyof typeof QUERY_RETRIEVE_CLASSES;
+  }
+  return undefined;
+}
+
+/**
+ * True when relational queries or retrievals were agreed for a SOP class on this association:
+ * byte 0 of our SOP Class Extended Negotiation answer (PS3.4 §C.5.1.1, §C.5.2.1, §C.5.3.1).
+ */
+export function isRelationalAgreed(association: Association, sopClassUid: string): boolean {
+  const answers = association.acceptance?.userInformation.sopClassExtendedNegotiations ?? [];
+  const answer = answers.find((item) => item.sopClassUid === sopClassUid);
+  return answer?.serviceClassApplicationInformation[0] === 1;
+}
 
 /** A live association as an operator sees it (the console's Active Associations). */
 export interface LiveAssociation {
@@ -343,7 +387,36 @@ export class DicomServer {
           handleStore(request, association.callingAeTitle),
       });
     }
+    const source = this.#options.querySource;
+    if (source !== undefined) this.#addQueryRetrieve(registrations, association, source);
     return registrations;
+  }
+
+  /** C-FIND, C-MOVE and C-GET over the index, each where its switch is on. */
+  #addQueryRetrieve(
+    registrations: ServiceRegistration[],
+    association: Association,
+    source: QuerySource,
+  ): void {
+    const queryAssociation = {
+      isRelational: (sopClassUid: string) => isRelationalAgreed(association, sopClassUid),
+    };
+    const settings = () => this.#options.config?.settings ?? DEFAULT_SETTINGS;
+    const handleFind = createFindHandler({
+      source,
+      settings: () => ({
+        maxResults: settings().max_query_results,
+        isPersonNameCaseInsensitive: settings().case_insensitive_name_matching,
+        retrieveAeTitle: this.#options.aeTitle,
+      }),
+    });
+    registrations.push({
+      commandField: CommandField.CFindRq,
+      abstractSyntaxes: QUERY_RETRIEVE_CLASSES.enable_c_find,
+      handle: (request, signal) =>
+        this.#ifPermitted(association, 'query', request) ??
+        handleFind(request, signal, queryAssociation),
+    });
   }
 
   /**
@@ -405,17 +478,33 @@ export class DicomServer {
       this.#options.instanceStore !== undefined &&
       isOn('enable_c_store') &&
       this.#storageClasses().has(abstractSyntax);
+    const isQueryRetrieve = (abstractSyntax: string) => {
+      const service = queryRetrieveServiceOf(abstractSyntax);
+      return service !== undefined && this.#options.querySource !== undefined && isOn(service);
+    };
     return {
       transferSyntaxesFor: (abstractSyntax) => {
         if (abstractSyntax === SopClass.Verification) {
           return isOn('enable_c_echo') ? UNCOMPRESSED_SYNTAXES : undefined;
         }
+        if (isQueryRetrieve(abstractSyntax)) return UNCOMPRESSED_SYNTAXES;
         return isStorage(abstractSyntax)
           ? this.#storageSyntaxes(this.#options.config?.settings)
           : undefined;
       },
-      canActAsScuFor: () => false,
+      // C-GET sends its sub-operations on the requestor's association: we are then the
+      // storage SCU, for any storage SOP class we may hold.
+      canActAsScuFor: (sopClassUid) =>
+        this.#options.querySource !== undefined &&
+        isOn('enable_c_get') &&
+        ALL_STORAGE_CLASSES.has(sopClassUid),
       prefersRequestorOrder: (abstractSyntax) => isStorage(abstractSyntax),
+      // Relational queries and retrievals are granted when asked for; the other options
+      // (combined date-time matching, fuzzy names, time zones, enhanced conversion) are not.
+      answerExtendedNegotiation: (sopClassUid, proposed) =>
+        isQueryRetrieve(sopClassUid)
+          ? Uint8Array.from(proposed, (byte, i) => (i === 0 ? byte & 1 : 0))
+          : undefined,
     };
   }
 }

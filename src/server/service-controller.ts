@@ -15,6 +15,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { OpenDatabase } from '../db/dialect.js';
 import { IndexRepository } from '../db/repositories/index-repository.js';
+import { QueryRepository } from '../db/repositories/query-repository.js';
 import {
   type ServiceState,
   ServiceStatusRepository,
@@ -25,6 +26,7 @@ import type { OperationRecord } from '../network/dimse/channel.js';
 import { CommandField } from '../network/dimse/command.js';
 import { statusCategory } from '../network/dimse/status.js';
 import type { Settings } from '../settings/schema.js';
+import { indexQuerySource, moveDestinationsOf } from './query-source.js';
 import { DicomServer, type LiveAssociation } from './dicom-server.js';
 import type { ServerEvents } from './events.js';
 import { FileInstanceStore } from './instance-store.js';
@@ -253,6 +255,8 @@ export class ServiceController {
       );
       const server = new DicomServer({
         instanceStore: store,
+        querySource: indexQuerySource(new QueryRepository(this.#options.database), root),
+        moveDestinations: moveDestinationsOf(() => this.#options.config.policy),
         aeTitle: settings.ae_title,
         host: settings.host,
         port: settings.port,

@@ -10,8 +10,10 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { type OpenDatabase, openDatabase } from '../../src/db/dialect.js';
 import { IndexRepository } from '../../src/db/repositories/index-repository.js';
+import { QueryRepository } from '../../src/db/repositories/query-repository.js';
 import { DicomServer, type DicomServerOptions } from '../../src/server/dicom-server.js';
 import { FileInstanceStore, type StorageOptions } from '../../src/server/instance-store.js';
+import { indexQuerySource } from '../../src/server/query-source.js';
 import { dropSchema, uniqueSchema } from './postgres.js';
 
 /** One captured log line (pino's JSON object). */
@@ -83,6 +85,8 @@ export interface StoreServerOptions {
   readonly cleanup?: StorageOptions['cleanup'];
   /** A postgres:// URL; SQLite in the temporary directory otherwise. */
   readonly databaseUrl?: string;
+  /** Serve C-FIND, C-MOVE and C-GET from the index (move destinations in `server`). */
+  readonly isQueryRetrieve?: boolean;
   readonly server?: Parameters<typeof startTestServer>[0];
 }
 
@@ -119,7 +123,13 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
     index,
     pino({ level: 'silent' }),
   );
-  const running = await startTestServer({ ...options.server, instanceStore: store });
+  const running = await startTestServer({
+    ...options.server,
+    instanceStore: store,
+    ...(options.isQueryRetrieve === true && {
+      querySource: indexQuerySource(new QueryRepository(database), storageRoot),
+    }),
+  });
   return {
     ...running,
     dataDir,

@@ -410,8 +410,14 @@ export class DimseChannel {
             );
       if (isAsyncIterable(result)) {
         for await (const spec of result) {
-          if (statusCategory(spec.status) === 'pending') await respond(spec);
-          else final = spec;
+          if (statusCategory(spec.status) !== 'pending') {
+            final = spec;
+            continue;
+          }
+          await respond(spec);
+          // A turn of the event loop between pending responses, so that a C-CANCEL (or an
+          // abort) that arrived meanwhile is read before the next one goes out.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       } else {
         final = await result;

@@ -7,9 +7,8 @@
  * Layer: cli.
  */
 
-import dictionaryPackage from '@iwharris/dicom-data-dictionary';
 import { type Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
-import { lookupTag } from '../dicom/dictionary.js';
+import { lookupTag, tagOfKeyword } from '../dicom/dictionary.js';
 import { levelsOf, QUERY_LEVELS, type QueryLevel, type QueryRoot } from '../dicom/query/model.js';
 import { formatTag } from '../dicom/tag.js';
 import { formatStatus, Status, statusMeaning } from '../network/dimse/status.js';
@@ -39,16 +38,11 @@ export interface QueryCliOptions {
   readonly json?: boolean;
 }
 
-// The dictionary package maps keywords to "(gggg,eeee)"; src/dicom/dictionary.ts has no
-// keyword lookup yet, so the one place that needs it reads the package's map here.
-const KEYWORD_TAGS = (dictionaryPackage as unknown as { tags: Record<string, string> }).tags;
-
 /** The tag of a PS3.6 keyword, `(gggg,eeee)` or `gggg,eeee`; undefined when unknown. */
 export function tagOfKey(name: string): number | undefined {
   const hex = /^\(?([0-9a-f]{4}),([0-9a-f]{4})\)?$/i.exec(name);
-  const text = hex === null ? KEYWORD_TAGS[name] : `(${hex[1]},${hex[2]})`;
-  if (text === undefined) return undefined;
-  const tag = Number.parseInt(text.replace(/[(),]/g, ''), 16) >>> 0;
+  const tag = hex === null ? tagOfKeyword(name) : Number.parseInt(`${hex[1]}${hex[2]}`, 16) >>> 0;
+  if (tag === undefined) return undefined;
   return lookupTag(tag) === undefined ? undefined : tag;
 }
 

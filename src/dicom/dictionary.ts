@@ -78,6 +78,17 @@ function load(): Map<number, DictionaryEntry> {
   return exact;
 }
 
+let byKeyword: Map<string, number> | undefined;
+
+/** The tag of a PS3.6 keyword (`PatientName`), or undefined for a keyword the dictionary lacks. */
+export function tagOfKeyword(keyword: string): number | undefined {
+  if (byKeyword === undefined) {
+    byKeyword = new Map();
+    for (const [tag, entry] of load()) if (entry.keyword !== '') byKeyword.set(entry.keyword, tag);
+  }
+  return byKeyword.get(keyword);
+}
+
 /** The dictionary entry of a tag, or undefined for private and unknown tags. */
 export function lookupTag(tag: number): DictionaryEntry | undefined {
   const found = load().get(tag);
@@ -104,4 +115,5 @@ export function implicitVrOf(tag: number): Vr {
 export function resetDictionaryForTests(): void {
   exact = undefined;
   masked = [];
+  byKeyword = undefined;
 }

@@ -185,15 +185,16 @@ export class DimseChannel {
 
   /**
    * Sends a request and yields its responses until the final one (pending responses of
-   * C-FIND/MOVE/GET come first). The message ID is assigned here.
+   * C-FIND/MOVE/GET come first). The message ID is assigned here unless the caller took one
+   * with `nextMessageId` (to name the request in a C-CANCEL, say).
    */
   async *request(
     contextId: number,
-    command: Omit<CommandSet, 'messageId'>,
+    command: Omit<CommandSet, 'messageId'> & { readonly messageId?: number },
     dataset?: Buffer | AsyncIterable<Buffer>,
   ): AsyncGenerator<IncomingResponse> {
     if (this.#closedError !== undefined) throw this.#closedError;
-    const messageId = this.nextMessageId();
+    const messageId = command.messageId ?? this.nextMessageId();
     const queue: IncomingResponse[] = [];
     let failure: Error | undefined;
     let wake: (() => void) | undefined;

@@ -242,16 +242,6 @@ export interface QueryRetrieveResponse {
   readonly identifier?: readonly ReturnedElement[];
 }
 
-/** A channel that remembers the message ID of its last request, for the C-CANCEL that names it. */
-class CancelableChannel extends DimseChannel {
-  lastMessageId = 0;
-
-  override nextMessageId(): number {
-    this.lastMessageId = super.nextMessageId();
-    return this.lastMessageId;
-  }
-}
-
 function commandFor(
   request: QueryRetrieveRequest,
   sopClassUid: string,
@@ -305,20 +295,20 @@ export async function* queryRetrieve(
     ...(target.timeouts !== undefined && { timeouts: target.timeouts }),
   });
   try {
-    const channel = new CancelableChannel(association, {
+    const channel = new DimseChannel(association, {
       dimseTimeoutMs: target.timeouts?.dimseMs ?? 60_000,
       ...(request.onRequest !== undefined && { onRequest: request.onRequest }),
     });
     const context = requireContext(channel, sopClassUid);
     const encoding = encodingOf(context.transferSyntax);
+    // Taken here, so that a C-CANCEL can name the request.
+    const messageId = channel.nextMessageId();
     const responses = channel.request(
       context.id,
-      commandFor(request, sopClassUid),
+      { ...commandFor(request, sopClassUid), messageId },
       buildIdentifier(request.identifier, encoding),
     );
-    // The first step runs the request up to its sending: the message ID is known from here on.
     const first = responses.next();
-    const messageId = channel.lastMessageId;
     const cancel = () => {
       // A C-CANCEL that cannot be sent means the association has ended: the responses then
       // end with that error, which is what the caller sees.

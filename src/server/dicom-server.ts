@@ -25,6 +25,8 @@ import { RejectReason, RejectResult, RejectSource } from '../network/pdu/types.j
 import { createDispatcher, type ServiceRegistration } from '../services/dispatcher.js';
 import { handleEcho } from '../services/echo.js';
 import { createFindHandler } from '../services/find.js';
+import { createGetHandler } from '../services/get.js';
+import { createMoveHandler } from '../services/move.js';
 import type { InstanceStore, MoveDestinations, QuerySource } from '../services/ports.js';
 import { createStoreHandler } from '../services/store.js';
 import { DEFAULT_SETTINGS, type Settings } from '../settings/schema.js';
@@ -410,13 +412,43 @@ export class DicomServer {
         retrieveAeTitle: this.#options.aeTitle,
       }),
     });
-    registrations.push({
-      commandField: CommandField.CFindRq,
-      abstractSyntaxes: QUERY_RETRIEVE_CLASSES.enable_c_find,
-      handle: (request, signal) =>
-        this.#ifPermitted(association, 'query', request) ??
-        handleFind(request, signal, queryAssociation),
+    const retrieveAssociation = {
+      ...queryAssociation,
+      callingAeTitle: association.callingAeTitle.trim(),
+    };
+    const logger = associationLogger(this.#logger, association);
+    const handleMove = createMoveHandler({
+      source,
+      destinations: this.#options.moveDestinations ?? { lookup: () => undefined },
+      aeTitle: this.#options.aeTitle,
+      timeouts: this.#options.timeouts,
+      maxPduLength: this.#options.maxPduLength,
+      logger,
     });
+    const handleGet = createGetHandler({ source, logger });
+    registrations.push(
+      {
+        commandField: CommandField.CFindRq,
+        abstractSyntaxes: QUERY_RETRIEVE_CLASSES.enable_c_find,
+        handle: (request, signal) =>
+          this.#ifPermitted(association, 'query', request) ??
+          handleFind(request, signal, queryAssociation),
+      },
+      {
+        commandField: CommandField.CMoveRq,
+        abstractSyntaxes: QUERY_RETRIEVE_CLASSES.enable_c_move,
+        handle: (request, signal) =>
+          this.#ifPermitted(association, 'retrieve', request) ??
+          handleMove(request, signal, retrieveAssociation),
+      },
+      {
+        commandField: CommandField.CGetRq,
+        abstractSyntaxes: QUERY_RETRIEVE_CLASSES.enable_c_get,
+        handle: (request, signal, channel) =>
+          this.#ifPermitted(association, 'retrieve', request) ??
+          handleGet(request, signal, { ...retrieveAssociation, channel }),
+      },
+    );
   }
 
   /**

@@ -15,14 +15,18 @@ export interface ToolRun {
   readonly output: string;
 }
 
-/** Runs `tool` with `args`, killing it after `timeoutMs`. */
+/** Runs `tool` with `args`, killing it after `timeoutMs`; in `cwd` when given. */
 export function runTool(
   tool: string,
   args: readonly string[],
   timeoutMs = 30_000,
+  cwd?: string,
 ): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, { env: { ...process.env, TCP_NODELAY: '1' } });
+    const child = spawn(tool, args, {
+      env: { ...process.env, TCP_NODELAY: '1' },
+      ...(cwd !== undefined && { cwd }),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {

@@ -610,6 +610,37 @@ describe('DatasetReader options', () => {
     expect(values).toEqual(fragments.map((f) => f.length));
   });
 
+  it('hands on the bytes of skipped values, in order and right after their tokens, with onSkippedValue', () => {
+    const { bytes, encoding } = loadDataset('dicom', 'JPEG2000.dcm');
+    const all = readTokens([bytes], encoding);
+    for (const size of [1, 7, 4096]) {
+      const events: (DatasetToken | Buffer)[] = [];
+      const reader = new DatasetReader({
+        ...encoding,
+        maxValueLength: 26,
+        onToken: (token) => events.push(token),
+        onSkippedValue: (chunk) => events.push(chunk),
+      });
+      for (const chunk of chunksOf(bytes, size)) reader.push(chunk);
+      reader.end();
+      // Each skipped token's value is the run of byte pieces that follows it.
+      const rebuilt: DatasetToken[] = [];
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!;
+        if (Buffer.isBuffer(event)) throw new Error(`bytes without a skipped value before them`);
+        const isSkipped = (event.type === 'element' || event.type === 'fragment') && !event.value;
+        if (!isSkipped) {
+          rebuilt.push(event);
+          continue;
+        }
+        const pieces: Buffer[] = [];
+        while (Buffer.isBuffer(events[i + 1])) pieces.push(events[++i] as Buffer);
+        rebuilt.push({ ...event, value: Buffer.concat(pieces) } as DatasetToken);
+      }
+      expect(comparable(rebuilt), `chunks of ${size}`).toEqual(comparable(all));
+    }
+  });
+
   it('keeps values of up to 1 MiB by default', () => {
     const value = (length: number) =>
       Buffer.concat([header(ENCAPSULATED_DOCUMENT, 'OB', length), Buffer.alloc(length)]);

@@ -71,6 +71,13 @@ export interface DatasetReaderOptions {
   readonly maxDepth?: number;
   /** Stop reading, without error, at the first element for which this is true. */
   readonly stopAt?: (tag: number, depth: number) => boolean;
+  /**
+   * Receives the bytes of each value that is skipped rather than collected (elements and
+   * fragments), in order, right after that value's token, as views of the input in pieces of
+   * any size. Without it skipped bytes are dropped. Lets a consumer stream large values (Pixel
+   * Data) on without the reader ever holding one whole.
+   */
+  readonly onSkippedValue?: (bytes: Buffer) => void;
 }
 
 interface Frame {
@@ -425,7 +432,9 @@ export class DatasetReader {
     const pending = this.#pending!;
     if (pending.kind === 'skip') {
       const n = Math.min(pending.remaining, this.#available);
-      this.#consume(n);
+      const onSkippedValue = this.#options.onSkippedValue;
+      if (onSkippedValue === undefined) this.#consume(n);
+      else this.#handOn(n, onSkippedValue);
       pending.remaining -= n;
       if (pending.remaining > 0) return false;
       this.#pending = undefined;
@@ -478,6 +487,19 @@ export class DatasetReader {
     }
     this.#available -= n;
     this.#offset += n;
+  }
+
+  /** Removes `n` available bytes and hands them on chunk by chunk, as views. */
+  #handOn(n: number, receive: (bytes: Buffer) => void): void {
+    let left = n;
+    while (left > 0) {
+      const first = this.#chunks[0]!;
+      const part = Math.min(first.length, left);
+      const view = first.subarray(0, part);
+      this.#consume(part);
+      left -= part;
+      receive(view);
+    }
   }
 
   /** Removes and returns `n` available bytes: a view when they lie in one chunk. */

@@ -1,7 +1,10 @@
 /**
- * C-STORE SCU: sends Part 10 files to a peer. One presentation context per SOP class and
- * transfer syntax found (each file is sent as it is stored, never converted); each data set is
- * streamed from disk; several associations may work through the files in parallel.
+ * C-STORE SCU: sends Part 10 files to a peer. `sendFiles` (the `send` command) proposes one
+ * presentation context per SOP class and transfer syntax found and sends each file as it is
+ * stored; several associations may work through the files in parallel. `storeFile`, which it
+ * shares with the C-STORE sub-operations of C-MOVE and C-GET, sends one file over an open
+ * channel, its data set streamed from disk, converted between the uncompressed little endian
+ * syntaxes when the context asks for another.
  *
  * Layer: services.
  */
@@ -9,10 +12,15 @@
 import { createReadStream } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline, type Readable } from 'node:stream';
+import { createInflateRaw } from 'node:zlib';
 import { readFileMeta } from '../../dicom/part10.js';
+import { convertibleEncodingOf, transcodeDataset } from '../../dicom/transcode.js';
 import { TransferSyntax } from '../../dicom/transfer-syntax.js';
+import type { DatasetEncoding } from '../../dicom/writer/dataset-writer.js';
 import { DicomServerError } from '../../errors.js';
 import type { Association, AssociationTimeouts } from '../../network/association/association.js';
+import type { AcceptedContext } from '../../network/association/negotiation.js';
 import { describeRejection } from '../../network/association/reasons.js';
 import { requestAssociation } from '../../network/association/requestor.js';
 import { DimseChannel } from '../../network/dimse/channel.js';
@@ -156,12 +164,90 @@ async function* withPadByte(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffe
   yield Buffer.alloc(1);
 }
 
-/** Sends one file over an open channel; resolves with its final status. */
-async function sendFile(channel: DimseChannel, file: SendableFile): Promise<number> {
+/** How one C-STORE request goes out: on which context, and on whose behalf. */
+export interface StoreRequestOptions {
+  /**
+   * The accepted context to send on; the data set goes in its transfer syntax, converted when
+   * that differs from the stored one (see `canSendAs`). Default: a context for the file's SOP
+   * class and stored transfer syntax.
+   */
+  readonly context?: AcceptedContext;
+  readonly priority?: number;
+  /** For the C-STORE sub-operations of a C-MOVE (PS3.7 §9.1.1.1, Table 9.1-1). */
+  readonly moveOriginatorAeTitle?: string;
+  readonly moveOriginatorMessageId?: number;
+}
+
+/** The encoding a stored data set can be converted from, once inflated when deflated. */
+function sourceEncodingOf(storedTransferSyntax: string): DatasetEncoding | undefined {
+  if (storedTransferSyntax === TransferSyntax.DeflatedExplicitVRLittleEndian) {
+    return convertibleEncodingOf(TransferSyntax.ExplicitVRLittleEndian);
+  }
+  return convertibleEncodingOf(storedTransferSyntax);
+}
+
+/**
+ * True when a file stored in one transfer syntax can be sent in another: as it is, or
+ * converted between the uncompressed little endian syntaxes (a deflated one inflated first).
+ * Big endian and compressed pixel data are sent only as they are stored.
+ */
+export function canSendAs(storedTransferSyntax: string, targetTransferSyntax: string): boolean {
+  if (storedTransferSyntax === targetTransferSyntax) return true;
+  return (
+    sourceEncodingOf(storedTransferSyntax) !== undefined &&
+    convertibleEncodingOf(targetTransferSyntax) !== undefined
+  );
+}
+
+/** The stored data set's bytes inflated, as they stream past. */
+async function* inflated(chunks: Readable): AsyncGenerator<Buffer> {
+  const inflater = pipeline(chunks, createInflateRaw(), () => {
+    // Errors reach the consumer through the iteration of the inflater, which pipeline destroys.
+  });
+  try {
+    yield* inflater as AsyncIterable<Buffer>;
+  } finally {
+    inflater.destroy();
+  }
+}
+
+/** A file's data set in `targetTransferSyntax`, streamed from disk. */
+function datasetAs(file: SendableFile, targetTransferSyntax: string, stream: Readable) {
+  if (targetTransferSyntax === file.transferSyntaxUid) {
+    // A deflated bit stream of odd length takes one trailing NUL pad byte (PS3.5 §A.5).
+    return file.size % 2 === 0 ? stream : withPadByte(stream);
+  }
+  const source = sourceEncodingOf(file.transferSyntaxUid);
+  const target = convertibleEncodingOf(targetTransferSyntax);
+  if (source === undefined || target === undefined) {
+    throw new DicomServerError('ERR_NO_ACCEPTED_CONTEXT', 'cannot convert to that syntax', {
+      transferSyntaxUid: file.transferSyntaxUid,
+      targetTransferSyntaxUid: targetTransferSyntax,
+    });
+  }
+  const isDeflated = file.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian;
+  const plain = isDeflated ? inflated(stream) : stream;
+  return source.isExplicitVr === target.isExplicitVr
+    ? plain
+    : transcodeDataset(plain, source, target);
+}
+
+/**
+ * Sends one stored file as a C-STORE request over an open channel and resolves with the
+ * response's status. The data set streams from disk past the file meta, never read whole, and
+ * is converted on the way when the context's transfer syntax asks for it. Throws
+ * ERR_NO_ACCEPTED_CONTEXT, ERR_DATASET_MALFORMED (an odd-length data set), I/O errors, and
+ * the association's errors; a failure part-way through a data set aborts the association.
+ */
+export async function storeFile(
+  channel: DimseChannel,
+  file: SendableFile,
+  options: StoreRequestOptions = {},
+): Promise<number> {
   const isDeflated = file.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian;
   if (file.size % 2 !== 0 && !isDeflated) {
     // A data set of odd length breaks PS3.5 §7.1, and peers abort on its odd last fragment
-    // (DCMTK: "Odd Fragment Length"); we send files as they are, never re-encoded.
+    // (DCMTK: "Odd Fragment Length"); we do not pad values to mend a file.
     throw new DicomServerError(
       'ERR_DATASET_MALFORMED',
       'data set has an odd length (PS3.5 requires even)',
@@ -171,8 +257,8 @@ async function sendFile(channel: DimseChannel, file: SendableFile): Promise<numb
       },
     );
   }
-  const context = channel.findContext(file.sopClassUid, file.transferSyntaxUid);
-  if (context === undefined) {
+  const context = options.context ?? channel.findContext(file.sopClassUid, file.transferSyntaxUid);
+  if (context === undefined || !canSendAs(file.transferSyntaxUid, context.transferSyntax)) {
     throw new DicomServerError(
       'ERR_NO_ACCEPTED_CONTEXT',
       'peer accepted no context for this SOP class and transfer syntax',
@@ -186,18 +272,23 @@ async function sendFile(channel: DimseChannel, file: SendableFile): Promise<numb
     start: file.datasetOffset,
     highWaterMark: 256 * 1024,
   });
-  // A deflated bit stream of odd length takes one trailing NUL pad byte (PS3.5 §A.5).
-  const body = file.size % 2 === 0 ? dataset : withPadByte(dataset);
   let status: number = Status.ProcessingFailure;
   try {
+    const body = datasetAs(file, context.transferSyntax, dataset);
     for await (const response of channel.request(
       context.id,
       {
         commandField: CommandField.CStoreRq,
         affectedSopClassUid: file.sopClassUid,
         affectedSopInstanceUid: file.sopInstanceUid,
-        priority: Priority.Medium,
+        priority: options.priority ?? Priority.Medium,
         hasDataset: true,
+        ...(options.moveOriginatorAeTitle !== undefined && {
+          moveOriginatorAeTitle: options.moveOriginatorAeTitle,
+        }),
+        ...(options.moveOriginatorMessageId !== undefined && {
+          moveOriginatorMessageId: options.moveOriginatorMessageId,
+        }),
       },
       body,
     )) {
@@ -253,7 +344,7 @@ export async function sendFiles(
       }
       for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
         try {
-          const status = await sendFile(channel, file);
+          const status = await storeFile(channel, file);
           const isSuccess =
             statusCategory(status) === 'success' || statusCategory(status) === 'warning';
           record({ path: file.path, status, bytes: file.size }, isSuccess);

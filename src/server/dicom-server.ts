@@ -24,15 +24,13 @@ import { Status } from '../network/dimse/status.js';
 import { RejectReason, RejectResult, RejectSource } from '../network/pdu/types.js';
 import { createDispatcher, type ServiceRegistration } from '../services/dispatcher.js';
 import { handleEcho } from '../services/echo.js';
-import { createFindHandler } from '../services/find.js';
-import { createGetHandler } from '../services/get.js';
-import { createMoveHandler } from '../services/move.js';
 import type { InstanceStore, MoveDestinations, QuerySource } from '../services/ports.js';
 import { createStoreHandler } from '../services/store.js';
 import { DEFAULT_SETTINGS, type Settings } from '../settings/schema.js';
 import { decideAssociation, isPermitted, type Permission } from './access-control.js';
 import { associationLogger, logAssociation, logOperation } from './association-log.js';
 import type { LiveConfig } from './live-config.js';
+import { queryRetrieveRegistrations, queryRetrieveServiceOf } from './query-retrieve.js';
 import type { TransactionLog } from './transaction-log.js';
 import { recordAssociation, recordOperation } from './transaction-records.js';
 
@@ -80,42 +78,6 @@ const UNCOMPRESSED_SYNTAXES: readonly string[] = [
   TransferSyntax.ImplicitVRLittleEndian,
   TransferSyntax.ExplicitVRBigEndian,
 ];
-
-/** The Query/Retrieve SOP classes of each service (PS3.4 Annex C). */
-const QUERY_RETRIEVE_CLASSES = {
-  enable_c_find: new Set<string>([
-    SopClass.PatientRootQueryRetrieveInformationModelFind,
-    SopClass.StudyRootQueryRetrieveInformationModelFind,
-  ]),
-  enable_c_move: new Set<string>([
-    SopClass.PatientRootQueryRetrieveInformationModelMove,
-    SopClass.StudyRootQueryRetrieveInformationModelMove,
-  ]),
-  enable_c_get: new Set<string>([
-    SopClass.PatientRootQueryRetrieveInformationModelGet,
-    SopClass.StudyRootQueryRetrieveInformationModelGet,
-  ]),
-} as const;
-
-/** The service switch of a Query/Retrieve SOP class, if it is one. */
-function queryRetrieveServiceOf(
-  sopClassUid: string,
-): keyof typeof QUERY_RETRIEVE_CLASSES | undefined {
-  for (const [service, classes] of Object.entries(QUERY_RETRIEVE_CLASSES)) {
-    if (classes.has(sopClassUid)) return service as keyof typeof QUERY_RETRIEVE_CLASSES;
-  }
-  return undefined;
-}
-
-/**
- * True when relational queries or retrievals were agreed for a SOP class on this association:
- * byte 0 of our SOP Class Extended Negotiation answer (PS3.4 §C.5.1.1, §C.5.2.1, §C.5.3.1).
- */
-export function isRelationalAgreed(association: Association, sopClassUid: string): boolean {
-  const answers = association.acceptance?.userInformation.sopClassExtendedNegotiations ?? [];
-  const answer = answers.find((item) => item.sopClassUid === sopClassUid);
-  return answer?.serviceClassApplicationInformation[0] === 1;
-}
 
 /** A live association as an operator sees it (the console's Active Associations). */
 export interface LiveAssociation {
@@ -390,65 +352,22 @@ export class DicomServer {
       });
     }
     const source = this.#options.querySource;
-    if (source !== undefined) this.#addQueryRetrieve(registrations, association, source);
+    if (source !== undefined) {
+      registrations.push(
+        ...queryRetrieveRegistrations({
+          source,
+          association,
+          settings: () => this.#options.config?.settings ?? DEFAULT_SETTINGS,
+          aeTitle: this.#options.aeTitle,
+          timeouts: this.#options.timeouts,
+          maxPduLength: this.#options.maxPduLength,
+          destinations: this.#options.moveDestinations ?? { lookup: () => undefined },
+          logger: associationLogger(this.#logger, association),
+          ifPermitted: (permission, request) => this.#ifPermitted(association, permission, request),
+        }),
+      );
+    }
     return registrations;
-  }
-
-  /** C-FIND, C-MOVE and C-GET over the index, each where its switch is on. */
-  #addQueryRetrieve(
-    registrations: ServiceRegistration[],
-    association: Association,
-    source: QuerySource,
-  ): void {
-    const queryAssociation = {
-      isRelational: (sopClassUid: string) => isRelationalAgreed(association, sopClassUid),
-    };
-    const settings = () => this.#options.config?.settings ?? DEFAULT_SETTINGS;
-    const handleFind = createFindHandler({
-      source,
-      settings: () => ({
-        maxResults: settings().max_query_results,
-        isPersonNameCaseInsensitive: settings().case_insensitive_name_matching,
-        retrieveAeTitle: this.#options.aeTitle,
-      }),
-    });
-    const retrieveAssociation = {
-      ...queryAssociation,
-      callingAeTitle: association.callingAeTitle.trim(),
-    };
-    const logger = associationLogger(this.#logger, association);
-    const handleMove = createMoveHandler({
-      source,
-      destinations: this.#options.moveDestinations ?? { lookup: () => undefined },
-      aeTitle: this.#options.aeTitle,
-      timeouts: this.#options.timeouts,
-      maxPduLength: this.#options.maxPduLength,
-      logger,
-    });
-    const handleGet = createGetHandler({ source, logger });
-    registrations.push(
-      {
-        commandField: CommandField.CFindRq,
-        abstractSyntaxes: QUERY_RETRIEVE_CLASSES.enable_c_find,
-        handle: (request, signal) =>
-          this.#ifPermitted(association, 'query', request) ??
-          handleFind(request, signal, queryAssociation),
-      },
-      {
-        commandField: CommandField.CMoveRq,
-        abstractSyntaxes: QUERY_RETRIEVE_CLASSES.enable_c_move,
-        handle: (request, signal) =>
-          this.#ifPermitted(association, 'retrieve', request) ??
-          handleMove(request, signal, retrieveAssociation),
-      },
-      {
-        commandField: CommandField.CGetRq,
-        abstractSyntaxes: QUERY_RETRIEVE_CLASSES.enable_c_get,
-        handle: (request, signal, channel) =>
-          this.#ifPermitted(association, 'retrieve', request) ??
-          handleGet(request, signal, { ...retrieveAssociation, channel }),
-      },
-    );
   }
 
   /**

@@ -26,11 +26,11 @@ import type { OperationRecord } from '../network/dimse/channel.js';
 import { CommandField } from '../network/dimse/command.js';
 import { statusCategory } from '../network/dimse/status.js';
 import type { Settings } from '../settings/schema.js';
-import { indexQuerySource, moveDestinationsOf } from './query-source.js';
 import { DicomServer, type LiveAssociation } from './dicom-server.js';
 import type { ServerEvents } from './events.js';
 import { FileInstanceStore } from './instance-store.js';
 import type { LiveConfig } from './live-config.js';
+import { indexQuerySource, moveDestinationsOf } from './query-source.js';
 import { TransactionLog } from './transaction-log.js';
 
 /** How often the totals are stored while they move. */

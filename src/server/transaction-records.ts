@@ -13,7 +13,7 @@ import type {
 } from '../db/repositories/transaction-log-repository.js';
 import type { Association } from '../network/association/association.js';
 import { describeAbort, describeRejection } from '../network/association/reasons.js';
-import type { OperationRecord } from '../network/dimse/channel.js';
+import type { OperationNote, OperationRecord } from '../network/dimse/channel.js';
 import { commandName } from '../network/dimse/command.js';
 import { statusCategory, statusMeaning } from '../network/dimse/status.js';
 import type { TransactionLog } from './transaction-log.js';
@@ -154,9 +154,31 @@ export function recordOperation(
     ...(isRecordingMetrics &&
       bytes > 0 &&
       seconds > 0 && { transferRateMbps: bytes / 1_000_000 / seconds }),
-    ...((comment !== undefined || statusCategory(code) === 'failure') && {
-      message: comment ?? statusMeaning(code),
-    }),
   };
-  log.record(row);
+  const summary = querySummary(name, note);
+  const message =
+    [comment, summary].filter((part) => part !== undefined).join('; ') ||
+    (statusCategory(code) === 'failure' ? statusMeaning(code) : undefined);
+  log.record(message === undefined ? row : { ...row, message });
+}
+
+/**
+ * What a C-FIND, C-MOVE or C-GET did, in words, from the note its handler left: the matches of
+ * a query, the sub-operations of a retrieve, or why it was refused.
+ */
+function querySummary(name: string, note: OperationNote): string | undefined {
+  const refused = typeof note.refused === 'string' ? `refused: ${note.refused}` : undefined;
+  if (name === 'C-FIND') {
+    if (refused !== undefined || typeof note.matches !== 'number') return refused;
+    return `${note.matches} ${note.matches === 1 ? 'match' : 'matches'} at ${note.level} level`;
+  }
+  if (name !== 'C-MOVE' && name !== 'C-GET') return undefined;
+  const destination = typeof note.destination === 'string' ? ` to ${note.destination}` : '';
+  if (refused !== undefined) return `${name.slice(2).toLowerCase()}${destination} ${refused}`;
+  if (typeof note.completed !== 'number') return undefined;
+  const parts = [`${note.completed} sent`, `${note.failed ?? 0} failed`];
+  if (typeof note.warning === 'number' && note.warning > 0) parts.push(`${note.warning} warnings`);
+  if (typeof note.notStarted === 'number') parts.push(`${note.notStarted} not started`);
+  const count = Number(note.instances ?? note.completed);
+  return `${count} ${count === 1 ? 'instance' : 'instances'}${destination}: ${parts.join(', ')}`;
 }

@@ -1,0 +1,211 @@
+/**
+ * Interop: Query/Retrieve through `dicom-server serve` as an administrator sets it up. Move
+ * destinations come from the AE titles (`ae add DEST --host H --port P`); the query and
+ * retrieve permissions of a listed peer, the service switches, and the transaction rows that
+ * each C-FIND and C-MOVE leaves. Peers and settings are changed through the settings
+ * repository, as `ae add` and `config set` do, and reach the running server with its next
+ * association.
+ *
+ * Layer: test (interop).
+ */
+
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BackgroundTool, runTool, startTool, type ToolRun } from '../helpers/dcmtk.js';
+import { freePort, waitForListener } from '../helpers/net.js';
+import {
+  createDataDir,
+  type DataDir,
+  pollUntil,
+  type ServeProcess,
+  startListening,
+} from '../helpers/serve-process.js';
+import { TESTDATA_DICOM } from '../helpers/testdata.js';
+
+const CALLED_AE = 'DRAW_SCP';
+const MR_STUDY = '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457';
+const MR_INSTANCE = '1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457';
+const TIMEOUTS = ['-to', '10', '-ta', '10', '-td', '20'];
+
+let dir: DataDir;
+let serve: ServeProcess;
+let port: number;
+let storescp: BackgroundTool;
+let storescpPort: number;
+let received: string;
+
+beforeAll(async () => {
+  dir = await createDataDir('qr-serve-');
+  serve = await startListening([
+    '--data-dir',
+    dir.path,
+    '--dicom-host',
+    '127.0.0.1',
+    '--dicom-port',
+    '0',
+    '--log-level',
+    'info',
+  ]);
+  const listening = serve.lines.find((line) => line.msg === 'DICOM service listening');
+  port = Number(listening?.port);
+  const stored = await runTool('storescu', [
+    '-aet',
+    'MODALITY',
+    '-aec',
+    CALLED_AE,
+    ...TIMEOUTS,
+    '127.0.0.1',
+    String(port),
+    join(TESTDATA_DICOM, 'MR_small.dcm'),
+    join(TESTDATA_DICOM, 'CT_small.dcm'),
+  ]);
+  expect(stored.exitCode, stored.output).toBe(0);
+  received = join(dir.path, 'received');
+  await mkdir(received);
+  storescpPort = await freePort();
+  storescp = await startTool('storescp', [
+    '-aet',
+    'DEST',
+    '+B',
+    '-od',
+    received,
+    String(storescpPort),
+  ]);
+  await waitForListener(storescpPort);
+}, 60_000);
+
+afterAll(async () => {
+  await storescp?.stop();
+  if (serve !== undefined) {
+    const exit = await serve.stop();
+    expect(exit, serve.output()).toEqual({ code: 0, signal: null });
+    expect(
+      serve.lines.filter((line) => Number(line.level) >= 50),
+      serve.output(),
+    ).toEqual([]);
+  }
+  await dir?.remove();
+});
+
+async function addPeer(peer: Record<string, unknown>): Promise<void> {
+  const result = await dir.settings.addAllowedAe(peer);
+  if (!result.isValid) throw new Error(`peer rejected: ${JSON.stringify(result.errors)}`);
+}
+
+async function configure(change: Record<string, unknown>): Promise<void> {
+  const result = await dir.settings.update(change);
+  if (!result.isValid) throw new Error(`settings rejected: ${JSON.stringify(result.errors)}`);
+}
+
+function findscu(callingAe: string): Promise<ToolRun> {
+  return runTool('findscu', [
+    '-v',
+    '-S',
+    '-aet',
+    callingAe,
+    '-aec',
+    CALLED_AE,
+    ...TIMEOUTS,
+    '-k',
+    'QueryRetrieveLevel=STUDY',
+    '-k',
+    'PatientID=4MR1',
+    '-k',
+    'StudyInstanceUID',
+    '127.0.0.1',
+    String(port),
+  ]);
+}
+
+function movescu(callingAe: string, destination: string): Promise<ToolRun> {
+  return runTool('movescu', [
+    '-v',
+    '-S',
+    '-aet',
+    callingAe,
+    '-aec',
+    CALLED_AE,
+    '-aem',
+    destination,
+    ...TIMEOUTS,
+    '-k',
+    'QueryRetrieveLevel=STUDY',
+    '-k',
+    `StudyInstanceUID=${MR_STUDY}`,
+    '127.0.0.1',
+    String(port),
+  ]);
+}
+
+/** The newest transaction row of `type` from `callingAe`, once written. */
+async function lastRow(type: string, callingAe: string) {
+  const rows = await pollUntil(
+    () => dir.rows({ aeTitle: callingAe }),
+    (found) => found.some((row) => row.type === type),
+    `a ${type} row from ${callingAe}`,
+  );
+  return rows.filter((row) => row.type === type).at(-1)!;
+}
+
+describe('Query/Retrieve through serve', () => {
+  it('answers findscu and records the query', async () => {
+    const run = await findscu('VIEWER');
+    expect(run.exitCode, run.output).toBe(0);
+    expect(run.output).toContain(MR_STUDY);
+    const row = await lastRow('C-FIND', 'VIEWER');
+    expect(row).toMatchObject({ status: 'success', message: '1 match at STUDY level' });
+  });
+
+  it('moves to a destination set up as an AE title with host and port, and records it', async () => {
+    await addPeer({ ae_title: 'DEST', host: '127.0.0.1', port: storescpPort });
+    const run = await movescu('VIEWER', 'DEST');
+    expect(run.exitCode, `${run.output}\n${serve.output()}`).toBe(0);
+    expect(run.output).toMatch(/Final Move Response \(Success\)/);
+    const files = await pollUntil(
+      () => readdir(received),
+      (names) => names.length > 0,
+      'the moved file',
+    );
+    expect(files.some((name) => name.includes(MR_INSTANCE))).toBe(true);
+    const row = await lastRow('C-MOVE', 'VIEWER');
+    expect(row).toMatchObject({
+      status: 'success',
+      message: '1 instance to DEST: 1 sent, 0 failed',
+    });
+  });
+
+  it('refuses a destination that is not a move destination (0xA801)', async () => {
+    await addPeer({
+      ae_title: 'NOT_DEST',
+      host: '127.0.0.1',
+      port: storescpPort,
+      is_move_destination: false,
+    });
+    const run = await movescu('VIEWER', 'NOT_DEST');
+    expect(run.output).toMatch(/Final Move Response \(Refused: MoveDestinationUnknown\)/);
+  });
+
+  it('refuses queries and retrieves of a listed peer without those permissions (0x0124)', async () => {
+    await addPeer({ ae_title: 'NO_QR', may_query: false, may_retrieve: false });
+    const find = await findscu('NO_QR');
+    expect(find.output).toMatch(/Final Find Response \(Unknown Status: 0x124\)/);
+    expect(find.output).not.toContain(MR_STUDY);
+    const move = await movescu('NO_QR', 'DEST');
+    expect(move.output).not.toMatch(/Final Move Response \(Success\)/);
+    const row = await lastRow('C-FIND', 'NO_QR');
+    expect(row).toMatchObject({ status: 'failure', status_code: 0x0124 });
+  });
+
+  it('stops offering C-FIND when it is switched off', async () => {
+    await configure({ enable_c_find: false });
+    try {
+      const run = await findscu('VIEWER');
+      expect(run.exitCode).not.toBe(0);
+      expect(run.output).toMatch(/No Acceptable Presentation Contexts|no presentation context/i);
+    } finally {
+      await configure({ enable_c_find: true });
+    }
+    expect((await findscu('VIEWER')).exitCode).toBe(0);
+  });
+});

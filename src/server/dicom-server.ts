@@ -449,6 +449,9 @@ export class DicomServer {
         this.#options.querySource !== undefined &&
         isOn('enable_c_get') &&
         ALL_STORAGE_CLASSES.has(sopClassUid),
+      // With C-STORE off, or a class or syntax not accepted for storage, a C-GET requestor's
+      // storage contexts are still accepted for the SCP role it takes: we send what we hold.
+      transferSyntaxesAsScuFor: () => STORAGE_TRANSFER_SYNTAXES,
       prefersRequestorOrder: (abstractSyntax) => isStorage(abstractSyntax),
       // Relational queries and retrievals are granted when asked for; the other options
       // (combined date-time matching, fuzzy names, time zones, enhanced conversion) are not.

@@ -112,7 +112,9 @@ async function* serveMove(
       onSubOperation: subOperationLogger(options.logger, 'C-MOVE'),
     });
   } finally {
-    await sender.close();
+    // Released in the background: the final response must not wait for the destination's
+    // A-RELEASE-RP (a destination that never sends one would hold it up to the ACSE timeout).
+    void sender.close();
   }
 }
 

@@ -208,4 +208,46 @@ describe('Query/Retrieve through serve', () => {
     }
     expect((await findscu('VIEWER')).exitCode).toBe(0);
   });
+
+  it('serves C-GET with C-STORE switched off: the storage contexts are accepted for the SCP role', async () => {
+    await configure({ enable_c_store: false });
+    try {
+      const out = join(dir.path, 'get-no-store');
+      await mkdir(out);
+      const run = await runTool('getscu', [
+        '-v',
+        '-S',
+        '-aet',
+        'VIEWER',
+        '-aec',
+        CALLED_AE,
+        '+B',
+        '-od',
+        out,
+        ...TIMEOUTS,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${MR_STUDY}`,
+        '127.0.0.1',
+        String(port),
+      ]);
+      expect(run.exitCode, `${run.output}\n${serve.output()}`).toBe(0);
+      expect(await readdir(out)).toEqual([expect.stringContaining(MR_INSTANCE)]);
+      // And nothing can be stored meanwhile.
+      const store = await runTool('storescu', [
+        '-aet',
+        'MODALITY',
+        '-aec',
+        CALLED_AE,
+        ...TIMEOUTS,
+        '127.0.0.1',
+        String(port),
+        join(TESTDATA_DICOM, 'CT_small.dcm'),
+      ]);
+      expect(store.exitCode).not.toBe(0);
+    } finally {
+      await configure({ enable_c_store: true });
+    }
+  });
 });

@@ -7,6 +7,8 @@ const CT = '1.2.840.10008.5.1.4.1.1.2';
 const IMPLICIT = '1.2.840.10008.1.2';
 const EXPLICIT = '1.2.840.10008.1.2.1';
 const J2K = '1.2.840.10008.1.2.4.90';
+const MR = '1.2.840.10008.5.1.4.1.1.4';
+const CT_NO_ROLE = '1.2.840.10008.5.1.4.1.1.2.1';
 
 const served: ServedSyntaxes = {
   transferSyntaxesFor: (abstractSyntax) => {
@@ -127,6 +129,51 @@ describe('presentation context negotiation', () => {
     );
     expect(outcome.extendedNegotiations).toEqual([
       { sopClassUid: CT, serviceClassApplicationInformation: Uint8Array.of(1, 0, 0) },
+    ]);
+  });
+
+  it("accepts a context it does not serve as SCP for the requestor's SCP role, and grants only that role", () => {
+    const getOnly: ServedSyntaxes = {
+      transferSyntaxesFor: (abstractSyntax) =>
+        abstractSyntax === VERIFICATION ? [EXPLICIT] : undefined,
+      canActAsScuFor: (sopClass) => sopClass === CT,
+      transferSyntaxesAsScuFor: () => [EXPLICIT, IMPLICIT, J2K],
+    };
+    const outcome = negotiate(
+      [
+        { id: 1, abstractSyntax: CT, transferSyntaxes: [J2K, EXPLICIT] },
+        { id: 3, abstractSyntax: MR, transferSyntaxes: [EXPLICIT] },
+        { id: 5, abstractSyntax: CT_NO_ROLE, transferSyntaxes: [EXPLICIT] },
+      ],
+      [
+        { sopClassUid: CT, scuRole: true, scpRole: true },
+        { sopClassUid: MR, scuRole: false, scpRole: true },
+      ],
+      getOnly,
+      false,
+    );
+    expect(outcome.results).toEqual([
+      { id: 1, result: PresentationContextResult.Acceptance, transferSyntax: J2K },
+      {
+        id: 3,
+        result: PresentationContextResult.AbstractSyntaxNotSupported,
+        transferSyntax: EXPLICIT,
+      },
+      {
+        id: 5,
+        result: PresentationContextResult.AbstractSyntaxNotSupported,
+        transferSyntax: EXPLICIT,
+      },
+    ]);
+    expect(outcome.roleSelections).toEqual([{ sopClassUid: CT, scuRole: false, scpRole: true }]);
+    expect(outcome.accepted).toEqual([
+      {
+        id: 1,
+        abstractSyntax: CT,
+        transferSyntax: J2K,
+        requestorIsScu: false,
+        requestorIsScp: true,
+      },
     ]);
   });
 });

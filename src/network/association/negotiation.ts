@@ -20,6 +20,12 @@ export interface ServedSyntaxes {
   /** True when we can act as SCU for this SOP class (C-STORE sub-operations of C-GET). */
   canActAsScuFor(sopClassUid: string): boolean;
   /**
+   * The transfer syntaxes we can send in for a SOP class we act as SCU for, where the
+   * requestor takes the SCP role only (a C-GET requestor's storage contexts when we do not
+   * serve that storage class ourselves). Default: none, such a context is rejected.
+   */
+  transferSyntaxesAsScuFor?(sopClassUid: string): readonly string[] | undefined;
+  /**
    * True when, for this abstract syntax, the requestor's order of preference wins over ours:
    * storage keeps what the sender proposes first, so that nothing is converted on the way.
    */
@@ -96,11 +102,30 @@ export function answerRoleSelections(
     if (!acceptedAbstractSyntaxes.has(proposal.sopClassUid)) continue;
     bySopClass.set(proposal.sopClassUid, {
       sopClassUid: proposal.sopClassUid,
-      scuRole: proposal.scuRole,
+      // The requestor acts as SCU only where we serve the class as SCP.
+      scuRole: proposal.scuRole && served.transferSyntaxesFor(proposal.sopClassUid) !== undefined,
       scpRole: proposal.scpRole && served.canActAsScuFor(proposal.sopClassUid),
     });
   }
   return [...bySopClass.values()];
+}
+
+/**
+ * A context we do not serve as SCP, accepted all the same when the requestor proposed the SCP
+ * role for its SOP class and we can be its SCU (PS3.4 §C.4.3: the storage contexts of a C-GET
+ * requestor). The requestor's order of preference wins, as for storage.
+ */
+function negotiateScpRoleContext(
+  proposed: ProposedContext,
+  roles: ReadonlyMap<string, RoleSelection>,
+  served: ServedSyntaxes,
+): ContextResult | undefined {
+  const role = roles.get(proposed.abstractSyntax);
+  if (role?.scpRole !== true || !served.canActAsScuFor(proposed.abstractSyntax)) return undefined;
+  const ours = served.transferSyntaxesAsScuFor?.(proposed.abstractSyntax) ?? [];
+  const chosen = proposed.transferSyntaxes.find((uid) => ours.includes(uid));
+  if (chosen === undefined) return undefined;
+  return { id: proposed.id, result: PresentationContextResult.Acceptance, transferSyntax: chosen };
 }
 
 /** Answers the SOP Class Extended Negotiation proposals for SOP classes we accepted, one each. */
@@ -133,7 +158,12 @@ export function negotiate(
   asyncWindowProposed: boolean,
   extendedProposals: readonly SopClassExtendedNegotiation[] = [],
 ): NegotiationResult {
-  const results = proposed.map((context) => negotiateContext(context, served));
+  const proposedRoles = new Map(roleProposals.map((role) => [role.sopClassUid, role]));
+  const results = proposed.map((context) => {
+    const result = negotiateContext(context, served);
+    if (result.result === PresentationContextResult.Acceptance) return result;
+    return negotiateScpRoleContext(context, proposedRoles, served) ?? result;
+  });
   const acceptedIds = new Set(
     results.filter((r) => r.result === PresentationContextResult.Acceptance).map((r) => r.id),
   );

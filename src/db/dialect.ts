@@ -56,7 +56,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<OpenDa
     ? await openPostgres(options.url, options.schema)
     : openSqlite(options);
   try {
-    await migrate(opened.db);
+    const applied = await migrate(opened.db);
+    // Migrations can leave a write-ahead log of several hundred KB behind: folded into the
+    // database file at once, not carried into the first writes (nor counted against a file
+    // size limit with them).
+    if (applied.length > 0 && opened.kind === 'sqlite') {
+      await sql`pragma wal_checkpoint(TRUNCATE)`.execute(opened.db);
+    }
   } catch (error) {
     await opened.close();
     throw error;

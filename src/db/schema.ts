@@ -1,6 +1,7 @@
 /**
  * The database schema as Kysely types: the index of received instances (patients, studies,
- * series, instances) and the counters the storage layout persists.
+ * series, instances, and the items of the sequence keys C-FIND matches) and the counters the
+ * storage layout persists.
  *
  * Layer: db. Times are ISO 8601 UTC text, sortable on both SQLite and PostgreSQL; DICOM dates
  * and times keep their DICOM form (YYYYMMDD, HHMMSS.FFFFFF) for range matching.
@@ -72,6 +73,21 @@ export interface InstancesTable {
   file_size: number;
   calling_ae: string;
   received_at: string;
+}
+
+/**
+ * One value of an item of an indexed sequence key (dicom/query/model.ts SEQUENCE_KEYS) of a
+ * patient, study or series: one row per item key with a value, items numbered from 1. The
+ * owner is the entity's row (`owner_fk` is the id in its table, not a foreign key).
+ */
+export interface SequenceItemsTable {
+  id: Generated<number>;
+  entity: 'patient' | 'study' | 'series';
+  owner_fk: number;
+  sequence_tag: number;
+  item_number: number;
+  element_tag: number;
+  value: string;
 }
 
 /** Named counters (the sequential file naming's next number). */
@@ -194,6 +210,7 @@ export interface Database {
   studies: StudiesTable;
   series: SeriesTable;
   instances: InstancesTable;
+  sequence_items: SequenceItemsTable;
   counters: CountersTable;
   settings: SettingsTable;
   allowed_ae_titles: AllowedAeTitlesTable;

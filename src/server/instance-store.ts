@@ -422,6 +422,7 @@ export class FileInstanceStore implements InstanceStore {
         fileSize,
         callingAe: instance.callingAeTitle,
         receivedAt: receivedAt.toISOString(),
+        ...(attributes.sequences !== undefined && { sequences: attributes.sequences }),
       });
     } catch (error) {
       // Not indexed: the file must not stay either (a success is only sent for both).

@@ -18,11 +18,11 @@ import type { IndexRepository } from '../db/repositories/index-repository.js';
 import { readFileMeta } from '../dicom/part10.js';
 import { DatasetReader } from '../dicom/reader/dataset-reader.js';
 import { transferSyntaxProperties } from '../dicom/transfer-syntax.js';
-import type { Vr } from '../dicom/vr.js';
 import {
+  type CollectedValues,
   decodeAttributes,
   IndexedTag,
-  isIndexedTag,
+  IndexedValueCollector,
   uidValue,
 } from '../services/instance-attributes.js';
 
@@ -44,10 +44,11 @@ async function* walk(dir: string): AsyncGenerator<string> {
   }
 }
 
-/** Reads a stored file's meta and the attributes the index needs from its data set's top level. */
+/** Reads a stored file's meta and the attributes the index needs from its data set's header. */
 async function readStoredFile(path: string): Promise<{
   meta: ReturnType<typeof readFileMeta>;
-  values: Map<number, { vr: Vr; value: Buffer }>;
+  values: CollectedValues;
+  sequences?: IndexedValueCollector['sequences'];
 }> {
   const head = await new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -58,25 +59,23 @@ async function readStoredFile(path: string): Promise<{
   });
   const meta = readFileMeta(head);
   const syntax = transferSyntaxProperties(meta.transferSyntaxUid ?? '');
-  const values = new Map<number, { vr: Vr; value: Buffer }>();
-  if (syntax === undefined) return { meta, values };
+  if (syntax === undefined) return { meta, values: new Map() };
   // A deflated data set is read from what its first 64 KiB inflate to (the header is there).
   const dataset = syntax.isDeflated
     ? inflateRawSync(head.subarray(meta.datasetOffset), { finishFlush: zlibConstants.Z_SYNC_FLUSH })
     : head.subarray(meta.datasetOffset);
+  // The same picking as on receive: top-level values and the indexed sequences' items.
+  const collector = new IndexedValueCollector();
   const reader = new DatasetReader({
     isExplicitVr: syntax.isExplicitVr,
     isLittleEndian: syntax.isLittleEndian,
     maxValueLength: 1024,
-    collect: (tag, _vr, depth) => isIndexedTag(tag, depth),
+    collect: collector.collect,
     stopAt: (tag, depth) => depth === 0 && tag >= 0x7fe00010,
-    onToken: (token) => {
-      if (token.type === 'element' && token.value !== undefined)
-        values.set(token.tag, { vr: token.vr, value: token.value });
-    },
+    onToken: collector.onToken,
   });
   reader.push(dataset);
-  return { meta, values };
+  return { meta, values: collector.values, sequences: collector.sequences };
 }
 
 /**
@@ -99,7 +98,7 @@ export async function reconcileRecentFiles(
     checked += 1;
     const filePath = relative(root, path);
     try {
-      const { meta, values } = await readStoredFile(path);
+      const { meta, values, sequences } = await readStoredFile(path);
       const sopInstanceUid =
         meta.mediaStorageSopInstanceUid ?? uidValue(values, IndexedTag.SOPInstanceUID);
       if (sopInstanceUid === undefined) throw new Error('no SOP Instance UID');
@@ -110,7 +109,7 @@ export async function reconcileRecentFiles(
         removed += 1;
         continue;
       }
-      const attributes = decodeAttributes(values);
+      const attributes = decodeAttributes(values, sequences);
       if (attributes.studyInstanceUid === '' || attributes.seriesInstanceUid === '') {
         throw new Error('no Study or Series Instance UID in the header');
       }

@@ -2,7 +2,7 @@
  * Drives the C-FIND handler (PS3.4 Annex C) with identifiers written in each uncompressed
  * transfer syntax, over an in-memory query source that really filters: levels of both roots,
  * hierarchical and relational queries, each refusal, 0xFF01, C-CANCEL part-way, the match
- * limit, character sets, and the keys echoed in the answers.
+ * limit, character sets, and the keys echoed in the answers, sequence keys with their items.
  *
  * Layer: services (unit test). The source stands in for the SQL index: it matches the kinds of
  * ValueMatch simply, over a flat list of instances.
@@ -611,5 +611,145 @@ describe('C-FIND answer identifiers', () => {
       [Tag.ReferencedStudySequence]: 0,
       [Tag.QueryRetrieveLevel]: 'STUDY',
     });
+  });
+});
+
+describe('C-FIND answers of sequence keys', () => {
+  const Sequence = { ProcedureCode: 0x00081032, RequestAttributes: 0x00400275 } as const;
+  const Item = {
+    CodeValue: 0x00080100,
+    CodingSchemeDesignator: 0x00080102,
+    CodingSchemeVersion: 0x00080103,
+    CodeMeaning: 0x00080104,
+    ConceptNameCodeSequence: 0x0040a043,
+    RequestedProcedureID: 0x00401001,
+  } as const;
+  const sq = (tag: number, ...items: IdentifierElement[][]): IdentifierElement => ({
+    tag,
+    vr: 'SQ',
+    value: Buffer.alloc(0),
+    items,
+  });
+
+  /** A source answering each query with these matches, whatever it asks. */
+  class FixedSource extends FakeSource {
+    constructor(readonly matches: readonly IndexMatch[]) {
+      super();
+    }
+
+    override async *find(query: IndexQuery): AsyncIterable<IndexMatch> {
+      this.queries.push(query);
+      yield* this.matches;
+    }
+  }
+
+  /** The answers' identifiers, read back whole. */
+  async function answersOf(elements: IdentifierElement[], matches: readonly IndexMatch[]) {
+    const source = new FixedSource(matches);
+    const { pending } = await find(elements, { source });
+    return {
+      source,
+      answers: pending.map((r) =>
+        readIdentifier(r.dataset as Buffer, encodingOf(TransferSyntax.ExplicitVRLittleEndian)),
+      ),
+    };
+  }
+
+  const text = (element: IdentifierElement | undefined, charset?: string) =>
+    element === undefined ? undefined : decodeValue(element.value, element.vr, charset);
+
+  it('answers the stored items, each with the requested item keys, filled or zero length', async () => {
+    const { source, answers } = await answersOf(
+      [
+        level('STUDY'),
+        el(Tag.StudyInstanceUID, 'UI'),
+        sq(Sequence.ProcedureCode, [
+          el(Item.CodeValue, 'SH', 'CT*'),
+          el(Item.CodeMeaning, 'LO'),
+          el(Item.CodingSchemeVersion, 'SH'),
+          sq(Item.ConceptNameCodeSequence),
+        ]),
+      ],
+      [
+        {
+          StudyInstanceUID: '1.2.1',
+          sequences: {
+            ProcedureCodeSequence: [
+              { CodeValue: 'CT1', CodingSchemeDesignator: 'L', CodeMeaning: 'Chest' },
+              { CodeValue: 'CT2' },
+            ],
+          },
+        },
+      ],
+    );
+    expect(source.queries[0]?.sequenceConditions).toEqual([
+      {
+        keyword: 'ProcedureCodeSequence',
+        itemConditions: [{ keyword: 'CodeValue', match: { kind: 'wildcard', pattern: 'CT*' } }],
+      },
+    ]);
+    expect(source.queries[0]?.returnSequences).toEqual(['ProcedureCodeSequence']);
+    const sequence = answers[0]?.find((e) => e.tag === Sequence.ProcedureCode);
+    expect(sequence?.items).toHaveLength(2);
+    const [first, second] = sequence?.items ?? [];
+    expect(first?.map((e) => [e.tag, e.items?.length ?? text(e)])).toEqual([
+      [Item.CodeValue, 'CT1'],
+      [Item.CodingSchemeVersion, ''],
+      [Item.CodeMeaning, 'Chest'],
+      [Item.ConceptNameCodeSequence, 0],
+    ]);
+    expect(second?.map((e) => [e.tag, e.items?.length ?? text(e)])).toEqual([
+      [Item.CodeValue, 'CT2'],
+      [Item.CodingSchemeVersion, ''],
+      [Item.CodeMeaning, ''],
+      [Item.ConceptNameCodeSequence, 0],
+    ]);
+  });
+
+  it('answers a sequence asked for with an empty item, or none, with all that each item holds', async () => {
+    for (const items of [[[]], []] as IdentifierElement[][][]) {
+      const { answers } = await answersOf(
+        [level('STUDY'), sq(Sequence.ProcedureCode, ...items)],
+        [
+          {
+            sequences: {
+              ProcedureCodeSequence: [{ CodeMeaning: 'Chest', CodeValue: 'CT1' }],
+            },
+          },
+          { sequences: { ProcedureCodeSequence: [] } },
+        ],
+      );
+      const [withItems, without] = answers.map((answer) =>
+        answer.find((e) => e.tag === Sequence.ProcedureCode),
+      );
+      expect(withItems?.items?.map((item) => item.map((e) => [e.tag, text(e)]))).toEqual([
+        [
+          [Item.CodeValue, 'CT1'],
+          [Item.CodeMeaning, 'Chest'],
+        ],
+      ]);
+      expect(without?.items).toEqual([]);
+    }
+  });
+
+  it('answers in ISO_IR 192 when an item value is not ASCII', async () => {
+    const { answers } = await answersOf(
+      [level('STUDY'), sq(Sequence.ProcedureCode, [el(Item.CodeMeaning, 'LO')])],
+      [{ sequences: { ProcedureCodeSequence: [{ CodeMeaning: 'Thorax ärztlich' }] } }],
+    );
+    const answer = answers[0] ?? [];
+    const charset = text(answer.find((e) => e.tag === Tag.SpecificCharacterSet));
+    expect(charset).toBe('ISO_IR 192');
+    const item = answer.find((e) => e.tag === Sequence.ProcedureCode)?.items?.[0];
+    expect(text(item?.[0], charset)).toBe('Thorax ärztlich');
+  });
+
+  it('answers a sequence below the level empty, whatever the source holds', async () => {
+    const { source, answers } = await answersOf(
+      [level('STUDY'), sq(Sequence.RequestAttributes, [el(Item.RequestedProcedureID, 'SH')])],
+      [{ sequences: { RequestAttributesSequence: [{ RequestedProcedureID: 'RP1' }] } }],
+    );
+    expect(source.queries[0]?.returnSequences).toBeUndefined();
+    expect(answers[0]?.find((e) => e.tag === Sequence.RequestAttributes)?.items).toEqual([]);
   });
 });

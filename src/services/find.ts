@@ -23,6 +23,10 @@ import {
   QUERY_KEYS_BY_TAG,
   type QueryKeyword,
   type QueryRoot,
+  SEQUENCE_KEYS_BY_TAG,
+  type SequenceItemValues,
+  type SequenceKey,
+  type SequenceKeyword,
 } from '../dicom/query/model.js';
 import { encodeValue, isAsciiText, UTF8_CHARACTER_SET } from '../dicom/query/values.js';
 import { transferSyntaxProperties } from '../dicom/transfer-syntax.js';
@@ -241,9 +245,10 @@ function errorText(error: unknown): string {
 
 /**
  * The identifier of one match (PS3.4 §C.4.1.1.3.2): each key of the request, with the match's
- * value where the index has one and zero length otherwise (an asked-for sequence comes back
- * empty); the Query/Retrieve Level; Retrieve AE Title and Instance Availability when asked for;
- * Specific Character Set ISO_IR 192 when a value is not ASCII.
+ * value where the index has one and zero length otherwise; the Query/Retrieve Level; Retrieve
+ * AE Title and Instance Availability when asked for; Specific Character Set ISO_IR 192 when a
+ * value is not ASCII. A sequence key the index holds comes back with the match's items (see
+ * `answeredItems`); any other asked-for sequence comes back empty.
  */
 export function responseIdentifier(
   request: QueryRequest,
@@ -251,11 +256,15 @@ export function responseIdentifier(
   settings: FindSettings,
 ): IdentifierElement[] {
   const returned: ReadonlySet<QueryKeyword> = new Set(request.query.returnKeys);
+  const sequences: ReadonlySet<SequenceKeyword> = new Set(request.query.returnSequences ?? []);
   const elements: IdentifierElement[] = [];
   let isAscii = true;
-  const add = (tag: number, vr: Vr, text: string): void => {
-    if (!isAsciiText(text)) isAscii = false;
-    elements.push({ tag, vr, value: encodeValue(text, vr) });
+  const text = (tag: number, vr: Vr, value: string): IdentifierElement => {
+    if (!isAsciiText(value)) isAscii = false;
+    return { tag, vr, value: encodeValue(value, vr) };
+  };
+  const add = (tag: number, vr: Vr, value: string): void => {
+    elements.push(text(tag, vr, value));
   };
   for (const element of request.requested) {
     const { tag } = element;
@@ -267,8 +276,13 @@ export function responseIdentifier(
       continue;
     }
     const key = QUERY_KEYS_BY_TAG.get(tag);
+    const sequence = SEQUENCE_KEYS_BY_TAG.get(tag);
     if (element.items !== undefined) {
-      elements.push({ tag, vr: 'SQ', value: Buffer.alloc(0), items: [] });
+      const isReturned = sequence !== undefined && sequences.has(sequence.keyword);
+      const items = isReturned
+        ? answeredItems(element, sequence, match.sequences?.[sequence.keyword] ?? [], text)
+        : [];
+      elements.push({ tag, vr: 'SQ', value: Buffer.alloc(0), items });
     } else if (tag === IdentifierTag.RetrieveAETitle) {
       add(tag, 'AE', settings.retrieveAeTitle);
     } else if (tag === IdentifierTag.InstanceAvailability) {
@@ -282,6 +296,38 @@ export function responseIdentifier(
   add(IdentifierTag.QueryRetrieveLevel, 'CS', request.level);
   if (!isAscii) add(IdentifierTag.SpecificCharacterSet, 'CS', UTF8_CHARACTER_SET);
   return elements;
+}
+
+/**
+ * The items of a returned sequence key (PS3.4 §C.2.2.2.6): one per stored item of the match
+ * (the index already kept only those matching the item keys, when there were any), each with
+ * the item keys of the request's item, filled where the item holds a value and zero length
+ * otherwise (a nested sequence empty). A request without item keys (no item, or an empty one)
+ * asks for the whole sequence: each item then holds every item key it has a value for.
+ */
+function answeredItems(
+  requested: IdentifierElement,
+  sequence: SequenceKey,
+  stored: readonly SequenceItemValues[],
+  text: (tag: number, vr: Vr, value: string) => IdentifierElement,
+): IdentifierElement[][] {
+  const asked = (requested.items?.[0] ?? []).filter((inner) => !isGroupLength(inner.tag));
+  return stored.map((item) => {
+    if (asked.length === 0) {
+      return [...sequence.itemKeys.values()].flatMap((itemKey) => {
+        const value = item[itemKey.keyword];
+        return value === undefined ? [] : [text(itemKey.tag, itemKey.vr, value)];
+      });
+    }
+    return asked.map((inner): IdentifierElement => {
+      if (inner.items !== undefined) {
+        return { tag: inner.tag, vr: 'SQ', value: Buffer.alloc(0), items: [] };
+      }
+      const itemKey = sequence.itemKeys.get(inner.tag);
+      if (itemKey === undefined) return { tag: inner.tag, vr: inner.vr, value: Buffer.alloc(0) };
+      return text(itemKey.tag, itemKey.vr, item[itemKey.keyword] ?? '');
+    });
+  });
 }
 
 /** A match's value as text: IS values as decimal strings, no value as zero length. */

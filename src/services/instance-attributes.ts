@@ -1,11 +1,19 @@
 /**
- * Picks the attributes the index needs out of a received data set's top level, and decodes
- * them (text in its Specific Character Set, numbers from IS, trailing padding removed).
+ * Picks the attributes the index needs out of a received data set, and decodes them (text in
+ * its Specific Character Set, numbers from IS, trailing padding removed): values of the top
+ * level, and the item keys of the sequence keys the index holds (dicom/query/model.ts
+ * SEQUENCE_KEYS) at depth 1 inside those top-level sequences, never whole sequences.
  *
  * Layer: services.
  */
 
 import { decodeText } from '../dicom/charset.js';
+import {
+  SEQUENCE_KEYS_BY_TAG,
+  type SequenceKey,
+  type SequenceValues,
+} from '../dicom/query/model.js';
+import type { DatasetToken } from '../dicom/reader/dataset-reader.js';
 import type { Vr } from '../dicom/vr.js';
 import type { InstanceAttributes } from './ports.js';
 
@@ -48,6 +56,87 @@ export function isIndexedTag(tag: number, depth: number): boolean {
 /** Collected raw values by tag, with their VR. */
 export type CollectedValues = ReadonlyMap<number, { readonly vr: Vr; readonly value: Buffer }>;
 
+/** A collected raw value of a sequence item. */
+interface CollectedItemValue {
+  readonly tag: number;
+  readonly vr: Vr;
+  readonly value: Buffer;
+}
+
+/** A top-level sequence the index holds, with the raw values of its items' item keys. */
+export interface CollectedSequence {
+  readonly tag: number;
+  readonly items: readonly (readonly CollectedItemValue[])[];
+}
+
+/** A sequence being read: its key and the items so far. */
+interface OpenSequence {
+  readonly key: SequenceKey;
+  readonly items: CollectedItemValue[][];
+}
+
+/** Items collected of one sequence at most; later ones are skipped (real ones hold a few). */
+export const MAX_COLLECTED_ITEMS = 64;
+
+/**
+ * Collects what the index needs while a DatasetReader walks a data set: give `collect` and
+ * `onToken` to the reader. Top-level values of `IndexedTag`, and the item keys of the indexed
+ * sequences at depth 1 (in their first MAX_COLLECTED_ITEMS items); values in deeper sequences
+ * and in other sequences are not collected. A data set without those sequences costs nothing
+ * more than a map lookup per top-level sequence.
+ */
+export class IndexedValueCollector {
+  readonly values = new Map<number, { vr: Vr; value: Buffer }>();
+  readonly sequences: CollectedSequence[] = [];
+  /** How many sequences are open (indexed or not): an indexed one is read at depth 1 only. */
+  #depth = 0;
+  #open: OpenSequence | undefined;
+  /** The item of `#open` being read, when it is one that is kept. */
+  #item: CollectedItemValue[] | undefined;
+
+  /** The reader's `collect`. */
+  readonly collect = (tag: number, _vr: Vr, depth: number): boolean => {
+    if (depth === 0) return WANTED.has(tag);
+    return depth === 1 && this.#item !== undefined && this.#open?.key.itemKeys.has(tag) === true;
+  };
+
+  /** The reader's `onToken`. */
+  readonly onToken = (token: DatasetToken): void => {
+    switch (token.type) {
+      case 'element':
+        if (token.value === undefined) return;
+        if (this.#depth === 0) this.values.set(token.tag, { vr: token.vr, value: token.value });
+        else if (this.#depth === 1)
+          this.#item?.push({ tag: token.tag, vr: token.vr, value: token.value });
+        return;
+      case 'sequence-start': {
+        this.#depth += 1;
+        const key = this.#depth === 1 ? SEQUENCE_KEYS_BY_TAG.get(token.tag) : undefined;
+        if (key !== undefined) this.#open = { key, items: [] };
+        return;
+      }
+      case 'item-start':
+        if (this.#depth === 1 && this.#open !== undefined) {
+          this.#item = this.#open.items.length < MAX_COLLECTED_ITEMS ? [] : undefined;
+          if (this.#item !== undefined) this.#open.items.push(this.#item);
+        }
+        return;
+      case 'item-end':
+        if (this.#depth === 1) this.#item = undefined;
+        return;
+      case 'sequence-end':
+        this.#depth -= 1;
+        if (this.#depth === 0 && this.#open !== undefined) {
+          this.sequences.push({ tag: this.#open.key.tag, items: this.#open.items });
+          this.#open = undefined;
+        }
+        return;
+      default:
+        return;
+    }
+  };
+}
+
 function trimmed(text: string): string {
   return text.replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }
@@ -59,16 +148,50 @@ export function uidValue(values: CollectedValues, tag: number): string | undefin
   return entry.value.toString('latin1').replace(/[\0 ]+$/, '');
 }
 
-/** Decodes the collected values into the index's attributes. */
-export function decodeAttributes(values: CollectedValues): InstanceAttributes {
+/** A value as the index keeps it: decoded, trimmed, NUL-free; null when empty. */
+function indexedText(
+  entry: { readonly vr: Vr; readonly value: Buffer },
+  charset: string | undefined,
+): string | null {
+  // An embedded NUL (not allowed in text VRs, PS3.5 §6.2) cannot be stored in PostgreSQL
+  // text: it becomes U+FFFD in the index; the file keeps the bytes received.
+  const decoded = trimmed(decodeText(entry.value, charset, entry.vr)).replace(/\0/g, '\uFFFD');
+  return decoded === '' ? null : decoded;
+}
+
+/**
+ * The indexed sequences' items, decoded in the data set's Specific Character Set. Items with
+ * no value for any item key are left out, and so is a sequence left without items: the index
+ * keeps what it can match and return.
+ */
+function decodeSequences(
+  sequences: readonly CollectedSequence[],
+  charset: string | undefined,
+): SequenceValues[] {
+  const decoded: SequenceValues[] = [];
+  for (const sequence of sequences) {
+    const items = sequence.items
+      .map((item) =>
+        item.flatMap((entry) => {
+          const value = indexedText(entry, charset);
+          return value === null ? [] : [{ tag: entry.tag, value }];
+        }),
+      )
+      .filter((item) => item.length > 0);
+    if (items.length > 0) decoded.push({ tag: sequence.tag, items });
+  }
+  return decoded;
+}
+
+/** Decodes the collected values (and indexed sequences, if any) into the index's attributes. */
+export function decodeAttributes(
+  values: CollectedValues,
+  sequences: readonly CollectedSequence[] = [],
+): InstanceAttributes {
   const charset = values.get(IndexedTag.SpecificCharacterSet)?.value.toString('latin1');
   const text = (tag: number): string | null => {
     const entry = values.get(tag);
-    if (entry === undefined) return null;
-    // An embedded NUL (not allowed in text VRs, PS3.5 §6.2) cannot be stored in PostgreSQL
-    // text: it becomes U+FFFD in the index; the file keeps the bytes received.
-    const decoded = trimmed(decodeText(entry.value, charset, entry.vr)).replace(/\0/g, '\uFFFD');
-    return decoded === '' ? null : decoded;
+    return entry === undefined ? null : indexedText(entry, charset);
   };
   const integer = (tag: number): number | null => {
     const value = text(tag);
@@ -99,5 +222,15 @@ export function decodeAttributes(values: CollectedValues): InstanceAttributes {
     seriesTime: text(IndexedTag.SeriesTime),
     protocolName: text(IndexedTag.ProtocolName),
     instanceNumber: integer(IndexedTag.InstanceNumber),
+    ...decodedSequences(sequences, charset),
   };
+}
+
+function decodedSequences(
+  sequences: readonly CollectedSequence[],
+  charset: string | undefined,
+): { sequences?: SequenceValues[] } {
+  if (sequences.length === 0) return {};
+  const decoded = decodeSequences(sequences, charset);
+  return decoded.length === 0 ? {} : { sequences: decoded };
 }

@@ -5,7 +5,12 @@
  * Layer: services. Declares shapes only; imports no storage or database code.
  */
 
-import type { IndexMatch, IndexQuery, RetrievableInstance } from '../dicom/query/model.js';
+import type {
+  IndexMatch,
+  IndexQuery,
+  RetrievableInstance,
+  SequenceValues,
+} from '../dicom/query/model.js';
 import type { Settings } from '../settings/schema.js';
 
 /** A C-STORE being received: what the command and the presentation context say. */
@@ -40,6 +45,11 @@ export interface InstanceAttributes {
   readonly seriesTime: string | null;
   readonly protocolName: string | null;
   readonly instanceNumber: number | null;
+  /**
+   * The indexed sequence keys (dicom/query/model.ts SEQUENCE_KEYS) the instance carries with
+   * at least one item holding an item key's value; absent when it carries none.
+   */
+  readonly sequences?: readonly SequenceValues[];
 }
 
 /** What to do when an instance arrives whose SOP Instance UID is already stored. */

@@ -1,7 +1,8 @@
 /**
  * Checks how C-FIND, C-MOVE and C-GET identifiers become queries on the index, and which are
  * refused with which status (PS3.4 §C.4.1, §C.4.2, §C.4.3): levels of each root, hierarchical
- * and relational keys, unique keys, malformed values, character sets, unsupported keys.
+ * and relational keys, unique keys, malformed values, character sets, unsupported keys, and
+ * the sequence keys the index holds (PS3.4 §C.2.2.2.6).
  *
  * Layer: services (unit test).
  */
@@ -334,6 +335,201 @@ describe('C-FIND identifiers', () => {
       parse([level('STUDY'), el(Tag.InstitutionName, 'LO'), el(0x00101000, 'LO', '*')]),
     );
     expect(request.unsupportedKeys).toEqual([]);
+  });
+});
+
+describe('C-FIND sequence keys', () => {
+  const Sequence = {
+    ProcedureCode: 0x00081032,
+    OtherPatientIDs: 0x00101002,
+    RequestAttributes: 0x00400275,
+  } as const;
+  const Item = {
+    CodeValue: 0x00080100,
+    CodingSchemeDesignator: 0x00080102,
+    CodingSchemeVersion: 0x00080103,
+    CodeMeaning: 0x00080104,
+    PatientID: 0x00100020,
+    RequestedProcedureID: 0x00401001,
+    ContextIdentifier: 0x0008010f,
+  } as const;
+  const sq = (tag: number, ...items: IdentifierElement[][]): IdentifierElement => ({
+    tag,
+    vr: 'SQ',
+    value: Buffer.alloc(0),
+    items,
+  });
+
+  it('matches the item keys with a value within one item, and returns the sequence', () => {
+    for (const transferSyntax of [
+      TransferSyntax.ImplicitVRLittleEndian,
+      TransferSyntax.ExplicitVRLittleEndian,
+      TransferSyntax.ExplicitVRBigEndian,
+    ]) {
+      const request = accepted(
+        parse(
+          [
+            level('STUDY'),
+            sq(Sequence.ProcedureCode, [
+              el(Item.CodeValue, 'SH', 'CT*'),
+              el(Item.CodingSchemeDesignator, 'SH', 'DCM\\LOCAL'),
+              el(Item.CodeMeaning, 'LO'),
+            ]),
+          ],
+          { transferSyntax },
+        ),
+      );
+      expect(request.query).toEqual({
+        root: 'study',
+        level: 'STUDY',
+        conditions: [],
+        returnKeys: [],
+        sequenceConditions: [
+          {
+            keyword: 'ProcedureCodeSequence',
+            itemConditions: [
+              { keyword: 'CodeValue', match: { kind: 'wildcard', pattern: 'CT*' } },
+              {
+                keyword: 'CodingSchemeDesignator',
+                match: { kind: 'list', values: ['DCM', 'LOCAL'] },
+              },
+            ],
+          },
+        ],
+        returnSequences: ['ProcedureCodeSequence'],
+      });
+      expect(request.unsupportedKeys).toEqual([]);
+    }
+  });
+
+  it('takes an empty item, no item, or item keys of zero length or `*` as a return key', () => {
+    for (const items of [
+      [[]],
+      [],
+      [[el(Item.CodeValue, 'SH'), el(Item.CodeMeaning, 'LO', '*')]],
+    ] as IdentifierElement[][][]) {
+      const request = accepted(parse([level('STUDY'), sq(Sequence.ProcedureCode, ...items)]));
+      expect(request.query.sequenceConditions).toBeUndefined();
+      expect(request.query.returnSequences).toEqual(['ProcedureCodeSequence']);
+    }
+  });
+
+  it('answers item keys it does not hold, and warns (0xFF01) when they carry a value', () => {
+    const quiet = accepted(
+      parse([
+        level('STUDY'),
+        sq(Sequence.ProcedureCode, [
+          el(Item.CodeValue, 'SH', 'X'),
+          el(Item.CodingSchemeVersion, 'SH'),
+        ]),
+      ]),
+    );
+    expect(quiet.unsupportedKeys).toEqual([]);
+    const warned = accepted(
+      parse([
+        level('STUDY'),
+        sq(Sequence.ProcedureCode, [
+          el(Item.CodeValue, 'SH', 'X'),
+          el(Item.ContextIdentifier, 'CS', 'CID 4'),
+        ]),
+      ]),
+    );
+    expect(warned.unsupportedKeys).toEqual([Sequence.ProcedureCode]);
+    expect(warned.query.sequenceConditions).toEqual([
+      {
+        keyword: 'ProcedureCodeSequence',
+        itemConditions: [{ keyword: 'CodeValue', match: { kind: 'single', value: 'X' } }],
+      },
+    ]);
+  });
+
+  it('takes a patient sequence at the STUDY level of Study Root and a study one above the SERIES level', () => {
+    const study = accepted(
+      parse([level('STUDY'), sq(Sequence.OtherPatientIDs, [el(Item.PatientID, 'LO', 'OTHER-1')])]),
+    );
+    expect(study.query.sequenceConditions?.[0]?.keyword).toBe('OtherPatientIDsSequence');
+    const series = accepted(
+      parse([
+        level('SERIES'),
+        el(Tag.StudyInstanceUID, 'UI', '1.2.3'),
+        sq(Sequence.ProcedureCode, [el(Item.CodeValue, 'SH', 'X')]),
+        sq(Sequence.RequestAttributes, [el(Item.RequestedProcedureID, 'SH')]),
+      ]),
+    );
+    expect(series.query.returnSequences).toEqual([
+      'ProcedureCodeSequence',
+      'RequestAttributesSequence',
+    ]);
+  });
+
+  it('refuses a sequence below the level with a value (0xA900), answers it empty without', () => {
+    const refusal = refused(
+      parse([
+        level('STUDY'),
+        sq(Sequence.RequestAttributes, [el(Item.RequestedProcedureID, 'SH', 'RP1')]),
+      ]),
+    );
+    expect(refusal.status).toBe(Status.DataSetDoesNotMatchSopClass);
+    expect(refusal.offendingElements).toEqual([Sequence.RequestAttributes]);
+    const request = accepted(
+      parse([
+        level('STUDY'),
+        sq(Sequence.RequestAttributes, [el(Item.RequestedProcedureID, 'SH')]),
+      ]),
+    );
+    expect(request.query.returnSequences).toBeUndefined();
+    // At the PATIENT level of Patient Root a study sequence is below the level, a patient one at it.
+    const patientRoot = accepted(
+      parse(
+        [
+          level('PATIENT'),
+          sq(Sequence.ProcedureCode, [el(Item.CodeValue, 'SH')]),
+          sq(Sequence.OtherPatientIDs, [el(Item.PatientID, 'LO', 'X')]),
+        ],
+        { root: 'patient' },
+      ),
+    );
+    expect(patientRoot.query.returnSequences).toEqual(['OtherPatientIDsSequence']);
+  });
+
+  it('refuses a sequence key with more than one item (0xA900)', () => {
+    const refusal = refused(
+      parse([
+        level('STUDY'),
+        sq(
+          Sequence.ProcedureCode,
+          [el(Item.CodeValue, 'SH', 'A')],
+          [el(Item.CodeValue, 'SH', 'B')],
+        ),
+      ]),
+    );
+    expect(refusal.status).toBe(Status.DataSetDoesNotMatchSopClass);
+    expect(refusal.offendingElements).toEqual([Sequence.ProcedureCode]);
+  });
+
+  it('refuses an item key value it cannot match (0xC000), naming the sequence', () => {
+    const refusal = refused(
+      parse([level('STUDY'), sq(Sequence.ProcedureCode, [el(Item.CodeValue, 'SH', 'A*\\B')])]),
+    );
+    expect(refusal.status).toBe(Status.CannotUnderstand);
+    expect(refusal.errorComment).toMatch(/^CodeValue: /);
+    expect(refusal.offendingElements).toEqual([Sequence.ProcedureCode]);
+  });
+
+  it('ignores sequence keys in a C-MOVE or C-GET, listing those with a value', () => {
+    const request = accepted(
+      parse(
+        [
+          level('STUDY'),
+          el(Tag.StudyInstanceUID, 'UI', '1.2.3'),
+          sq(Sequence.ProcedureCode, [el(Item.CodeValue, 'SH', 'A')]),
+          sq(Sequence.OtherPatientIDs, [el(Item.PatientID, 'LO')]),
+        ],
+        { purpose: 'retrieve' },
+      ),
+    );
+    expect(request.query.sequenceConditions).toBeUndefined();
+    expect(request.unsupportedKeys).toEqual([Sequence.ProcedureCode]);
   });
 });
 

@@ -16,6 +16,12 @@
  * key above. Its other keys are ignored rather than refused: a retrieve selects by unique keys
  * alone, and they cannot change what those select.
  *
+ * Sequence keys the index holds (SEQUENCE_KEYS, PS3.4 §C.2.2.2.6) carry a single item: its item
+ * keys with a value are matched within one stored item; with none (an empty item, or no item
+ * at all) the sequence is a return key. Item keys we do not hold are answered empty, and those
+ * carrying a value make the sequence count as an unsupported key (0xFF01), as do sequences we
+ * do not hold.
+ *
  * Layer: services. Pure: bytes in, a query or a refusal out.
  */
 
@@ -23,6 +29,7 @@ import { type IdentifierElement, readIdentifier } from '../dicom/query/identifie
 import { matchValueProblem, valueMatchOf } from '../dicom/query/matching.js';
 import {
   type IndexQuery,
+  type ItemCondition,
   levelOfEntity,
   levelsOf,
   QUERY_KEYS,
@@ -33,11 +40,16 @@ import {
   type QueryKeyword,
   type QueryLevel,
   type QueryRoot,
+  SEQUENCE_KEYS_BY_TAG,
+  type SequenceCondition,
+  type SequenceKey,
+  type SequenceKeyword,
   type ValueMatch,
 } from '../dicom/query/model.js';
 import { decodeValue } from '../dicom/query/values.js';
 import { transferSyntaxProperties } from '../dicom/transfer-syntax.js';
 import { SopClass } from '../dicom/uid.js';
+import type { Vr } from '../dicom/vr.js';
 import { DicomServerError } from '../errors.js';
 import { Status } from '../network/dimse/status.js';
 
@@ -144,7 +156,16 @@ export function parseQueryRequest(
   const parsed = purpose === 'find' ? findKeys(elements, context) : retrieveKeys(elements, context);
   if (isQueryRefusal(parsed)) return parsed;
   return {
-    query: { root, level, conditions: parsed.conditions, returnKeys: parsed.returnKeys },
+    query: {
+      root,
+      level,
+      conditions: parsed.conditions,
+      returnKeys: parsed.returnKeys,
+      ...(parsed.sequenceConditions.length > 0 && {
+        sequenceConditions: parsed.sequenceConditions,
+      }),
+      ...(parsed.returnSequences.length > 0 && { returnSequences: parsed.returnSequences }),
+    },
     level,
     specificCharacterSet,
     requested: elements,
@@ -162,7 +183,19 @@ interface ParseContext {
 interface ParsedKeys {
   readonly conditions: QueryCondition[];
   readonly returnKeys: QueryKeyword[];
+  readonly sequenceConditions: SequenceCondition[];
+  readonly returnSequences: SequenceKeyword[];
   readonly unsupportedKeys: number[];
+}
+
+function emptyParsedKeys(): ParsedKeys {
+  return {
+    conditions: [],
+    returnKeys: [],
+    sequenceConditions: [],
+    returnSequences: [],
+    unsupportedKeys: [],
+  };
 }
 
 /** The unique key of each level (PS3.4 Tables C.6-1 to C.6-4). */
@@ -227,23 +260,27 @@ function isUniqueIn(key: QueryKey, root: QueryRoot): boolean {
 }
 
 /** Levels from the key's to the query's: negative above, 0 at, positive below the level. */
-function depthOf(key: QueryKey, context: ParseContext): number {
+function depthOf(key: Pick<QueryKey, 'entity'>, context: ParseContext): number {
   return (
     QUERY_LEVELS.indexOf(levelOfEntity(key.entity, context.root)) -
     QUERY_LEVELS.indexOf(context.level)
   );
 }
 
-/** A key's value decoded and read as a match, or the reason it cannot be (0xC000). */
+/**
+ * A key's value decoded and read as a match, or the reason it cannot be (0xC000), naming the
+ * key and the offending element (the item key's sequence, for an item key).
+ */
 function matchOf(
   element: IdentifierElement,
-  key: QueryKey,
+  key: { readonly keyword: string; readonly vr: Vr },
   context: ParseContext,
+  offendingTag = element.tag,
 ): ValueMatch | undefined | QueryRefusal {
   const text = decodeValue(element.value, key.vr, context.specificCharacterSet);
   const problem = matchValueProblem(text, key.vr);
   if (problem !== undefined) {
-    return refusal(Status.CannotUnderstand, `${key.keyword}: ${problem}`, [element.tag]);
+    return refusal(Status.CannotUnderstand, `${key.keyword}: ${problem}`, [offendingTag]);
   }
   return valueMatchOf(text, key.vr);
 }
@@ -258,12 +295,17 @@ function carriesMatchingValue(element: IdentifierElement, context: ParseContext)
   return valueMatchOf(text, element.vr) !== undefined;
 }
 
+/** A key of an identifier that the index holds: a plain key or a sequence key. */
+type KnownKey =
+  | { readonly kind: 'key'; readonly element: IdentifierElement; readonly key: QueryKey }
+  | { readonly kind: 'sequence'; readonly element: IdentifierElement; readonly key: SequenceKey };
+
 /** Skips the elements that are not keys; sorts the others into known keys and the rest. */
 function* keysOf(
   elements: readonly IdentifierElement[],
   context: ParseContext,
   unsupportedKeys: number[],
-): Generator<{ element: IdentifierElement; key: QueryKey }> {
+): Generator<KnownKey> {
   for (const element of elements) {
     if (isGroupLength(element.tag)) continue;
     if (
@@ -274,13 +316,57 @@ function* keysOf(
     ) {
       continue;
     }
+    const sequence =
+      element.items === undefined ? undefined : SEQUENCE_KEYS_BY_TAG.get(element.tag);
+    if (sequence !== undefined) {
+      yield { kind: 'sequence', element, key: sequence };
+      continue;
+    }
     const key = QUERY_KEYS_BY_TAG.get(element.tag);
     if (key === undefined || element.items !== undefined) {
       if (carriesMatchingValue(element, context)) unsupportedKeys.push(element.tag);
       continue;
     }
-    yield { element, key };
+    yield { kind: 'key', element, key };
   }
+}
+
+/**
+ * A sequence key of a C-FIND (PS3.4 §C.2.2.2.6), added to the parsed keys: a return key, and a
+ * condition when its item has item keys with a value. Refused when it has several items
+ * (0xA900), an item key's value cannot be matched (0xC000), or it is below the level with one.
+ */
+function addSequenceKey(
+  element: IdentifierElement,
+  sequence: SequenceKey,
+  context: ParseContext,
+  parsed: ParsedKeys,
+): QueryRefusal | undefined {
+  const items = element.items ?? [];
+  if (items.length > 1) return misplaced(`${sequence.keyword} needs a single item`, element.tag);
+  const itemConditions: ItemCondition[] = [];
+  let isUnsupported = false;
+  for (const inner of items[0] ?? []) {
+    if (isGroupLength(inner.tag)) continue;
+    const itemKey = inner.items === undefined ? sequence.itemKeys.get(inner.tag) : undefined;
+    if (itemKey === undefined) {
+      isUnsupported ||= carriesMatchingValue(inner, context);
+      continue;
+    }
+    const match = matchOf(inner, itemKey, context, element.tag);
+    if (isQueryRefusal(match)) return match;
+    if (match !== undefined) itemConditions.push({ keyword: itemKey.keyword, match });
+  }
+  if (isUnsupported) parsed.unsupportedKeys.push(element.tag);
+  if (depthOf(sequence, context) > 0) {
+    if (itemConditions.length === 0) return undefined;
+    return misplaced(`${sequence.keyword} is below the ${context.level} level`, element.tag);
+  }
+  parsed.returnSequences.push(sequence.keyword);
+  if (itemConditions.length > 0) {
+    parsed.sequenceConditions.push({ keyword: sequence.keyword, itemConditions });
+  }
+  return undefined;
 }
 
 /** The keys of a C-FIND: matching and return keys at and above the level. */
@@ -288,8 +374,14 @@ function findKeys(
   elements: readonly IdentifierElement[],
   context: ParseContext,
 ): ParsedKeys | QueryRefusal {
-  const parsed: ParsedKeys = { conditions: [], returnKeys: [], unsupportedKeys: [] };
-  for (const { element, key } of keysOf(elements, context, parsed.unsupportedKeys)) {
+  const parsed = emptyParsedKeys();
+  for (const known of keysOf(elements, context, parsed.unsupportedKeys)) {
+    if (known.kind === 'sequence') {
+      const refused = addSequenceKey(known.element, known.key, context, parsed);
+      if (refused !== undefined) return refused;
+      continue;
+    }
+    const { element, key } = known;
     const match = matchOf(element, key, context);
     if (isQueryRefusal(match)) return match;
     const depth = depthOf(key, context);
@@ -317,8 +409,15 @@ function retrieveKeys(
   elements: readonly IdentifierElement[],
   context: ParseContext,
 ): ParsedKeys | QueryRefusal {
-  const parsed: ParsedKeys = { conditions: [], returnKeys: [], unsupportedKeys: [] };
-  for (const { element, key } of keysOf(elements, context, parsed.unsupportedKeys)) {
+  const parsed = emptyParsedKeys();
+  for (const known of keysOf(elements, context, parsed.unsupportedKeys)) {
+    const { element } = known;
+    if (known.kind === 'sequence') {
+      // Not a unique key: ignored, as other keys with a value are.
+      if (carriesMatchingValue(element, context)) parsed.unsupportedKeys.push(element.tag);
+      continue;
+    }
+    const { key } = known;
     const match = matchOf(element, key, context);
     if (isQueryRefusal(match)) return match;
     if (!isUniqueIn(key, context.root)) {

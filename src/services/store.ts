@@ -12,11 +12,15 @@
 import { createInflateRaw, type InflateRaw } from 'node:zlib';
 import { DatasetReader } from '../dicom/reader/dataset-reader.js';
 import { transferSyntaxProperties } from '../dicom/transfer-syntax.js';
-import type { Vr } from '../dicom/vr.js';
 import { DicomServerError, hasCode } from '../errors.js';
 import type { IncomingRequest, ResponseSpec } from '../network/dimse/channel.js';
 import { Status } from '../network/dimse/status.js';
-import { decodeAttributes, IndexedTag, isIndexedTag, uidValue } from './instance-attributes.js';
+import {
+  decodeAttributes,
+  IndexedTag,
+  IndexedValueCollector,
+  uidValue,
+} from './instance-attributes.js';
 import type { InstanceFile, InstanceStore } from './ports.js';
 
 /** Longest value the header parse collects; indexed attributes are far shorter. */
@@ -27,9 +31,12 @@ function failure(status: number, comment: string): ResponseSpec {
   return { status, fields: { errorComment: comment.slice(0, 64) } };
 }
 
-/** The header parse of one data set, fed the bytes as they are written. */
+/**
+ * The header parse of one data set, fed the bytes as they are written: the top-level values
+ * the index needs, and the item keys of the indexed sequences (see IndexedValueCollector).
+ */
 class HeaderParse {
-  readonly values = new Map<number, { vr: Vr; value: Buffer }>();
+  readonly collected = new IndexedValueCollector();
   readonly #reader: DatasetReader;
   readonly #inflater: InflateRaw | undefined;
   #error: Error | undefined;
@@ -40,12 +47,8 @@ class HeaderParse {
       isExplicitVr,
       isLittleEndian,
       maxValueLength: MAX_COLLECTED_VALUE,
-      collect: (tag, _vr, depth) => isIndexedTag(tag, depth),
-      onToken: (token) => {
-        if (token.type === 'element' && token.value !== undefined) {
-          this.values.set(token.tag, { vr: token.vr, value: token.value });
-        }
-      },
+      collect: this.collected.collect,
+      onToken: this.collected.onToken,
     });
     if (isDeflated) {
       // The stored bytes stay deflated; only the parse sees them inflated.
@@ -203,15 +206,16 @@ async function receive(
           : 'data set cannot be parsed',
       );
     }
-    const datasetClass = uidValue(parse.values, IndexedTag.SOPClassUID);
-    const datasetInstance = uidValue(parse.values, IndexedTag.SOPInstanceUID);
+    const { values, sequences } = parse.collected;
+    const datasetClass = uidValue(values, IndexedTag.SOPClassUID);
+    const datasetInstance = uidValue(values, IndexedTag.SOPInstanceUID);
     if (datasetClass !== expected.sopClassUid || datasetInstance !== expected.sopInstanceUid) {
       return failure(
         Status.DataSetDoesNotMatchSopClass,
         'SOP Class or Instance UID differs from command',
       );
     }
-    const attributes = decodeAttributes(parse.values);
+    const attributes = decodeAttributes(values, sequences);
     const note = {
       patientId: attributes.patientId ?? undefined,
       studyInstanceUid: attributes.studyInstanceUid ?? undefined,

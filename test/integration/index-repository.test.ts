@@ -3,7 +3,8 @@
  * PostgreSQL (127.0.0.1:5432, database `test`) in a fresh schema. The same suite runs on each:
  * patients, studies and series rows with their related counts, Modalities in Study and SOP
  * Classes in Study as instances arrive, are re-sent (overwrite) and move between series; the
- * persistent counter; migrations run twice.
+ * items of sequence keys kept, replaced and removed with their entity; the persistent counter;
+ * migrations run twice.
  *
  * Layer: integration test (db).
  */
@@ -18,6 +19,7 @@ import {
   type InstanceRecord,
 } from '../../src/db/repositories/index-repository.js';
 import { firstRowOf, rowsOf } from '../../src/db/transactions.js';
+import type { SequenceValues } from '../../src/dicom/query/model.js';
 import { type Backend, POSTGRES_URL, postgresBackend, sqliteBackend } from '../helpers/postgres.js';
 
 const MR = '1.2.840.10008.5.1.4.1.1.4';
@@ -371,6 +373,163 @@ describe.each([
     }
   });
 
+  /** The stored items of an entity's sequence, as [item number, tag, value] rows in order. */
+  async function items(
+    entity: 'patient' | 'study' | 'series',
+    sequenceTag: number,
+    uid?: string,
+  ): Promise<[number, number, string][]> {
+    const owner =
+      entity === 'patient'
+        ? database.db
+            .selectFrom('patients')
+            .select('id')
+            .where('patient_id', '=', uid ?? 'PID-1')
+        : entity === 'study'
+          ? database.db
+              .selectFrom('studies')
+              .select('id')
+              .where('study_instance_uid', '=', uid ?? `${ROOT}.1`)
+          : database.db
+              .selectFrom('series')
+              .select('id')
+              .where('series_instance_uid', '=', uid ?? `${ROOT}.1.1`);
+    const rows = await database.db
+      .selectFrom('sequence_items')
+      .select(['item_number', 'element_tag', 'value'])
+      .where('entity', '=', entity)
+      .where('sequence_tag', '=', sequenceTag)
+      .where('owner_fk', 'in', owner)
+      .orderBy('item_number')
+      .orderBy('element_tag')
+      .execute();
+    return rows.map((row) => [Number(row.item_number), Number(row.element_tag), row.value]);
+  }
+
+  async function itemRowIds(): Promise<number[]> {
+    const rows = await database.db
+      .selectFrom('sequence_items')
+      .select('id')
+      .orderBy('id')
+      .execute();
+    return rows.map((row) => Number(row.id));
+  }
+
+  const Sequence = {
+    OtherPatientIDs: 0x00101002,
+    ProcedureCode: 0x00081032,
+    RequestAttributes: 0x00400275,
+  } as const;
+  const Item = {
+    PatientID: 0x00100020,
+    TypeOfPatientID: 0x00100022,
+    CodeValue: 0x00080100,
+    CodingSchemeDesignator: 0x00080102,
+    RequestedProcedureID: 0x00401001,
+  } as const;
+  const procedure = (...codes: [string, string][]): SequenceValues => ({
+    tag: Sequence.ProcedureCode,
+    items: codes.map(([code, scheme]) => [
+      { tag: Item.CodingSchemeDesignator, value: scheme },
+      { tag: Item.CodeValue, value: code },
+    ]),
+  });
+  const ALL_SEQUENCES: SequenceValues[] = [
+    { tag: Sequence.OtherPatientIDs, items: [[{ tag: Item.PatientID, value: 'OTHER-1' }]] },
+    procedure(['P1', 'LOCAL'], ['P2', 'DCM']),
+    {
+      tag: Sequence.RequestAttributes,
+      items: [[{ tag: Item.RequestedProcedureID, value: 'RP1' }]],
+    },
+  ];
+
+  it('keeps the items of each sequence with the patient, study or series it belongs to', async () => {
+    await index.addInstances([record(1), record(2, { sequences: ALL_SEQUENCES })]);
+    expect(await items('patient', Sequence.OtherPatientIDs)).toEqual([
+      [1, Item.PatientID, 'OTHER-1'],
+    ]);
+    expect(await items('study', Sequence.ProcedureCode)).toEqual([
+      [1, Item.CodeValue, 'P1'],
+      [1, Item.CodingSchemeDesignator, 'LOCAL'],
+      [2, Item.CodeValue, 'P2'],
+      [2, Item.CodingSchemeDesignator, 'DCM'],
+    ]);
+    expect(await items('series', Sequence.RequestAttributes)).toEqual([
+      [1, Item.RequestedProcedureID, 'RP1'],
+    ]);
+    // Nothing else: each sequence under its own entity only.
+    expect(await itemRowIds()).toHaveLength(6);
+  });
+
+  it('keeps stored items when an instance carries none, and rewrites nothing when they are the same', async () => {
+    await index.addInstances([record(1, { sequences: ALL_SEQUENCES })]);
+    const before = await itemRowIds();
+    // Without sequences (new series: the rows are written again), then the same ones again.
+    await index.addInstances([record(2, { series: 2 })]);
+    await index.addInstances([record(3, { series: 3, sequences: ALL_SEQUENCES })]);
+    // The rows written first are all still there; only series 3's Request Attributes are new.
+    const after = await itemRowIds();
+    expect(after.slice(0, before.length)).toEqual(before);
+    expect(after).toHaveLength(before.length + 1);
+    expect(await items('study', Sequence.ProcedureCode)).toHaveLength(4);
+    expect(await items('series', Sequence.RequestAttributes, `${ROOT}.1.2`)).toEqual([]);
+  });
+
+  it('replaces the items when a later instance of the same series brings other ones, cached or not', async () => {
+    // One batch, then one at a time: both go through the series cache.
+    await index.addInstances([
+      record(1, { sequences: [procedure(['P1', 'LOCAL'])] }),
+      record(2, { sequences: [procedure(['P9', 'DCM'], ['P8', 'DCM'])] }),
+    ]);
+    expect(await items('study', Sequence.ProcedureCode)).toEqual([
+      [1, Item.CodeValue, 'P9'],
+      [1, Item.CodingSchemeDesignator, 'DCM'],
+      [2, Item.CodeValue, 'P8'],
+      [2, Item.CodingSchemeDesignator, 'DCM'],
+    ]);
+    await index.addInstances([record(3)]);
+    await index.addInstances([record(4, { sequences: [procedure(['P1', 'LOCAL'])] })]);
+    expect(await items('study', Sequence.ProcedureCode)).toEqual([
+      [1, Item.CodeValue, 'P1'],
+      [1, Item.CodingSchemeDesignator, 'LOCAL'],
+    ]);
+    // The patient's and series' items are untouched by a study sequence.
+    expect(await items('patient', Sequence.OtherPatientIDs)).toEqual([]);
+    await expectCountsMatchRows();
+  });
+
+  it('keeps the first value of a tag repeated in one item', async () => {
+    await index.addInstances([
+      record(1, {
+        sequences: [
+          {
+            tag: Sequence.ProcedureCode,
+            items: [
+              [
+                { tag: Item.CodeValue, value: 'FIRST' },
+                { tag: Item.CodeValue, value: 'SECOND' },
+              ],
+            ],
+          },
+        ],
+      }),
+    ]);
+    expect(await items('study', Sequence.ProcedureCode)).toEqual([[1, Item.CodeValue, 'FIRST']]);
+  });
+
+  it('removes the items of a series and a study whose last instance goes', async () => {
+    await index.addInstances([
+      record(1, { sequences: ALL_SEQUENCES }),
+      record(2, { study: 2, sequences: [procedure(['P3', 'LOCAL'])] }),
+    ]);
+    await index.removeInstances([`${ROOT}.1.1.1`]);
+    expect(await items('study', Sequence.ProcedureCode)).toEqual([]);
+    expect(await items('series', Sequence.RequestAttributes)).toEqual([]);
+    expect(await items('study', Sequence.ProcedureCode, `${ROOT}.2`)).toHaveLength(2);
+    // Patients stay (as their rows do), with their items.
+    expect(await items('patient', Sequence.OtherPatientIDs)).toHaveLength(1);
+  });
+
   it('counts up a named counter from 1, each name on its own', async () => {
     expect(await index.nextCounter('file_sequence')).toBe(1);
     expect(await index.nextCounter('file_sequence')).toBe(2);
@@ -409,6 +568,7 @@ describe.each([
       '0002-administration',
       '0003-users',
       '0004-query',
+      '0005-sequence-items',
     ]);
   });
 
@@ -476,6 +636,7 @@ describe('the index on PostgreSQL beside other schemas', () => {
         'kysely_migration',
         'kysely_migration_lock',
         'patients',
+        'sequence_items',
         'series',
         'service_status',
         'sessions',

@@ -4,7 +4,8 @@
  * filled through IndexRepository, the receive path's own code; then every level of both roots,
  * each kind of matching (single value, wildcard, range, list), case sensitivity, the computed
  * keys, wildcard and SQL characters in the data, NULLs, the match limit, abort, and the order
- * of the instances a retrieve sends.
+ * of the instances a retrieve sends; sequence keys matched item by item, with the items each
+ * match returns, at and above their level.
  *
  * Layer: integration test (db).
  */
@@ -23,6 +24,8 @@ import type {
   QueryKeyword,
   QueryLevel,
   QueryRoot,
+  SequenceCondition,
+  SequenceValues,
   ValueMatch,
 } from '../../src/dicom/query/model.js';
 import { hasCode } from '../../src/errors.js';
@@ -171,9 +174,108 @@ const studyUid = (study: number) => `${ROOT}.${study}`;
 const seriesUid = (study: number, series: number) => `${ROOT}.${study}.${series}`;
 const instanceUid = (study: number, series: number, n: number) => `${ROOT}.${study}.${series}.${n}`;
 
+/** Item key tags of the sequences the fixtures carry. */
+const ItemTag = {
+  PatientID: 0x00100020,
+  IssuerOfPatientID: 0x00100021,
+  TypeOfPatientID: 0x00100022,
+  CodeValue: 0x00080100,
+  CodingSchemeDesignator: 0x00080102,
+  CodeMeaning: 0x00080104,
+  LocalNamespaceEntityID: 0x00400031,
+  UniversalEntityID: 0x00400032,
+  UniversalEntityIDType: 0x00400033,
+  RequestedProcedureID: 0x00401001,
+  ScheduledProcedureStepID: 0x00400009,
+  AccessionNumber: 0x00080050,
+} as const;
+
+/** A sequence's items from item key keywords and values. */
+function sequence(
+  tag: number,
+  ...items: Partial<Record<keyof typeof ItemTag, string>>[]
+): SequenceValues {
+  return {
+    tag,
+    items: items.map((item) =>
+      Object.entries(item).map(([keyword, value]) => ({
+        tag: ItemTag[keyword as keyof typeof ItemTag],
+        value: value as string,
+      })),
+    ),
+  };
+}
+
+const OTHER_PATIENT_IDS = 0x00101002;
+const PROCEDURE_CODE = 0x00081032;
+const ISSUER_OF_ACCESSION_NUMBER = 0x00080051;
+const REQUEST_ATTRIBUTES = 0x00400275;
+
+/** The sequences of the fixtures' patients, studies and series. */
+const PATIENT_SEQUENCES: Partial<Record<PatientName, SequenceValues[]>> = {
+  smithJohn: [
+    sequence(
+      OTHER_PATIENT_IDS,
+      { PatientID: 'OTHER-1', IssuerOfPatientID: 'SITE-B', TypeOfPatientID: 'TEXT' },
+      { PatientID: 'OTHER-2', IssuerOfPatientID: 'SITE-C' },
+    ),
+  ],
+  smithJane: [sequence(OTHER_PATIENT_IDS, { PatientID: 'OTHER-1', IssuerOfPatientID: 'SITE-X' })],
+};
+const CT_CHEST = {
+  CodeValue: 'CT-CHEST',
+  CodingSchemeDesignator: 'LOCAL',
+  CodeMeaning: 'CT Chest',
+};
+const CT_ABDOMEN = {
+  CodeValue: 'CT_ABD%',
+  CodingSchemeDesignator: 'DCM',
+  CodeMeaning: "abdomen'; drop table sequence_items; --",
+};
+const STUDY_SEQUENCES: Readonly<Record<number, SequenceValues[]>> = {
+  1: [sequence(PROCEDURE_CODE, CT_CHEST, CT_ABDOMEN)],
+  2: [
+    sequence(PROCEDURE_CODE, { CodeValue: 'MR-BRAIN', CodingSchemeDesignator: 'LOCAL' }),
+    sequence(ISSUER_OF_ACCESSION_NUMBER, {
+      LocalNamespaceEntityID: 'HOSP-A',
+      UniversalEntityID: '1.2.3',
+      UniversalEntityIDType: 'ISO',
+    }),
+  ],
+  3: [sequence(PROCEDURE_CODE, { CodeValue: 'ct-chest', CodingSchemeDesignator: 'DCM' })],
+};
+const SERIES_SEQUENCES: Readonly<Record<string, SequenceValues[]>> = {
+  '1.1': [
+    sequence(
+      REQUEST_ATTRIBUTES,
+      {
+        RequestedProcedureID: 'RP1',
+        ScheduledProcedureStepID: 'SPS1',
+        AccessionNumber: 'ACC-1',
+      },
+      { RequestedProcedureID: 'RP2', ScheduledProcedureStepID: 'SPS2' },
+    ),
+  ],
+  '2.1': [sequence(REQUEST_ATTRIBUTES, { RequestedProcedureID: 'RP3' })],
+};
+
+/**
+ * The sequences an instance carries: its patient's, study's and series'; study 2's only on its
+ * first instance (the second carries none, and leaves them stored).
+ */
+function sequencesOf(s: SeriesFixture, index: number): { sequences?: SequenceValues[] } {
+  const sequences = [
+    ...(PATIENT_SEQUENCES[s.patient] ?? []),
+    ...(s.study === 2 && index > 0 ? [] : (STUDY_SEQUENCES[s.study] ?? [])),
+    ...(SERIES_SEQUENCES[`${s.study}.${s.series}`] ?? []),
+  ];
+  return sequences.length === 0 ? {} : { sequences };
+}
+
 function records(): InstanceRecord[] {
   return SERIES.flatMap((s) =>
     s.instanceNumbers.map((instanceNumber, i) => ({
+      ...sequencesOf(s, i),
       ...PATIENTS[s.patient],
       issuerOfPatientId: '',
       studyInstanceUid: studyUid(s.study),
@@ -702,5 +804,226 @@ describe.each([
       returnKeys: [],
     });
     expect(none).toEqual([]);
+  });
+  /** The matches of a query at `level` with one sequence condition and the sequences returned. */
+  async function withSequence(
+    level: QueryLevel,
+    condition: SequenceCondition | undefined,
+    options: {
+      root?: QueryRoot;
+      returnKeys?: QueryKeyword[];
+      returnSequences?: IndexQuery['returnSequences'];
+      conditions?: QueryCondition[];
+      on?: QueryRepository;
+    } = {},
+  ): Promise<IndexMatch[]> {
+    return collect(
+      {
+        root: options.root ?? 'study',
+        level,
+        conditions: options.conditions ?? [],
+        returnKeys: options.returnKeys ?? ['StudyInstanceUID'],
+        ...(condition !== undefined && { sequenceConditions: [condition] }),
+        returnSequences:
+          options.returnSequences ?? (condition === undefined ? [] : [condition.keyword]),
+      },
+      options.on,
+    );
+  }
+
+  /** The studies with a Procedure Code Sequence item matching all these item conditions. */
+  async function studiesWithProcedure(
+    itemConditions: SequenceCondition['itemConditions'],
+  ): Promise<unknown[]> {
+    const matches = await withSequence(
+      'STUDY',
+      { keyword: 'ProcedureCodeSequence', itemConditions },
+      { returnSequences: [] },
+    );
+    return matches.map((m) => m.StudyInstanceUID);
+  }
+
+  it('matches a sequence key on an item key and returns the items that match', async () => {
+    const matches = await withSequence('STUDY', {
+      keyword: 'ProcedureCodeSequence',
+      itemConditions: [{ keyword: 'CodeValue', match: single('CT-CHEST') }],
+    });
+    expect(matches).toEqual([
+      { StudyInstanceUID: studyUid(1), sequences: { ProcedureCodeSequence: [CT_CHEST] } },
+    ]);
+  });
+
+  it('matches all the item keys within one stored item, never across items', async () => {
+    const code = (match: ValueMatch) => ({ keyword: 'CodeValue', match }) as const;
+    const scheme = (match: ValueMatch) => ({ keyword: 'CodingSchemeDesignator', match }) as const;
+    expect(await studiesWithProcedure([code(single('CT-CHEST')), scheme(single('DCM'))])).toEqual(
+      [],
+    );
+    expect(await studiesWithProcedure([code(wildcard('*CHEST')), scheme(single('DCM'))])).toEqual(
+      [],
+    );
+    expect(await studiesWithProcedure([code(wildcard('*chest')), scheme(single('DCM'))])).toEqual(
+      studies(3),
+    );
+    const matches = await withSequence('STUDY', {
+      keyword: 'ProcedureCodeSequence',
+      itemConditions: [code(wildcard('CT*')), scheme(single('DCM'))],
+    });
+    expect(matches).toEqual([
+      { StudyInstanceUID: studyUid(1), sequences: { ProcedureCodeSequence: [CT_ABDOMEN] } },
+    ]);
+  });
+
+  it('matches item keys by single value, wildcard and list, with SQL and wildcard characters as data', async () => {
+    const code = (match: ValueMatch) => [{ keyword: 'CodeValue', match }] as const;
+    expect(await studiesWithProcedure(code(single('CT_ABD%')))).toEqual(studies(1));
+    expect(await studiesWithProcedure(code(single('CT_ABD_')))).toEqual([]);
+    expect(await studiesWithProcedure(code(single('CT%')))).toEqual([]);
+    expect(await studiesWithProcedure(code(wildcard('CT_A*')))).toEqual(studies(1));
+    expect(await studiesWithProcedure(code(wildcard('CT?ABD%')))).toEqual(studies(1));
+    expect(await studiesWithProcedure(code(wildcard('CT-*')))).toEqual(studies(1));
+    expect(await studiesWithProcedure(code(wildcard('*-*')))).toEqual(studies(1, 2, 3));
+    expect(await studiesWithProcedure(code(list('MR-BRAIN', 'ct-chest')))).toEqual(studies(2, 3));
+    expect(
+      await studiesWithProcedure([
+        { keyword: 'CodeMeaning', match: single("abdomen'; drop table sequence_items; --") },
+      ]),
+    ).toEqual(studies(1));
+  });
+
+  it('returns every stored item of a sequence asked for without a condition, none where none is stored', async () => {
+    const matches = await withSequence('STUDY', undefined, {
+      returnSequences: ['ProcedureCodeSequence', 'IssuerOfAccessionNumberSequence'],
+    });
+    expect(matches.map((m) => m.sequences)).toEqual([
+      { ProcedureCodeSequence: [CT_CHEST, CT_ABDOMEN], IssuerOfAccessionNumberSequence: [] },
+      {
+        ProcedureCodeSequence: [{ CodeValue: 'MR-BRAIN', CodingSchemeDesignator: 'LOCAL' }],
+        IssuerOfAccessionNumberSequence: [
+          {
+            LocalNamespaceEntityID: 'HOSP-A',
+            UniversalEntityID: '1.2.3',
+            UniversalEntityIDType: 'ISO',
+          },
+        ],
+      },
+      {
+        ProcedureCodeSequence: [{ CodeValue: 'ct-chest', CodingSchemeDesignator: 'DCM' }],
+        IssuerOfAccessionNumberSequence: [],
+      },
+      ...[4, 5, 6, 7].map(() => ({
+        ProcedureCodeSequence: [],
+        IssuerOfAccessionNumberSequence: [],
+      })),
+    ]);
+    // The same over pages of one match, items and all.
+    const paged = new QueryRepository(database, { pageSize: 1 });
+    expect(
+      await withSequence('STUDY', undefined, {
+        returnSequences: ['ProcedureCodeSequence', 'IssuerOfAccessionNumberSequence'],
+        on: paged,
+      }),
+    ).toEqual(matches);
+  });
+
+  it('matches patient sequences at the PATIENT level, and from the patient at the STUDY level of Study Root', async () => {
+    const otherIds = (...itemConditions: SequenceCondition['itemConditions']) =>
+      ({ keyword: 'OtherPatientIDsSequence', itemConditions }) as const;
+    const patients = await withSequence(
+      'PATIENT',
+      otherIds({ keyword: 'PatientID', match: single('OTHER-1') }),
+      { root: 'patient', returnKeys: ['PatientID'], returnSequences: [] },
+    );
+    expect(patients.map((m) => m.PatientID)).toEqual(['PID-1', 'PID-2']);
+    expect(
+      await withSequence('PATIENT', otherIds({ keyword: 'PatientID', match: single('OTHER-2') }), {
+        root: 'patient',
+        returnKeys: ['PatientID'],
+      }),
+    ).toEqual([
+      {
+        PatientID: 'PID-1',
+        sequences: {
+          OtherPatientIDsSequence: [{ PatientID: 'OTHER-2', IssuerOfPatientID: 'SITE-C' }],
+        },
+      },
+    ]);
+    const fromPatient = await withSequence(
+      'STUDY',
+      otherIds(
+        { keyword: 'PatientID', match: single('OTHER-1') },
+        { keyword: 'IssuerOfPatientID', match: wildcard('SITE-?') },
+      ),
+      { conditions: [{ keyword: 'StudyDate', match: range('20240201') }] },
+    );
+    expect(fromPatient).toEqual([
+      {
+        StudyInstanceUID: studyUid(2),
+        sequences: {
+          OtherPatientIDsSequence: [
+            { PatientID: 'OTHER-1', IssuerOfPatientID: 'SITE-B', TypeOfPatientID: 'TEXT' },
+          ],
+        },
+      },
+    ]);
+  });
+
+  it('matches series sequences at the SERIES level, and returns a study sequence from the parent', async () => {
+    const matches = await withSequence(
+      'SERIES',
+      {
+        keyword: 'RequestAttributesSequence',
+        itemConditions: [
+          { keyword: 'ScheduledProcedureStepID', match: wildcard('SPS*') },
+          { keyword: 'RequestedProcedureID', match: single('RP2') },
+        ],
+      },
+      {
+        conditions: [{ keyword: 'StudyInstanceUID', match: single(studyUid(1)) }],
+        returnKeys: ['SeriesInstanceUID'],
+        returnSequences: ['RequestAttributesSequence', 'ProcedureCodeSequence'],
+      },
+    );
+    expect(matches).toEqual([
+      {
+        SeriesInstanceUID: seriesUid(1, 1),
+        sequences: {
+          RequestAttributesSequence: [
+            { RequestedProcedureID: 'RP2', ScheduledProcedureStepID: 'SPS2' },
+          ],
+          ProcedureCodeSequence: [CT_CHEST, CT_ABDOMEN],
+        },
+      },
+    ]);
+  });
+
+  it('matches a study sequence at the IMAGE level of a relational query', async () => {
+    const matches = await withSequence(
+      'IMAGE',
+      {
+        keyword: 'ProcedureCodeSequence',
+        itemConditions: [{ keyword: 'CodeValue', match: single('MR-BRAIN') }],
+      },
+      { returnKeys: ['SOPInstanceUID'], returnSequences: [] },
+    );
+    expect(matches.map((m) => m.SOPInstanceUID)).toEqual([
+      instanceUid(2, 1, 1),
+      instanceUid(2, 1, 2),
+    ]);
+  });
+
+  it('ignores sequence keys below the level; a universal item pattern matches every entity', async () => {
+    const below = await withSequence('STUDY', {
+      keyword: 'RequestAttributesSequence',
+      itemConditions: [{ keyword: 'RequestedProcedureID', match: single('RP1') }],
+    });
+    expect(below).toEqual(studies(1, 2, 3, 4, 5, 6, 7).map((uid) => ({ StudyInstanceUID: uid })));
+    const universal = await withSequence('STUDY', {
+      keyword: 'ProcedureCodeSequence',
+      itemConditions: [{ keyword: 'CodeValue', match: wildcard('**') }],
+    });
+    expect(universal.map((m) => m.sequences?.ProcedureCodeSequence?.length)).toEqual([
+      2, 1, 1, 0, 0, 0, 0,
+    ]);
   });
 });

@@ -10,12 +10,14 @@ import * as initial from './0001-initial.js';
 import * as administration from './0002-administration.js';
 import * as users from './0003-users.js';
 import * as query from './0004-query.js';
+import * as sequenceItems from './0005-sequence-items.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
   '0002-administration': administration,
   '0003-users': users,
   '0004-query': query,
+  '0005-sequence-items': sequenceItems,
 };
 
 /** Hands Kysely's Migrator the migrations above. */

@@ -1,13 +1,16 @@
 /**
  * The index of stored instances: patients, studies, series and instances rows, with the
  * related counts and lists that C-FIND returns (number of related series and instances,
- * modalities and SOP classes in study) kept up to date as instances arrive and go.
+ * modalities and SOP classes in study) kept up to date as instances arrive and go; and the
+ * items of the sequence keys C-FIND matches (sequence_items), kept per patient, study and
+ * series.
  *
  * Layer: db (repositories hold all SQL).
  */
 
 import { type Compilable, CompiledQuery, type Insertable, type Kysely } from 'kysely';
-import type { Database } from '../schema.js';
+import { SEQUENCE_KEYS_BY_TAG, type SequenceValues } from '../../dicom/query/model.js';
+import type { Database, SequenceItemsTable } from '../schema.js';
 import {
   firstRowOf,
   rowsOf,
@@ -47,6 +50,12 @@ export interface InstanceRecord {
   readonly fileSize: number;
   readonly callingAe: string;
   readonly receivedAt: string;
+  /**
+   * The indexed sequence keys the instance carries (each with items holding values), for its
+   * patient, study or series by the key's entity. A sequence replaces the entity's stored items
+   * when they differ; one the instance does not carry leaves them as they are.
+   */
+  readonly sequences?: readonly SequenceValues[];
 }
 
 /** A study as the dashboard lists it. */
@@ -141,6 +150,8 @@ class PreparedQuery<Row> {
 interface CachedSeries {
   /** The patient, study and series attributes the rows were last written with. */
   readonly key: string;
+  /** The record's sequences when they were last written with these rows; undefined if not. */
+  readonly sequencesKey: string | undefined;
   readonly seriesId: number;
   readonly studyId: number;
   readonly modalities: string;
@@ -151,8 +162,44 @@ interface CachedSeries {
 const MAX_CACHED_SERIES = 1_000;
 
 function cacheEntry(rows: CachedSeries): CachedSeries {
-  const { key, seriesId, studyId, modalities, sopClasses } = rows;
-  return { key, seriesId, studyId, modalities, sopClasses };
+  const { key, sequencesKey, seriesId, studyId, modalities, sopClasses } = rows;
+  return { key, sequencesKey, seriesId, studyId, modalities, sopClasses };
+}
+
+/** A record's sequences as one comparable string; undefined when it carries none. */
+function sequencesKeyOf(r: InstanceRecord): string | undefined {
+  return r.sequences === undefined || r.sequences.length === 0
+    ? undefined
+    : JSON.stringify(r.sequences);
+}
+
+/** A sequence item value row, as compared and written (without its owner). */
+type ItemRow = Pick<SequenceItemsTable, 'item_number' | 'element_tag' | 'value'>;
+
+/**
+ * A sequence's rows: items numbered from 1, in order; within an item, by tag, the first value
+ * of a tag kept (an item holds a tag once; a malformed one may repeat it).
+ */
+function itemRowsOf(sequence: SequenceValues): ItemRow[] {
+  return sequence.items.flatMap((item, index) => {
+    const byTag = new Map<number, string>();
+    for (const { tag, value } of item) if (!byTag.has(tag)) byTag.set(tag, value);
+    return [...byTag]
+      .sort(([a], [b]) => a - b)
+      .map(([tag, value]) => ({ item_number: index + 1, element_tag: tag, value }));
+  });
+}
+
+function isSameRows(a: readonly ItemRow[], b: readonly ItemRow[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every(
+      (row, i) =>
+        row.item_number === b[i]?.item_number &&
+        row.element_tag === b[i]?.element_tag &&
+        row.value === b[i]?.value,
+    )
+  );
 }
 
 /** The patient, study and series attributes of a record, as one comparable string. */
@@ -388,9 +435,14 @@ export class IndexRepository {
 
   *#add(r: InstanceRecord, staged: Map<string, CachedSeries>): Step<void> {
     const key = attributesKey(r);
+    const sequencesKey = sequencesKeyOf(r);
     const known = staged.get(r.seriesInstanceUid) ?? this.#seriesRows.get(r.seriesInstanceUid);
-    const rows =
-      known?.key === key ? { ...known, isNewSeries: false } : yield* this.#upsertParents(r, key);
+    // An instance without sequences leaves the stored items alone: only the attributes count.
+    const isKnown =
+      known?.key === key && (sequencesKey === undefined || known.sequencesKey === sequencesKey);
+    const rows = isKnown
+      ? { ...known, isNewSeries: false }
+      : yield* this.#upsertParents(r, key, sequencesKey);
     const [existing] = yield* this.#hotRows(this.#hot.instanceByUid, [r.sopInstanceUid]);
     const values = {
       series_fk: rows.seriesId,
@@ -458,12 +510,23 @@ export class IndexRepository {
     staged.set(r.seriesInstanceUid, cacheEntry(rows));
   }
 
-  /** Upserts the patient, study and series rows of a record; what the cache keeps of them. */
-  *#upsertParents(r: InstanceRecord, key: string): Step<CachedSeries & { isNewSeries: boolean }> {
+  /**
+   * Upserts the patient, study and series rows of a record, and their sequence items if it
+   * carries any; what the cache keeps of them.
+   */
+  *#upsertParents(
+    r: InstanceRecord,
+    key: string,
+    sequencesKey: string | undefined,
+  ): Step<CachedSeries & { isNewSeries: boolean }> {
     const now = r.receivedAt;
     const patientFk = yield* this.#upsertPatient(r, now);
     const study = yield* this.#upsertStudy(r, patientFk, now);
     const series = yield* this.#upsertSeries(r, study.id, now);
+    if (sequencesKey !== undefined) {
+      const owners = { patient: patientFk, study: study.id, series: series.id };
+      for (const sequence of r.sequences ?? []) yield* this.#replaceItems(sequence, owners);
+    }
     const lists = yield* firstRowOf(
       this.#db
         .selectFrom('studies')
@@ -473,12 +536,68 @@ export class IndexRepository {
     );
     return {
       key,
+      sequencesKey,
       seriesId: series.id,
       studyId: study.id,
       modalities: lists.modalities_in_study,
       sopClasses: lists.sop_classes_in_study,
       isNewSeries: series.isNew,
     };
+  }
+
+  /**
+   * Replaces an entity's stored items of a sequence when they differ from the record's. Runs
+   * after the entity's row was written in the same transaction: on PostgreSQL that row's lock
+   * keeps two servers from replacing the same items at once.
+   */
+  *#replaceItems(
+    sequence: SequenceValues,
+    owners: Readonly<Record<SequenceItemsTable['entity'], number>>,
+  ): Step<void> {
+    const key = SEQUENCE_KEYS_BY_TAG.get(sequence.tag);
+    if (key === undefined) return;
+    const owner = { entity: key.entity, owner_fk: owners[key.entity], sequence_tag: key.tag };
+    const rows = itemRowsOf(sequence);
+    const stored = yield* rowsOf(
+      this.#db
+        .selectFrom('sequence_items')
+        .select(['item_number', 'element_tag', 'value'])
+        .where('entity', '=', owner.entity)
+        .where('owner_fk', '=', owner.owner_fk)
+        .where('sequence_tag', '=', owner.sequence_tag)
+        .orderBy('item_number')
+        .orderBy('element_tag')
+        .compile(),
+    );
+    if (isSameRows(stored, rows)) return;
+    if (stored.length > 0) {
+      yield* rowsOf(
+        this.#db
+          .deleteFrom('sequence_items')
+          .where('entity', '=', owner.entity)
+          .where('owner_fk', '=', owner.owner_fk)
+          .where('sequence_tag', '=', owner.sequence_tag)
+          .compile(),
+      );
+    }
+    if (rows.length === 0) return;
+    yield* rowsOf(
+      this.#db
+        .insertInto('sequence_items')
+        .values(rows.map((row) => ({ ...owner, ...row })))
+        .compile(),
+    );
+  }
+
+  /** Removes the sequence items of a series or study whose row goes. */
+  *#removeItems(entity: SequenceItemsTable['entity'], ownerFk: number): Step<void> {
+    yield* rowsOf(
+      this.#db
+        .deleteFrom('sequence_items')
+        .where('entity', '=', entity)
+        .where('owner_fk', '=', ownerFk)
+        .compile(),
+    );
   }
 
   /**
@@ -502,12 +621,14 @@ export class IndexRepository {
       return;
     }
     yield* rowsOf(this.#db.deleteFrom('series').where('id', '=', seriesFk).compile());
+    yield* this.#removeItems('series', seriesFk);
     // The series the instance moved to may be in this study, new and not yet counted.
     const [remaining] = yield* rowsOf(
       this.#db.selectFrom('series').select('id').where('study_fk', '=', series.study_fk).compile(),
     );
     if (remaining === undefined) {
       yield* rowsOf(this.#db.deleteFrom('studies').where('id', '=', series.study_fk).compile());
+      yield* this.#removeItems('study', series.study_fk);
       return;
     }
     yield* rowsOf(

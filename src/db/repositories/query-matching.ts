@@ -14,6 +14,10 @@
  * - a backslash list's items: a recursive split on SQLite, unnest(string_to_array()) on
  *   PostgreSQL.
  *
+ * Sequence keys (PS3.4 §C.2.2.2.6) are matched on the sequence_items table, one row per item
+ * key value: all the item conditions of a key must hold in one stored item, which is a self-join
+ * on the item's number; each condition is the plain key's, on the row's value.
+ *
  * Dates and times are compared as text, as DICOM writes them (YYYYMMDD, HHMMSS.FFFFFF or a
  * prefix of it); values stored in another form (e.g. 2026-01-02 or 12:00:00, as old ACR-NEMA
  * peers sent) simply do not match a range.
@@ -23,11 +27,15 @@
 
 import { type RawBuilder, type SqlBool, sql } from 'kysely';
 import {
+  type ItemCondition,
   QUERY_KEYS,
-  type QueryKey,
   type QueryKeyword,
+  SEQUENCE_KEYS,
+  type SequenceCondition,
+  type SequenceKey,
   type ValueMatch,
 } from '../../dicom/query/model.js';
+import type { Vr } from '../../dicom/vr.js';
 
 /** Which database the SQL is for. */
 export type SqlKind = 'sqlite' | 'postgres';
@@ -150,9 +158,14 @@ interface TextCompare {
   readonly isFolded: boolean;
 }
 
+/** What the comparisons need to know of a key: its VR. */
+interface TypedKey {
+  readonly vr: Vr;
+}
+
 function textCondition(
   column: RawBuilder<unknown>,
-  key: QueryKey,
+  key: TypedKey,
   match: ValueMatch,
   compare: TextCompare,
 ): RawBuilder<SqlBool> {
@@ -180,7 +193,7 @@ function textCondition(
  * A list's item as the match it asks for (PS3.4 §C.2.2.2.8: each value of a list is matched as
  * a single value, wildcard or range would be on its own).
  */
-function listItemMatch(item: string, key: QueryKey): ValueMatch {
+function listItemMatch(item: string, key: TypedKey): ValueMatch {
   if ((key.vr === 'DA' || key.vr === 'TM') && item.includes('-')) {
     const [from = '', to = ''] = item.split('-');
     return { kind: 'range', ...(from !== '' && { from }), ...(to !== '' && { to }) };
@@ -278,7 +291,7 @@ export function earliestTimeForm(time: string): string {
 
 function rangeCondition(
   column: RawBuilder<unknown>,
-  key: QueryKey,
+  key: TypedKey,
   match: Extract<ValueMatch, { kind: 'range' }>,
 ): RawBuilder<SqlBool> {
   const bounds: RawBuilder<SqlBool>[] = [];
@@ -405,4 +418,97 @@ function listItemCondition(
       return never;
     }
   }
+}
+
+/** The table whose row owns the items of a sequence key of an entity. */
+export const SEQUENCE_OWNER_TABLE: Readonly<Record<SequenceKey['entity'], IndexTable>> = {
+  patient: 'patients',
+  study: 'studies',
+  series: 'series',
+};
+
+/** True for a match every value meets, a stored one or none (`*`, `**`, ...). */
+function isUniversalMatch(match: ValueMatch): boolean {
+  return match.kind === 'wildcard' && isUniversalPattern(match.pattern);
+}
+
+/**
+ * The item conditions of a sequence condition over one stored item: `from` the rows of item
+ * keys, aliased i0, i1, ... and joined on the same item (i0 names the item: its owner and
+ * number), `where` each row holds its key and its value matches. Undefined when every item
+ * condition is universal: then any entity, and any item, matches.
+ */
+function itemMatchSql(
+  condition: SequenceCondition,
+  options: MatchOptions,
+): { from: RawBuilder<unknown>; where: RawBuilder<SqlBool> } | undefined {
+  const sequence = SEQUENCE_KEYS.get(condition.keyword);
+  if (sequence === undefined) return undefined;
+  const itemKeys = new Map([...sequence.itemKeys.values()].map((key) => [key.keyword, key]));
+  const conditions = condition.itemConditions.filter((c) => !isUniversalMatch(c.match));
+  if (conditions.length === 0) return undefined;
+  const from: RawBuilder<unknown>[] = [sql`sequence_items as i0`];
+  const where: RawBuilder<SqlBool>[] = [
+    sql<SqlBool>`i0.entity = ${sequence.entity}`,
+    sql<SqlBool>`i0.sequence_tag = ${sequence.tag}`,
+  ];
+  conditions.forEach((item: ItemCondition, index) => {
+    const key = itemKeys.get(item.keyword);
+    const alias = `i${index}`;
+    if (index > 0) {
+      const same = (column: string) =>
+        sql`${sql.ref(`${alias}.${column}`)} = ${sql.ref(`i0.${column}`)}`;
+      from.push(
+        sql`inner join sequence_items as ${sql.id(alias)} on ${sql.join(
+          ['entity', 'owner_fk', 'sequence_tag', 'item_number'].map(same),
+          sql` and `,
+        )}`,
+      );
+    }
+    if (key === undefined) {
+      where.push(NEVER);
+      return;
+    }
+    const value = sql.ref(`${alias}.value`);
+    const isFolded = key.vr === 'PN' && options.isPersonNameCaseInsensitive;
+    where.push(sql<SqlBool>`${sql.ref(`${alias}.element_tag`)} = ${key.tag}`);
+    where.push(textCondition(value, key, item.match, { kind: options.kind, isFolded }));
+  });
+  return { from: sql.join(from, sql` `), where: sql<SqlBool>`${sql.join(where, sql` and `)}` };
+}
+
+/**
+ * The SQL condition that an entity (its table joined) has a stored item of a sequence key
+ * matching every item condition (PS3.4 §C.2.2.2.6). Written as `id in (...)`, so that either
+ * database may start from the items' value index or from the entity.
+ */
+export function sequenceConditionSql(
+  condition: SequenceCondition,
+  options: MatchOptions,
+): RawBuilder<SqlBool> {
+  const sequence = SEQUENCE_KEYS.get(condition.keyword);
+  if (sequence === undefined) return NEVER;
+  const items = itemMatchSql(condition, options);
+  if (items === undefined) return ALWAYS;
+  const owner = sql.ref(`${SEQUENCE_OWNER_TABLE[sequence.entity]}.id`);
+  return sql<SqlBool>`${owner} in (select i0.owner_fk from ${items.from} where ${items.where})`;
+}
+
+/**
+ * The SQL condition that a stored item, the one of the sequence_items row aliased `alias`,
+ * matches a sequence condition: the items a matching sequence key returns.
+ */
+export function matchingItemSql(
+  alias: string,
+  condition: SequenceCondition,
+  options: MatchOptions,
+): RawBuilder<SqlBool> {
+  const items = itemMatchSql(condition, options);
+  if (items === undefined) return ALWAYS;
+  const same = (column: string) =>
+    sql`${sql.ref(`i0.${column}`)} = ${sql.ref(`${alias}.${column}`)}`;
+  return sql<SqlBool>`exists (select 1 from ${items.from} where ${items.where} and ${sql.join(
+    ['entity', 'owner_fk', 'sequence_tag', 'item_number'].map(same),
+    sql` and `,
+  )})`;
 }

@@ -1,8 +1,9 @@
 /**
  * The index as C-FIND, C-MOVE and C-GET see it: the matches of a query at its level, joined up
  * to their parents (patients <- studies <- series <- instances) for the keys above the level,
- * streamed in keyset pages; and every instance under the matches, for a retrieve. How each
- * key is matched is in query-matching.ts.
+ * streamed in keyset pages, with the stored items of the sequence keys asked for (a query per
+ * page and sequence); and every instance under the matches, for a retrieve. How each key is
+ * matched is in query-matching.ts.
  *
  * Layer: db (repositories hold all SQL).
  */
@@ -15,6 +16,11 @@ import {
   type QueryKeyword,
   type QueryLevel,
   type RetrievableInstance,
+  SEQUENCE_KEYS,
+  type SequenceCondition,
+  type SequenceItemValues,
+  type SequenceKey,
+  type SequenceKeyword,
 } from '../../dicom/query/model.js';
 import { DicomServerError } from '../../errors.js';
 import type { Database } from '../schema.js';
@@ -24,7 +30,11 @@ import {
   type IndexTable,
   KEY_COLUMNS,
   keyExpression,
+  type MatchOptions,
+  matchingItemSql,
+  SEQUENCE_OWNER_TABLE,
   type SqlKind,
+  sequenceConditionSql,
   tableOfKey,
 } from './query-matching.js';
 
@@ -71,11 +81,27 @@ const PARENT_JOIN: Readonly<Record<Exclude<IndexTable, 'patients'>, RawBuilder<u
 /** The column of the level's row id in a page's rows (no key's keyword starts in lower case). */
 const ROW_ID = 'row_id';
 
+/** A sequence key a query returns: its items, the ones matching its condition if it has one. */
+interface ReturnedSequence {
+  readonly key: SequenceKey;
+  readonly condition: SequenceCondition | undefined;
+}
+
+/** The column of a returned sequence's owner row id in a page's rows. */
+function ownerColumn(entity: SequenceKey['entity']): string {
+  return `owner_${entity}`;
+}
+
+/** Owner ids per items query: far below either database's limit on parameters. */
+const MAX_OWNERS_PER_QUERY = 500;
+
 /** A query on the index, resolved against its level: the SQL parts every page shares. */
 interface PlannedQuery {
   readonly levelTable: IndexTable;
   readonly returnKeys: readonly QueryKeyword[];
+  readonly returnSequences: readonly ReturnedSequence[];
   readonly conditions: readonly RawBuilder<SqlBool>[];
+  readonly options: MatchOptions;
   /** The highest table the keys need (the level's own table at least). */
   readonly topTable: IndexTable;
 }
@@ -109,6 +135,72 @@ function matchValue(keyword: QueryKeyword, value: unknown): string | number | nu
   }
 }
 
+/** The sequence conditions and returned sequences of a query at or above the level's table. */
+function sequencesOfLevel(
+  query: IndexQuery,
+  levelTable: IndexTable,
+): {
+  conditions: { key: SequenceKey; condition: SequenceCondition }[];
+  returned: ReturnedSequence[];
+} {
+  const isOfLevel = (key: SequenceKey) =>
+    DEPTH[SEQUENCE_OWNER_TABLE[key.entity]] <= DEPTH[levelTable];
+  const conditions = (query.sequenceConditions ?? []).flatMap((condition) => {
+    const key = SEQUENCE_KEYS.get(condition.keyword);
+    return key !== undefined && isOfLevel(key) ? [{ key, condition }] : [];
+  });
+  const returned = [...new Set(query.returnSequences ?? [])].flatMap((keyword) => {
+    const key = SEQUENCE_KEYS.get(keyword);
+    if (key === undefined || !isOfLevel(key)) return [];
+    const condition = conditions.find((c) => c.key === key)?.condition;
+    return [{ key, condition }];
+  });
+  return { conditions, returned };
+}
+
+/** A row of sequence_items as a page's items query reads it. */
+interface ItemValueRow {
+  owner_fk: number | string;
+  item_number: number | string;
+  element_tag: number | string;
+  value: string;
+}
+
+/** Groups item value rows (ordered by owner and item) into items, by owner. */
+function groupItems(
+  key: SequenceKey,
+  rows: readonly ItemValueRow[],
+  byOwner: Map<number, SequenceItemValues[]>,
+): void {
+  let last: { owner: number; itemNumber: number; item: Record<string, string> } | undefined;
+  for (const row of rows) {
+    const owner = Number(row.owner_fk);
+    const itemNumber = Number(row.item_number);
+    if (last?.owner !== owner || last.itemNumber !== itemNumber) {
+      last = { owner, itemNumber, item: {} };
+      const items = byOwner.get(owner) ?? [];
+      items.push(last.item);
+      byOwner.set(owner, items);
+    }
+    const itemKey = key.itemKeys.get(Number(row.element_tag));
+    if (itemKey !== undefined) last.item[itemKey.keyword] = row.value;
+  }
+}
+
+/** A match's returned sequences: its owner's items of each, none when it has no stored one. */
+function sequencesOf(
+  plan: PlannedQuery,
+  items: ReadonlyMap<SequenceKeyword, ReadonlyMap<number, SequenceItemValues[]>>,
+  row: Record<string, unknown>,
+): NonNullable<IndexMatch['sequences']> {
+  return Object.fromEntries(
+    plan.returnSequences.map(({ key }) => [
+      key.keyword,
+      items.get(key.keyword)?.get(Number(row[ownerColumn(key.entity)])) ?? [],
+    ]),
+  );
+}
+
 /** Reads the index for C-FIND, C-MOVE and C-GET. */
 export class QueryRepository {
   readonly #db: Kysely<Database>;
@@ -133,9 +225,14 @@ export class QueryRepository {
   async *find(query: IndexQuery, signal?: AbortSignal): AsyncGenerator<IndexMatch> {
     const plan = this.#plan(query, query.level);
     const id = sql.ref(`${plan.levelTable}.id`);
+    const owners = [...new Set(plan.returnSequences.map((returned) => returned.key.entity))];
     const columns = [
       sql`${id} as ${sql.id(ROW_ID)}`,
       ...plan.returnKeys.map((keyword) => sql`${keyExpression(keyword)} as ${sql.id(keyword)}`),
+      ...owners.map(
+        (entity) =>
+          sql`${sql.ref(`${SEQUENCE_OWNER_TABLE[entity]}.id`)} as ${sql.id(ownerColumn(entity))}`,
+      ),
     ];
     let remaining = query.limit ?? Number.POSITIVE_INFINITY;
     let after = 0;
@@ -147,11 +244,13 @@ export class QueryRepository {
           [...plan.conditions, sql<SqlBool>`${id} > ${after}`],
         )} order by ${id} limit ${pageSize}`.compile(this.#db),
       );
+      const items = await this.#returnedItems(plan, rows);
       for (const row of rows) {
         signal?.throwIfAborted();
-        yield Object.fromEntries(
+        const match: IndexMatch = Object.fromEntries(
           plan.returnKeys.map((keyword) => [keyword, matchValue(keyword, row[keyword])]),
         );
+        yield items.size === 0 ? match : { ...match, sequences: sequencesOf(plan, items, row) };
       }
       remaining -= rows.length;
       if (rows.length < pageSize) return;
@@ -206,18 +305,59 @@ export class QueryRepository {
       KEY_COLUMNS[keyword] !== undefined && DEPTH[tableOfKey(keyword)] <= DEPTH[levelTable];
     const returnKeys = [...new Set(query.returnKeys)].filter(isOfLevel);
     const conditionKeys = query.conditions.filter((c) => isOfLevel(c.keyword));
-    const options = {
+    const options: MatchOptions = {
       kind: this.#kind,
       isPersonNameCaseInsensitive: query.isPersonNameCaseInsensitive === true,
     };
-    const used = [...returnKeys, ...conditionKeys.map((c) => c.keyword)];
-    const topDepth = Math.min(DEPTH[levelTable], ...used.map((k) => DEPTH[tableOfKey(k)]));
+    const sequences = sequencesOfLevel(query, levelTable);
+    const used = [
+      ...[...returnKeys, ...conditionKeys.map((c) => c.keyword)].map(tableOfKey),
+      ...[...sequences.conditions, ...sequences.returned].map(
+        ({ key }) => SEQUENCE_OWNER_TABLE[key.entity],
+      ),
+    ];
+    const topDepth = Math.min(DEPTH[levelTable], ...used.map((table) => DEPTH[table]));
     return {
       levelTable,
       returnKeys,
-      conditions: conditionKeys.map((c) => conditionSql(c.keyword, c.match, options)),
+      returnSequences: sequences.returned,
+      conditions: [
+        ...conditionKeys.map((c) => conditionSql(c.keyword, c.match, options)),
+        ...sequences.conditions.map(({ condition }) => sequenceConditionSql(condition, options)),
+      ],
+      options,
       topTable: TABLES_BY_DEPTH[topDepth] ?? levelTable,
     };
+  }
+
+  /**
+   * The stored items of the sequences a page returns, by sequence and owner row id: the items
+   * matching the sequence's condition, or all, each as its item keys' values, in item order.
+   */
+  async #returnedItems(
+    plan: PlannedQuery,
+    rows: readonly Record<string, unknown>[],
+  ): Promise<Map<SequenceKeyword, Map<number, SequenceItemValues[]>>> {
+    const items = new Map<SequenceKeyword, Map<number, SequenceItemValues[]>>();
+    for (const { key, condition } of plan.returnSequences) {
+      const byOwner = new Map<number, SequenceItemValues[]>();
+      items.set(key.keyword, byOwner);
+      const owners = [...new Set(rows.map((row) => Number(row[ownerColumn(key.entity)])))];
+      for (let start = 0; start < owners.length; start += MAX_OWNERS_PER_QUERY) {
+        const some = owners.slice(start, start + MAX_OWNERS_PER_QUERY);
+        const filter =
+          condition === undefined
+            ? sql``
+            : sql`and ${matchingItemSql('s', condition, plan.options)}`;
+        const values = await this.#rows<ItemValueRow>(
+          sql`select s.owner_fk, s.item_number, s.element_tag, s.value from sequence_items as s where s.entity = ${key.entity} and s.sequence_tag = ${key.tag} and s.owner_fk in (${sql.join(some)}) ${filter} order by s.owner_fk, s.item_number, s.element_tag`.compile(
+            this.#db,
+          ),
+        );
+        groupItems(key, values, byOwner);
+      }
+    }
+    return items;
   }
 
   async #rows<Row>(query: CompiledQuery<unknown>): Promise<Row[]> {

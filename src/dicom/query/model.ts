@@ -185,6 +185,126 @@ export interface QueryCondition {
   readonly match: ValueMatch;
 }
 
+/**
+ * Sequence keys the index holds (PS3.4 §C.2.2.2.6), with the item keys it keeps of their items:
+ * the ones C-FIND peers commonly send. Each belongs to an entity, as plain keys do.
+ */
+const SEQUENCES = [
+  // Patient (PS3.4 Table C.6-1)
+  {
+    keyword: 'OtherPatientIDsSequence',
+    tag: 0x00101002,
+    entity: 'patient',
+    itemKeys: [
+      { keyword: 'PatientID', tag: 0x00100020, vr: 'LO' },
+      { keyword: 'IssuerOfPatientID', tag: 0x00100021, vr: 'LO' },
+      { keyword: 'TypeOfPatientID', tag: 0x00100022, vr: 'CS' },
+    ],
+  },
+  // Study (PS3.4 Table C.6-5)
+  {
+    keyword: 'IssuerOfAccessionNumberSequence',
+    tag: 0x00080051,
+    entity: 'study',
+    itemKeys: [
+      { keyword: 'LocalNamespaceEntityID', tag: 0x00400031, vr: 'UT' },
+      { keyword: 'UniversalEntityID', tag: 0x00400032, vr: 'UT' },
+      { keyword: 'UniversalEntityIDType', tag: 0x00400033, vr: 'CS' },
+    ],
+  },
+  {
+    keyword: 'ProcedureCodeSequence',
+    tag: 0x00081032,
+    entity: 'study',
+    itemKeys: [
+      { keyword: 'CodeValue', tag: 0x00080100, vr: 'SH' },
+      { keyword: 'CodingSchemeDesignator', tag: 0x00080102, vr: 'SH' },
+      { keyword: 'CodeMeaning', tag: 0x00080104, vr: 'LO' },
+    ],
+  },
+  // Series (PS3.4 Table C.6-3)
+  {
+    keyword: 'RequestAttributesSequence',
+    tag: 0x00400275,
+    entity: 'series',
+    itemKeys: [
+      { keyword: 'RequestedProcedureID', tag: 0x00401001, vr: 'SH' },
+      { keyword: 'ScheduledProcedureStepID', tag: 0x00400009, vr: 'SH' },
+      { keyword: 'AccessionNumber', tag: 0x00080050, vr: 'SH' },
+      { keyword: 'RequestedProcedureDescription', tag: 0x00321060, vr: 'LO' },
+    ],
+  },
+] as const satisfies readonly {
+  keyword: string;
+  tag: number;
+  entity: Exclude<QueryKey['entity'], 'instance'>;
+  itemKeys: readonly { keyword: string; tag: number; vr: Vr }[];
+}[];
+
+/** The keyword of a sequence key the index holds. */
+export type SequenceKeyword = (typeof SEQUENCES)[number]['keyword'];
+
+/** The keyword of an item key the index keeps of a sequence's items. */
+export type SequenceItemKeyword = (typeof SEQUENCES)[number]['itemKeys'][number]['keyword'];
+
+/** An attribute of a sequence's items that the index keeps and matches. */
+export interface SequenceItemKey {
+  readonly keyword: SequenceItemKeyword;
+  readonly tag: number;
+  readonly vr: Vr;
+}
+
+/** A sequence key the index holds: its items' keys, by tag, and the entity it belongs to. */
+export interface SequenceKey {
+  readonly keyword: SequenceKeyword;
+  readonly tag: number;
+  readonly entity: Exclude<QueryKey['entity'], 'instance'>;
+  readonly itemKeys: ReadonlyMap<number, SequenceItemKey>;
+}
+
+/** The sequence keys the index holds, by keyword. */
+export const SEQUENCE_KEYS: ReadonlyMap<SequenceKeyword, SequenceKey> = new Map(
+  SEQUENCES.map((sequence) => [
+    sequence.keyword,
+    {
+      keyword: sequence.keyword,
+      tag: sequence.tag,
+      entity: sequence.entity,
+      itemKeys: new Map<number, SequenceItemKey>(
+        sequence.itemKeys.map((item) => [item.tag, { ...item }]),
+      ),
+    },
+  ]),
+);
+
+/** The sequence keys the index holds, by tag. */
+export const SEQUENCE_KEYS_BY_TAG: ReadonlyMap<number, SequenceKey> = new Map(
+  [...SEQUENCE_KEYS.values()].map((sequence) => [sequence.tag, sequence]),
+);
+
+/** One item key's value in a sequence condition. */
+export interface ItemCondition {
+  readonly keyword: SequenceItemKeyword;
+  readonly match: ValueMatch;
+}
+
+/**
+ * A sequence key with matching item keys (PS3.4 §C.2.2.2.6): an entity matches when one of its
+ * stored items matches every item condition.
+ */
+export interface SequenceCondition {
+  readonly keyword: SequenceKeyword;
+  readonly itemConditions: readonly ItemCondition[];
+}
+
+/** A sequence's items as the index holds them: each item's kept values (decoded text). */
+export interface SequenceValues {
+  /** The sequence's tag (a key of SEQUENCE_KEYS_BY_TAG). */
+  readonly tag: number;
+  /** Items in their order; each holds the item keys that had a value, in any order. */
+  readonly items: readonly (readonly { readonly tag: number; readonly value: string }[])[];
+}
+
 /** A query on the index: matches at one level, with the keys each match returns. */
 export interface IndexQuery {
   readonly root: QueryRoot;
@@ -193,14 +313,30 @@ export interface IndexQuery {
   readonly conditions: readonly QueryCondition[];
   /** Keys whose values each match carries; a key above the level comes from the parent entity. */
   readonly returnKeys: readonly QueryKeyword[];
+  /** Sequence keys with matching item keys; all must match too. */
+  readonly sequenceConditions?: readonly SequenceCondition[];
+  /**
+   * Sequences whose items each match carries (in IndexMatch.sequences): the items that match
+   * the sequence's condition if it has one, else all. A sequence above the level comes from
+   * the parent entity.
+   */
+  readonly returnSequences?: readonly SequenceKeyword[];
   /** Person names matched without regard to case (single values and wildcards). */
   readonly isPersonNameCaseInsensitive?: boolean;
   /** At most this many matches; absent means all. */
   readonly limit?: number;
 }
 
-/** One match: the returned keys' values (null when the index holds none), numbers for IS keys. */
-export type IndexMatch = Readonly<Partial<Record<QueryKeyword, string | number | null>>>;
+/** One stored item of a returned sequence: the item keys the index holds a value for. */
+export type SequenceItemValues = Readonly<Partial<Record<SequenceItemKeyword, string>>>;
+
+/**
+ * One match: the returned keys' values (null when the index holds none), numbers for IS keys;
+ * and, when the query asked for sequences, their items (an empty list when none is stored).
+ */
+export type IndexMatch = Readonly<Partial<Record<QueryKeyword, string | number | null>>> & {
+  readonly sequences?: Readonly<Partial<Record<SequenceKeyword, readonly SequenceItemValues[]>>>;
+};
 
 /** An instance to retrieve, as the index knows it. */
 export interface RetrievableInstance {

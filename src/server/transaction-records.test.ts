@@ -67,7 +67,7 @@ describe('transaction rows of Query/Retrieve operations', () => {
     expect(row.status).toBe('warning');
   });
 
-  it('keep the error comment of a refusal next to the summary', () => {
+  it('say why a C-MOVE was refused, once', () => {
     const row = rowFor(
       CommandField.CMoveRq,
       Status.MoveDestinationUnknown,

@@ -156,8 +156,10 @@ export function recordOperation(
       seconds > 0 && { transferRateMbps: bytes / 1_000_000 / seconds }),
   };
   const summary = querySummary(name, note);
+  // A refusal's summary already holds its error comment.
+  const parts = summary?.includes(comment ?? '\0') ? [summary] : [comment, summary];
   const message =
-    [comment, summary].filter((part) => part !== undefined).join('; ') ||
+    parts.filter((part) => part !== undefined).join('; ') ||
     (statusCategory(code) === 'failure' ? statusMeaning(code) : undefined);
   log.record(message === undefined ? row : { ...row, message });
 }

@@ -312,7 +312,7 @@ describe('C-MOVE refusals and destination failures', () => {
     expect(lines).toEqual(['warn C-MOVE to an unknown destination']);
     expect(pending).toEqual([]);
     expect(final.status).toBe(Status.MoveDestinationUnknown);
-    expect(final.fields?.errorComment).toBe('move destination unknown');
+    expect(final.fields?.errorComment).toMatch(/ is not a move destination here$/);
     expect(failedList(final)).toEqual([]);
     expect(source.queries).toEqual([]);
   });

@@ -81,9 +81,10 @@ async function* serveMove(
   const note = { destination: destinationAeTitle };
   if (destination === undefined) {
     options.logger?.warn(note, 'C-MOVE to an unknown destination');
+    // Said so that an operator knows what to set up: an AE title with host and port.
     const refusal = {
       status: Status.MoveDestinationUnknown,
-      errorComment: 'move destination unknown',
+      errorComment: `${destinationAeTitle.trim()} is not a move destination here`.slice(0, 64),
     };
     yield refusedResponse(refusal, encoding, note);
     return;

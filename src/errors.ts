@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   ERR_DUPLICATE_INSTANCE:
     'an instance whose SOP Instance UID is already stored, under the reject policy',
   ERR_INVALID_ARGUMENT: 'a caller passed a value outside its allowed range',
+  ERR_HANDOFF_FAILED:
+    'handing a completed series to processing failed (folder copy, webhook or command)',
 } as const;
 
 /** One of the registered error codes. */

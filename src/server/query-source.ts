@@ -1,12 +1,14 @@
 /**
  * What the query and retrieve services reach through their ports, made of the index and the
- * live settings: matches from the index's query repository, retrievable files resolved against
- * the storage root (and refused if an index row points outside it), and move destinations from
- * the allowed AE titles.
+ * live settings: matches (and their count) from the index's query repository, retrievable files
+ * resolved against the storage root (an index row pointing outside it is marked unavailable,
+ * so that only its sub-operation fails), and move destinations from the allowed AE titles.
  *
  * Layer: server.
  */
 
+import type { RetrievableInstance } from '../dicom/query/model.js';
+import { hasCode } from '../errors.js';
 import type { MoveDestinations, QuerySource } from '../services/ports.js';
 import { resolveInside } from '../storage/layout.js';
 import type { AccessPolicy } from './access-control.js';
@@ -20,12 +22,25 @@ export type QueryIndex = {
 export function indexQuerySource(index: QueryIndex, storageRoot: string): QuerySource {
   return {
     find: (query, signal) => index.find(query, signal),
+    count: (query, limit, signal) => index.count(query, limit, signal),
     retrievable: async (query, signal) =>
-      (await index.retrievable(query, signal)).map((instance) => ({
-        ...instance,
-        filePath: resolveInside(storageRoot, instance.filePath),
-      })),
+      (await index.retrievable(query, signal)).map((instance) =>
+        withAbsolutePath(instance, storageRoot),
+      ),
   };
+}
+
+/**
+ * The instance with its file path made absolute under the storage root; marked unavailable,
+ * its path left as the index holds it, when that path would lead out of the root.
+ */
+function withAbsolutePath(instance: RetrievableInstance, storageRoot: string): RetrievableInstance {
+  try {
+    return { ...instance, filePath: resolveInside(storageRoot, instance.filePath) };
+  } catch (error) {
+    if (!hasCode(error, 'ERR_INVALID_ARGUMENT')) throw error;
+    return { ...instance, unavailable: 'file path outside the storage root' };
+  }
 }
 
 /**

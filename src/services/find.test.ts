@@ -10,7 +10,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   type IdentifierElement,
-  MAX_IDENTIFIER_BYTES,
   readIdentifier,
   writeIdentifier,
 } from '../dicom/query/identifier.js';
@@ -32,6 +31,7 @@ import { CommandField } from '../network/dimse/command.js';
 import { Status } from '../network/dimse/status.js';
 import { createFindHandler, type FindSettings } from './find.js';
 import type { QuerySource } from './ports.js';
+import { MAX_REQUEST_IDENTIFIER_BYTES } from './query-request.js';
 
 const PATIENT_ROOT = SopClass.PatientRootQueryRetrieveInformationModelFind;
 const STUDY_ROOT = SopClass.StudyRootQueryRetrieveInformationModelFind;
@@ -197,8 +197,31 @@ class FakeSource implements QuerySource {
     }
   }
 
+  /** Queries counted, with the limit each was counted to. */
+  readonly counts: { query: IndexQuery; limit: number }[] = [];
+
+  async count(query: IndexQuery, limit: number, signal: AbortSignal): Promise<number> {
+    this.counts.push({ query, limit });
+    let counted = 0;
+    for await (const _ of this.find({ ...query, limit }, signal)) counted += 1;
+    this.queries.pop();
+    return counted;
+  }
+
   async retrievable(): Promise<RetrievableInstance[]> {
     throw new Error('not used by C-FIND');
+  }
+}
+
+/** A source answering each query with these matches, whatever it asks. */
+class FixedSource extends FakeSource {
+  constructor(readonly matches: readonly IndexMatch[]) {
+    super();
+  }
+
+  override async *find(query: IndexQuery): AsyncIterable<IndexMatch> {
+    this.queries.push(query);
+    yield* this.matches;
   }
 }
 
@@ -389,17 +412,36 @@ describe('C-FIND levels and roots', () => {
     expect(column(answers, Tag.SOPInstanceUID)).toEqual(['1.2.1.1.1', '1.2.1.1.2']);
   });
 
-  it('matches on keys above the level when relational queries were negotiated', async () => {
+  it('matches on keys above the level, relational or hierarchical without the unique keys above', async () => {
     const elements = [
       level('SERIES'),
       el(Tag.PatientName, 'PN', 'DOE^JOHN'),
       el(Tag.Modality, 'CS', 'CT'),
+      el(Tag.SeriesInstanceUID, 'UI'),
     ];
-    const relational = await find(elements, { sopClass: PATIENT_ROOT, isRelational: true });
-    expect(relational.final.status).toBe(Status.Success);
-    expect(column(relational.answers, Tag.Modality)).toEqual(['CT', 'CT']);
-    const hierarchical = await find(elements, { sopClass: PATIENT_ROOT });
-    expect(hierarchical.final.status).toBe(Status.DataSetDoesNotMatchSopClass);
+    for (const isRelational of [true, false]) {
+      const { final, answers } = await find(elements, { sopClass: PATIENT_ROOT, isRelational });
+      expect(final.status).toBe(Status.Success);
+      expect(column(answers, Tag.SeriesInstanceUID)).toEqual(['1.2.1.1', '1.2.1.2']);
+    }
+  });
+
+  it('answers a SERIES query without the study it belongs to, across studies', async () => {
+    const { final, pending, answers } = await find([
+      level('SERIES'),
+      el(Tag.Modality, 'CS', 'CT'),
+      el(Tag.SeriesInstanceUID, 'UI'),
+      el(Tag.StudyInstanceUID, 'UI'),
+    ]);
+    expect(final.status).toBe(Status.Success);
+    expect(pending.map((r) => r.status)).toEqual(Array(4).fill(Status.Pending));
+    expect(column(answers, Tag.SeriesInstanceUID)).toEqual([
+      '1.2.1.1',
+      '1.2.1.2',
+      '1.2.3.1',
+      '1.2.4.1',
+    ]);
+    expect(column(answers, Tag.StudyInstanceUID)).toEqual(['1.2.1', '1.2.1', '1.2.3', '1.2.4']);
   });
 
   it('answers success alone when nothing matches', async () => {
@@ -413,8 +455,12 @@ describe('C-FIND refusals', () => {
   const cases: [string, IdentifierElement[], number, number[] | undefined][] = [
     ['no Query/Retrieve Level', [el(Tag.PatientName, 'PN', 'DOE*')], 0xa900, [0x00080052]],
     ['the PATIENT level in Study Root', [level('PATIENT')], 0xa900, [0x00080052]],
-    ['a key below the level', [level('STUDY'), el(Tag.Modality, 'CS', 'CT')], 0xa900, [0x00080060]],
-    ['no unique key above the level', [level('SERIES')], 0xa900, [0x0020000d]],
+    [
+      'several Study Instance UIDs above the level',
+      [level('SERIES'), el(Tag.StudyInstanceUID, 'UI', '1.2.1\\1.2.2')],
+      0xa900,
+      [0x0020000d],
+    ],
     [
       'a malformed date',
       [level('STUDY'), el(Tag.StudyDate, 'DA', '2023130')],
@@ -450,14 +496,25 @@ describe('C-FIND refusals', () => {
     expect(final.status).toBe(Status.CannotUnderstand);
   });
 
-  it('refuses an identifier over 1 MiB with 0xC000, reading no more of it', async () => {
-    const chunk = Buffer.alloc(64 * 1024);
-    const chunks = Array.from({ length: MAX_IDENTIFIER_BYTES / chunk.length + 2 }, () => chunk);
+  it('refuses an identifier over 64 KiB with 0xC000, reading no more of it', async () => {
+    const chunk = Buffer.alloc(16 * 1024);
+    const chunks = Array.from(
+      { length: MAX_REQUEST_IDENTIFIER_BYTES / chunk.length + 2 },
+      () => chunk,
+    );
     const dataset = datasetOf(chunks);
     const { final } = await find([], { dataset });
     expect(final.status).toBe(Status.CannotUnderstand);
-    expect(final.fields?.errorComment).toBe('identifier too large');
+    expect(final.fields?.errorComment).toBe('identifier too large: over 64 KiB');
     expect(dataset.destroyed).toBe(true);
+  });
+
+  it('refuses a list of more than 10,000 values with 0xC000, naming the key', async () => {
+    const uids = Array.from({ length: 10_001 }, (_, i) => String(i)).join('\\');
+    const { final, source } = await find([level('STUDY'), el(Tag.StudyInstanceUID, 'UI', uids)]);
+    expect(final.status).toBe(Status.CannotUnderstand);
+    expect(final.fields?.errorComment).toBe('StudyInstanceUID: more than 10000 values in the list');
+    expect(source.queries).toEqual([]);
   });
 
   it('refuses a SOP class that is not a C-FIND one', async () => {
@@ -491,6 +548,23 @@ describe('C-FIND statuses', () => {
     expect(final.status).toBe(Status.Success);
   });
 
+  it('ignores a key below the level that carries a value, answering it empty with 0xFF01', async () => {
+    const { final, pending, answers, source } = await find([
+      level('STUDY'),
+      el(Tag.PatientID, 'LO', 'PAT1'),
+      el(Tag.Modality, 'CS', 'MR'),
+      el(Tag.StudyInstanceUID, 'UI'),
+    ]);
+    expect(final.status).toBe(Status.Success);
+    // Both of PAT1's studies, the CT one too: Modality is not matched at the STUDY level.
+    expect(column(answers, Tag.StudyInstanceUID)).toEqual(['1.2.1', '1.2.2']);
+    expect(column(answers, Tag.Modality)).toEqual(['', '']);
+    expect(pending.map((r) => r.status)).toEqual([Status.PendingWarning, Status.PendingWarning]);
+    expect(source.queries[0]?.conditions).toEqual([
+      { keyword: 'PatientID', match: { kind: 'single', value: 'PAT1' } },
+    ]);
+  });
+
   it('answers 0xFF00 when unsupported keys are return keys only', async () => {
     const { pending } = await find([
       level('STUDY'),
@@ -517,18 +591,69 @@ describe('C-FIND statuses', () => {
     expect(pending).toEqual([]);
     expect(final.status).toBe(Status.OutOfResources);
     expect(final.fields?.errorComment).toBe('more than 3 matches: narrow the query');
-    expect(source.queries[0]!.limit).toBe(4);
+    // Counted up to one past the limit; never asked for the matches themselves.
+    expect(source.counts.map((c) => c.limit)).toEqual([4]);
+    expect(source.queries).toEqual([]);
+  });
+
+  it('streams the matches within the limit: the first is answered before the next is read', async () => {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    class SlowSource extends FakeSource {
+      override async count(): Promise<number> {
+        return 2;
+      }
+
+      override async *find(query: IndexQuery): AsyncIterable<IndexMatch> {
+        this.queries.push(query);
+        yield { StudyInstanceUID: '1.2.1' };
+        // Only once the first match has been answered.
+        await released;
+        yield { StudyInstanceUID: '1.2.2' };
+      }
+    }
+    const source = new SlowSource();
+    const { final, pending } = await find([level('STUDY'), el(Tag.StudyInstanceUID, 'UI')], {
+      source,
+      settings: { maxResults: 10 },
+      onResponse: () => release(),
+    });
+    expect(pending).toHaveLength(2);
+    expect(final.status).toBe(Status.Success);
+    expect(source.queries[0]?.limit).toBe(10);
+  });
+
+  it('answers 0xC000 when the index fails while counting', async () => {
+    class FailingCount extends FakeSource {
+      override async count(): Promise<number> {
+        throw new Error('database is locked');
+      }
+    }
+    const { final, pending } = await find([level('STUDY')], {
+      source: new FailingCount(),
+      settings: { maxResults: 3 },
+    });
+    expect(pending).toEqual([]);
+    expect(final.status).toBe(Status.CannotUnderstand);
+    expect(final.note).toMatchObject({ matches: 0, error: 'database is locked' });
   });
 
   it('answers every match within the limit', async () => {
-    const { final, pending } = await find([level('STUDY')], { settings: { maxResults: 4 } });
+    const { final, pending, source } = await find([level('STUDY')], {
+      settings: { maxResults: 4 },
+    });
     expect(pending).toHaveLength(4);
     expect(final.status).toBe(Status.Success);
+    expect(source.counts.map((c) => c.limit)).toEqual([5]);
+    expect(source.queries[0]!.limit).toBe(4);
   });
 
-  it('asks the index without a limit when there is none', async () => {
+  it('asks the index without a limit, and counts nothing, when there is none', async () => {
     const { source, pending } = await find([level('STUDY')]);
     expect(source.queries[0]!.limit).toBeUndefined();
+    expect(source.counts).toEqual([]);
     expect(pending).toHaveLength(4);
   });
 
@@ -550,7 +675,13 @@ function seriesKeys(): IdentifierElement[] {
 }
 
 describe('C-FIND character sets', () => {
-  it('matches a Latin-1 name against the stored one and answers in UTF-8', async () => {
+  /** The raw bytes of one answered element. */
+  function rawValue(response: ResponseSpec, tag: number): Buffer | undefined {
+    const encoding = encodingOf(TransferSyntax.ExplicitVRLittleEndian);
+    return readIdentifier(response.dataset as Buffer, encoding).find((e) => e.tag === tag)?.value;
+  }
+
+  it('matches a Latin-1 name against the stored one and answers in Latin-1 (ISO_IR 100)', async () => {
     const { answers, pending } = await find([
       level('STUDY'),
       el(Tag.SpecificCharacterSet, 'CS', 'ISO_IR 100'),
@@ -558,14 +689,49 @@ describe('C-FIND character sets', () => {
       el(Tag.StudyInstanceUID, 'UI'),
     ]);
     expect(answers).toHaveLength(1);
-    expect(answers[0]!.get(Tag.SpecificCharacterSet)).toBe('ISO_IR 192');
+    expect(answers[0]!.get(Tag.SpecificCharacterSet)).toBe('ISO_IR 100');
     expect(answers[0]!.get(Tag.PatientName)).toBe('Müller^Hans');
-    const raw = readIdentifier(
-      pending[0]!.dataset as Buffer,
-      encodingOf(TransferSyntax.ExplicitVRLittleEndian),
+    // 'Müller^Hans' is 11 characters: padded with a space to 12 bytes.
+    expect(rawValue(pending[0]!, Tag.PatientName)).toEqual(
+      Buffer.from('M\xfcller^Hans ', 'latin1'),
     );
-    const name = raw.find((e) => e.tag === Tag.PatientName)!;
-    expect(name.value).toEqual(Buffer.from('Müller^Hans', 'utf8'));
+  });
+
+  it('answers in UTF-8 (ISO_IR 192) when the request stated another character set, or none', async () => {
+    for (const stated of [[], [el(Tag.SpecificCharacterSet, 'CS', 'ISO_IR 192')]]) {
+      const { answers, pending } = await find([
+        level('STUDY'),
+        ...stated,
+        el(Tag.PatientID, 'LO', 'PAT2'),
+        el(Tag.PatientName, 'PN'),
+      ]);
+      expect(answers[0]!.get(Tag.SpecificCharacterSet)).toBe('ISO_IR 192');
+      expect(rawValue(pending[0]!, Tag.PatientName)).toEqual(Buffer.from('Müller^Hans', 'utf8'));
+    }
+  });
+
+  it('answers in UTF-8 when a value is not in Latin-1, though the request stated ISO_IR 100', async () => {
+    const source = new FixedSource([
+      { PatientName: 'Wałęsa^Lech', StudyDescription: 'Thorax ärztlich' },
+      { PatientName: 'Müller^Hans', StudyDescription: 'Thorax ärztlich' },
+    ]);
+    const { answers, pending } = await find(
+      [
+        level('STUDY'),
+        el(Tag.SpecificCharacterSet, 'CS', 'ISO_IR 100'),
+        el(Tag.PatientName, 'PN'),
+        el(Tag.StudyDescription, 'LO'),
+      ],
+      { source },
+    );
+    expect(column(answers, Tag.SpecificCharacterSet)).toEqual(['ISO_IR 192', 'ISO_IR 100']);
+    expect(column(answers, Tag.PatientName)).toEqual(['Wałęsa^Lech', 'Müller^Hans']);
+    expect(rawValue(pending[0]!, Tag.StudyDescription)).toEqual(
+      Buffer.from('Thorax ärztlich', 'utf8'),
+    );
+    expect(rawValue(pending[1]!, Tag.StudyDescription)).toEqual(
+      Buffer.from('Thorax \xe4rztlich ', 'latin1'),
+    );
   });
 
   it('states no character set when every value is ASCII', async () => {
@@ -630,18 +796,6 @@ describe('C-FIND answers of sequence keys', () => {
     value: Buffer.alloc(0),
     items,
   });
-
-  /** A source answering each query with these matches, whatever it asks. */
-  class FixedSource extends FakeSource {
-    constructor(readonly matches: readonly IndexMatch[]) {
-      super();
-    }
-
-    override async *find(query: IndexQuery): AsyncIterable<IndexMatch> {
-      this.queries.push(query);
-      yield* this.matches;
-    }
-  }
 
   /** The answers' identifiers, read back whole. */
   async function answersOf(elements: IdentifierElement[], matches: readonly IndexMatch[]) {

@@ -2,21 +2,20 @@
  * C-FIND SCP for the Patient Root and Study Root Query/Retrieve information models (PS3.4
  * Annex C, PS3.7 §9.1.2): the identifier is read and checked, the index is asked, and each
  * match goes back as a pending response whose identifier holds every key asked for; then the
- * final status. C-CANCEL stops it part-way (0xFE00); a query with more matches than the
- * configured limit is refused before any is sent (0xA700).
+ * final status. C-CANCEL stops it part-way (0xFE00). With a match limit configured, the matches
+ * are counted first (up to one past the limit, never held): a query with more is refused
+ * before any is sent (0xA700); then they are streamed.
  *
- * Answers are in the presentation context's transfer syntax. Their Specific Character Set:
- * none when every value is ASCII, else ISO_IR 192 with the values in UTF-8, whatever the
- * request's was (the index holds decoded text).
+ * Answers are in the presentation context's transfer syntax. Their Specific Character Set
+ * (PS3.3 §C.12.1.1.2): none when every value is ASCII; ISO_IR 100 with the values in Latin-1
+ * when the request stated ISO_IR 100 and every answered value is in it (as a Latin-1 peer
+ * expects, though it should read any character set it is answered in); else ISO_IR 192 with
+ * the values in UTF-8 (the index holds decoded text).
  *
  * Layer: services. Reaches the index only through `QuerySource`.
  */
 
-import {
-  type IdentifierElement,
-  MAX_IDENTIFIER_BYTES,
-  writeIdentifier,
-} from '../dicom/query/identifier.js';
+import { type IdentifierElement, writeIdentifier } from '../dicom/query/identifier.js';
 import {
   type IndexMatch,
   type IndexQuery,
@@ -28,7 +27,14 @@ import {
   type SequenceKey,
   type SequenceKeyword,
 } from '../dicom/query/model.js';
-import { encodeValue, isAsciiText, UTF8_CHARACTER_SET } from '../dicom/query/values.js';
+import {
+  type AnswerCharacterSet,
+  encodeValue,
+  isAsciiText,
+  isLatin1Text,
+  LATIN1_CHARACTER_SET,
+  UTF8_CHARACTER_SET,
+} from '../dicom/query/values.js';
 import { transferSyntaxProperties } from '../dicom/transfer-syntax.js';
 import { SopClass } from '../dicom/uid.js';
 import type { Vr } from '../dicom/vr.js';
@@ -36,12 +42,14 @@ import type { IncomingRequest, OperationNote, ResponseSpec } from '../network/di
 import { Status } from '../network/dimse/status.js';
 import type { QuerySource } from './ports.js';
 import {
+  IDENTIFIER_TOO_LARGE,
   IdentifierTag,
   isGroupLength,
   isQueryRefusal,
   parseQueryRequest,
   type QueryRefusal,
   type QueryRequest,
+  readRequestIdentifier,
 } from './query-request.js';
 
 /** The settings a C-FIND reads, once per request. */
@@ -104,9 +112,9 @@ async function* serveFind(
     );
     return;
   }
-  const bytes = await readIdentifierBytes(request.dataset);
+  const bytes = await readRequestIdentifier(request.dataset);
   if (bytes === undefined) {
-    yield refused({ status: Status.CannotUnderstand, errorComment: 'identifier too large' }, root);
+    yield refused(IDENTIFIER_TOO_LARGE, root);
     return;
   }
   const parsed = parseQueryRequest(bytes, request.context.transferSyntax, root, 'find', {
@@ -117,19 +125,6 @@ async function* serveFind(
     return;
   }
   yield* answer(options, parsed, request.context.transferSyntax, signal);
-}
-
-/** The identifier's bytes, or undefined past MAX_IDENTIFIER_BYTES (the rest is dropped). */
-async function readIdentifierBytes(dataset: AsyncIterable<Buffer>): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of dataset) {
-    length += chunk.length;
-    // Leaving the loop destroys the stream; the channel drops what is still to come.
-    if (length > MAX_IDENTIFIER_BYTES) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, length);
 }
 
 function refused(refusal: QueryRefusal, root?: QueryRoot): ResponseSpec {
@@ -145,43 +140,13 @@ function refused(refusal: QueryRefusal, root?: QueryRoot): ResponseSpec {
   };
 }
 
-/** One step of the matches: a match, their end, or the source's failure. */
-type Step =
-  | { readonly kind: 'match'; readonly match: IndexMatch }
-  | { readonly kind: 'end' }
-  | { readonly kind: 'failed'; readonly error: unknown };
-
-/** The matches as steps: a failing source becomes a step, not an exception. */
-async function* stepsOf(matches: AsyncIterable<IndexMatch>): AsyncGenerator<Step> {
-  try {
-    for await (const match of matches) yield { kind: 'match', match };
-  } catch (error) {
-    yield { kind: 'failed', error };
-    return;
-  }
-  yield { kind: 'end' };
-}
-
-/**
- * The steps of a query with a match limit, counted before any is sent so that a query over the
- * limit is refused whole: undefined when there are more matches than `limit`. Leaving the
- * source early closes it.
- */
-async function stepsWithin(
-  steps: AsyncIterable<Step>,
-  limit: number,
-  signal: AbortSignal,
-): Promise<AsyncIterable<Step> | undefined> {
-  const taken: Step[] = [];
-  let matches = 0;
-  for await (const step of steps) {
-    taken.push(step);
-    if (step.kind !== 'match') break;
-    matches += 1;
-    if (matches > limit) return undefined;
-    if (signal.aborted) break;
-  }
-  return toAsync(taken);
+/** The index failed: 0xC000 after the matches already sent (PS3.4 Table C.4-1). */
+function indexFailed(error: unknown, note: OperationNote): ResponseSpec {
+  return {
+    status: Status.CannotUnderstand,
+    fields: { errorComment: 'unable to process: the index query failed' },
+    note: { ...note, error: errorText(error) },
+  };
 }
 
 async function* answer(
@@ -194,10 +159,11 @@ async function* answer(
   // parseQueryRequest refused unknown and deflated syntaxes.
   const encoding = transferSyntaxProperties(transferSyntax)!;
   const limit = settings.maxResults > 0 ? settings.maxResults : undefined;
+  // The limit also caps the stream: matches indexed after the count are not sent past it.
   const query: IndexQuery = {
     ...request.query,
     isPersonNameCaseInsensitive: settings.isPersonNameCaseInsensitive,
-    ...(limit !== undefined && { limit: limit + 1 }),
+    ...(limit !== undefined && { limit }),
   };
   const note = (matches: number, extra: OperationNote = {}): OperationNote => ({
     root: request.query.root,
@@ -205,27 +171,19 @@ async function* answer(
     matches,
     ...extra,
   });
-  const matchSteps = stepsOf(options.source.find(query, signal));
-  const steps = limit === undefined ? matchSteps : await stepsWithin(matchSteps, limit, signal);
-  if (steps === undefined) {
-    yield {
-      status: Status.OutOfResources,
-      fields: { errorComment: `more than ${limit} matches: narrow the query`.slice(0, 64) },
-      note: note(0, { refused: `match limit ${limit}` }),
-    };
-    return;
+  if (limit !== undefined) {
+    const refusal = await overLimit(options.source, query, limit, signal, note(0));
+    if (refusal !== undefined) {
+      yield refusal;
+      return;
+    }
   }
   const pending = request.unsupportedKeys.length > 0 ? Status.PendingWarning : Status.Pending;
   let matches = 0;
-  for await (const step of steps) {
-    if (signal.aborted) break;
-    if (step.kind === 'end') break;
+  for await (const step of stepsOf(options.source.find(query, signal))) {
+    if (signal.aborted || step.kind === 'end') break;
     if (step.kind === 'failed') {
-      yield {
-        status: Status.CannotUnderstand,
-        fields: { errorComment: 'unable to process: the index query failed' },
-        note: note(matches, { error: errorText(step.error) }),
-      };
+      yield indexFailed(step.error, note(matches));
       return;
     }
     const identifier = responseIdentifier(request, step.match, settings);
@@ -235,8 +193,49 @@ async function* answer(
   yield { status: signal.aborted ? Status.Cancel : Status.Success, note: note(matches) };
 }
 
-async function* toAsync<T>(values: readonly T[]): AsyncGenerator<T> {
-  yield* values;
+/**
+ * The matches counted up to one past the limit, none held: the final response when there are
+ * more (0xA700), when counting failed (0xC000) or was cancelled; undefined to answer them.
+ */
+async function overLimit(
+  source: QuerySource,
+  query: IndexQuery,
+  limit: number,
+  signal: AbortSignal,
+  note: OperationNote,
+): Promise<ResponseSpec | undefined> {
+  let count: number;
+  try {
+    count = await source.count(query, limit + 1, signal);
+  } catch (error) {
+    return signal.aborted ? { status: Status.Cancel, note } : indexFailed(error, note);
+  }
+  if (count <= limit) return undefined;
+  return {
+    status: Status.OutOfResources,
+    fields: { errorComment: `more than ${limit} matches: narrow the query`.slice(0, 64) },
+    note: { ...note, refused: `match limit ${limit}` },
+  };
+}
+
+/** One step of the matches: a match, their end, or the source's failure. */
+type Step =
+  | { readonly kind: 'match'; readonly match: IndexMatch }
+  | { readonly kind: 'end' }
+  | { readonly kind: 'failed'; readonly error: unknown };
+
+/**
+ * The matches as steps: a failing source becomes a step, not an exception, so that only the
+ * source's failures are answered as the index's. Leaving early closes the source.
+ */
+async function* stepsOf(matches: AsyncIterable<IndexMatch>): AsyncGenerator<Step> {
+  try {
+    for await (const match of matches) yield { kind: 'match', match };
+  } catch (error) {
+    yield { kind: 'failed', error };
+    return;
+  }
+  yield { kind: 'end' };
 }
 
 function errorText(error: unknown): string {
@@ -246,26 +245,55 @@ function errorText(error: unknown): string {
 /**
  * The identifier of one match (PS3.4 §C.4.1.1.3.2): each key of the request, with the match's
  * value where the index has one and zero length otherwise; the Query/Retrieve Level; Retrieve
- * AE Title and Instance Availability when asked for; Specific Character Set ISO_IR 192 when a
- * value is not ASCII. A sequence key the index holds comes back with the match's items (see
- * `answeredItems`); any other asked-for sequence comes back empty.
+ * AE Title and Instance Availability when asked for; the Specific Character Set when a value is
+ * not ASCII (see the module comment). A sequence key the index holds comes back with the
+ * match's items (see `answeredItems`); any other asked-for sequence comes back empty.
  */
 export function responseIdentifier(
   request: QueryRequest,
   match: IndexMatch,
   settings: FindSettings,
 ): IdentifierElement[] {
+  let isAscii = true;
+  let isLatin1 = true;
+  const inUtf8 = answerElements(request, match, settings, (tag, vr, value) => {
+    if (!isAsciiText(value)) {
+      isAscii = false;
+      isLatin1 &&= isLatin1Text(value);
+    }
+    return { tag, vr, value: encodeValue(value, vr) };
+  });
+  if (isAscii) return inUtf8;
+  const characterSet: AnswerCharacterSet =
+    request.specificCharacterSet === LATIN1_CHARACTER_SET && isLatin1
+      ? LATIN1_CHARACTER_SET
+      : UTF8_CHARACTER_SET;
+  const elements =
+    characterSet === UTF8_CHARACTER_SET
+      ? inUtf8
+      : answerElements(request, match, settings, (tag, vr, value) => ({
+          tag,
+          vr,
+          value: encodeValue(value, vr, characterSet),
+        }));
+  const tag = IdentifierTag.SpecificCharacterSet;
+  elements.push({ tag, vr: 'CS', value: encodeValue(characterSet, 'CS') });
+  return elements;
+}
+
+/** An element of a text value, encoded in the character set being answered in. */
+type TextElement = (tag: number, vr: Vr, value: string) => IdentifierElement;
+
+/** The elements of `responseIdentifier` but the Specific Character Set, their text through `text`. */
+function answerElements(
+  request: QueryRequest,
+  match: IndexMatch,
+  settings: FindSettings,
+  text: TextElement,
+): IdentifierElement[] {
   const returned: ReadonlySet<QueryKeyword> = new Set(request.query.returnKeys);
   const sequences: ReadonlySet<SequenceKeyword> = new Set(request.query.returnSequences ?? []);
   const elements: IdentifierElement[] = [];
-  let isAscii = true;
-  const text = (tag: number, vr: Vr, value: string): IdentifierElement => {
-    if (!isAsciiText(value)) isAscii = false;
-    return { tag, vr, value: encodeValue(value, vr) };
-  };
-  const add = (tag: number, vr: Vr, value: string): void => {
-    elements.push(text(tag, vr, value));
-  };
   for (const element of request.requested) {
     const { tag } = element;
     if (
@@ -284,17 +312,16 @@ export function responseIdentifier(
         : [];
       elements.push({ tag, vr: 'SQ', value: Buffer.alloc(0), items });
     } else if (tag === IdentifierTag.RetrieveAETitle) {
-      add(tag, 'AE', settings.retrieveAeTitle);
+      elements.push(text(tag, 'AE', settings.retrieveAeTitle));
     } else if (tag === IdentifierTag.InstanceAvailability) {
-      add(tag, 'CS', 'ONLINE');
+      elements.push(text(tag, 'CS', 'ONLINE'));
     } else if (key !== undefined && returned.has(key.keyword)) {
-      add(tag, key.vr, textOf(match[key.keyword]));
+      elements.push(text(tag, key.vr, textOf(match[key.keyword])));
     } else {
       elements.push({ tag, vr: element.vr, value: Buffer.alloc(0) });
     }
   }
-  add(IdentifierTag.QueryRetrieveLevel, 'CS', request.level);
-  if (!isAscii) add(IdentifierTag.SpecificCharacterSet, 'CS', UTF8_CHARACTER_SET);
+  elements.push(text(IdentifierTag.QueryRetrieveLevel, 'CS', request.level));
   return elements;
 }
 
@@ -309,7 +336,7 @@ function answeredItems(
   requested: IdentifierElement,
   sequence: SequenceKey,
   stored: readonly SequenceItemValues[],
-  text: (tag: number, vr: Vr, value: string) => IdentifierElement,
+  text: TextElement,
 ): IdentifierElement[][] {
   const asked = (requested.items?.[0] ?? []).filter((inner) => !isGroupLength(inner.tag));
   return stored.map((item) => {

@@ -66,6 +66,9 @@ function fakeSource(instances: readonly RetrievableInstance[]): QuerySource {
     find: () => {
       throw new Error('C-GET does not find');
     },
+    count: () => {
+      throw new Error('C-GET does not count');
+    },
     retrievable: async () => [...instances],
   };
 }

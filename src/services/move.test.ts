@@ -87,6 +87,9 @@ function fakeSource(instances: readonly RetrievableInstance[]): QuerySource & {
     find: () => {
       throw new Error('C-MOVE does not find');
     },
+    count: () => {
+      throw new Error('C-MOVE does not count');
+    },
     retrievable: async (query) => {
       queries.push(query);
       return [...instances];

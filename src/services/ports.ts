@@ -93,8 +93,15 @@ export interface QuerySource {
    */
   find(query: IndexQuery, signal: AbortSignal): AsyncIterable<IndexMatch>;
   /**
+   * The number of matches of a query, counted no further than `limit` (a query with more gives
+   * `limit`); the query's own limit is ignored. C-FIND checks its match limit with it before
+   * sending any match.
+   */
+  count(query: IndexQuery, limit: number, signal: AbortSignal): Promise<number>;
+  /**
    * Every instance under the matches of a query (a C-MOVE or C-GET), ordered by study, series
-   * and instance number, with absolute file paths.
+   * and instance number, with absolute file paths; an instance whose index row gives no usable
+   * path comes with `unavailable` saying why (its sub-operation fails, the others go on).
    */
   retrievable(query: IndexQuery, signal: AbortSignal): Promise<RetrievableInstance[]>;
 }

@@ -16,6 +16,8 @@ import type { Vr } from '../dicom/vr.js';
 import { Status } from '../network/dimse/status.js';
 import {
   isQueryRefusal,
+  MAX_LIST_VALUES,
+  MAX_REQUEST_IDENTIFIER_BYTES,
   parseQueryRequest,
   type QueryPurpose,
   type QueryRefusal,
@@ -160,28 +162,52 @@ describe('C-FIND identifiers', () => {
     expect(accepted(parse(image.slice(1))).level).toBe('IMAGE');
   });
 
-  it('refuses a key with a value below the level, and answers one of zero length empty', () => {
-    const refusal = refused(parse([level('STUDY'), el(Tag.Modality, 'CS', 'CT')]));
-    expect(refusal.status).toBe(Status.DataSetDoesNotMatchSopClass);
-    expect(refusal.offendingElements).toEqual([Tag.Modality]);
+  it('ignores a key with a value below the level (0xFF01), and answers it empty either way', () => {
+    const ignored = accepted(
+      parse([
+        level('STUDY'),
+        el(Tag.Modality, 'CS', 'MR'),
+        el(Tag.SeriesInstanceUID, 'UI', '1.2.3.4'),
+        // Not even read: a malformed value below the level is ignored too.
+        el(Tag.SeriesNumber, 'IS', 'x'),
+        el(Tag.PatientID, 'LO', 'PAT1'),
+      ]),
+    );
+    expect(ignored.query.conditions).toEqual([
+      { keyword: 'PatientID', match: { kind: 'single', value: 'PAT1' } },
+    ]);
+    expect(ignored.query.returnKeys).toEqual(['PatientID']);
+    expect(ignored.unsupportedKeys).toEqual([
+      Tag.Modality,
+      Tag.SeriesInstanceUID,
+      Tag.SeriesNumber,
+    ]);
     const request = accepted(parse([level('STUDY'), el(Tag.Modality, 'CS')]));
     expect(request.query.returnKeys).toEqual([]);
     expect(request.unsupportedKeys).toEqual([]);
   });
 
   describe('hierarchical', () => {
-    it('needs the unique key of each level above, with a single value', () => {
-      const missing = refused(parse([level('SERIES'), el(Tag.Modality, 'CS', 'CT')]));
-      expect(missing.status).toBe(Status.DataSetDoesNotMatchSopClass);
-      expect(missing.offendingElements).toEqual([Tag.StudyInstanceUID]);
-      const empty = refused(parse([level('SERIES'), el(Tag.StudyInstanceUID, 'UI')]));
-      expect(empty.offendingElements).toEqual([Tag.StudyInstanceUID]);
-      const list = refused(parse([level('SERIES'), el(Tag.StudyInstanceUID, 'UI', '1.2\\1.3')]));
-      expect(list.offendingElements).toEqual([Tag.StudyInstanceUID]);
-      const noSeries = refused(
+    it('leaves a missing or empty unique key above unconstrained, as a relational query would', () => {
+      const missing = accepted(parse([level('SERIES'), el(Tag.Modality, 'CS', 'CT')]));
+      expect(missing.query.conditions).toEqual([
+        { keyword: 'Modality', match: { kind: 'single', value: 'CT' } },
+      ]);
+      const empty = accepted(parse([level('SERIES'), el(Tag.StudyInstanceUID, 'UI')]));
+      expect(empty.query.conditions).toEqual([]);
+      expect(empty.query.returnKeys).toEqual(['StudyInstanceUID']);
+      const noPatientNoSeries = accepted(
         parse([level('IMAGE'), el(Tag.StudyInstanceUID, 'UI', '1.2')], { root: 'patient' }),
       );
-      expect(noSeries.offendingElements).toEqual([Tag.PatientID]);
+      expect(noPatientNoSeries.query.conditions).toEqual([
+        { keyword: 'StudyInstanceUID', match: { kind: 'single', value: '1.2' } },
+      ]);
+    });
+
+    it('refuses a unique key above with several values (0xA900)', () => {
+      const list = refused(parse([level('SERIES'), el(Tag.StudyInstanceUID, 'UI', '1.2\\1.3')]));
+      expect(list.status).toBe(Status.DataSetDoesNotMatchSopClass);
+      expect(list.offendingElements).toEqual([Tag.StudyInstanceUID]);
     });
 
     it('matches on the unique keys above and the keys at the level', () => {
@@ -215,14 +241,12 @@ describe('C-FIND identifiers', () => {
       ]);
     });
 
-    it('needs a single Patient ID above the STUDY level in Patient Root', () => {
+    it('takes a single Patient ID above the STUDY level in Patient Root, or none', () => {
       const wildcard = [level('STUDY'), el(Tag.PatientID, 'LO', 'PAT*')];
       expect(refused(parse(wildcard, { root: 'patient' })).offendingElements).toEqual([
         Tag.PatientID,
       ]);
-      expect(refused(parse([level('STUDY')], { root: 'patient' })).offendingElements).toEqual([
-        Tag.PatientID,
-      ]);
+      expect(accepted(parse([level('STUDY')], { root: 'patient' })).query.conditions).toEqual([]);
     });
 
     it('takes Patient ID as an ordinary study key in Study Root', () => {
@@ -254,11 +278,12 @@ describe('C-FIND identifiers', () => {
       ]);
     });
 
-    it('still refuses keys below the level', () => {
-      const refusal = refused(
+    it('ignores keys below the level with a value, listing them (0xFF01)', () => {
+      const request = accepted(
         parse([level('STUDY'), el(Tag.SeriesNumber, 'IS', '1')], { isRelational: true }),
       );
-      expect(refusal.offendingElements).toEqual([Tag.SeriesNumber]);
+      expect(request.query.conditions).toEqual([]);
+      expect(request.unsupportedKeys).toEqual([Tag.SeriesNumber]);
     });
   });
 
@@ -284,6 +309,42 @@ describe('C-FIND identifiers', () => {
         parseQueryRequest(bytes, syntax, 'study', 'find', { isRelational: false }),
       );
       expect(refusal.status).toBe(Status.CannotUnderstand);
+    }
+  });
+
+  it('refuses an identifier over 64 KiB with 0xC000', () => {
+    const large = writeIdentifier(
+      [level('STUDY'), el(0x00324000, 'UT', 'x'.repeat(MAX_REQUEST_IDENTIFIER_BYTES))],
+      EXPLICIT_LE,
+    );
+    const refusal = refused(
+      parseQueryRequest(large, TransferSyntax.ExplicitVRLittleEndian, 'study', 'find', {
+        isRelational: false,
+      }),
+    );
+    expect(refusal.status).toBe(Status.CannotUnderstand);
+    expect(refusal.errorComment).toBe('identifier too large: over 64 KiB');
+  });
+
+  it('takes a list of 10,000 values, and refuses a longer one with 0xC000 naming the key', () => {
+    // Short UIDs, so that 10,001 of them fit the 16-bit length of explicit VR.
+    const uids = (n: number) => Array.from({ length: n }, (_, i) => String(i)).join('\\');
+    for (const purpose of ['find', 'retrieve'] as const) {
+      const atLimit = accepted(
+        parse([level('STUDY'), el(Tag.StudyInstanceUID, 'UI', uids(MAX_LIST_VALUES))], {
+          purpose,
+        }),
+      );
+      const condition = atLimit.query.conditions[0];
+      expect(condition?.match.kind === 'list' && condition.match.values.length).toBe(10_000);
+      const over = refused(
+        parse([level('STUDY'), el(Tag.StudyInstanceUID, 'UI', uids(MAX_LIST_VALUES + 1))], {
+          purpose,
+        }),
+      );
+      expect(over.status).toBe(Status.CannotUnderstand);
+      expect(over.errorComment).toBe('StudyInstanceUID: more than 10000 values in the list');
+      expect(over.offendingElements).toEqual([Tag.StudyInstanceUID]);
     }
   });
 
@@ -462,15 +523,16 @@ describe('C-FIND sequence keys', () => {
     ]);
   });
 
-  it('refuses a sequence below the level with a value (0xA900), answers it empty without', () => {
-    const refusal = refused(
+  it('ignores a sequence below the level with a value (0xFF01), answers it empty either way', () => {
+    const ignored = accepted(
       parse([
         level('STUDY'),
         sq(Sequence.RequestAttributes, [el(Item.RequestedProcedureID, 'SH', 'RP1')]),
       ]),
     );
-    expect(refusal.status).toBe(Status.DataSetDoesNotMatchSopClass);
-    expect(refusal.offendingElements).toEqual([Sequence.RequestAttributes]);
+    expect(ignored.query.sequenceConditions).toBeUndefined();
+    expect(ignored.query.returnSequences).toBeUndefined();
+    expect(ignored.unsupportedKeys).toEqual([Sequence.RequestAttributes]);
     const request = accepted(
       parse([
         level('STUDY'),
@@ -559,17 +621,31 @@ describe('C-MOVE and C-GET identifiers', () => {
     }
   });
 
-  it('needs single values for the unique keys above in hierarchical retrieve', () => {
+  it('needs single values for the unique keys above in hierarchical retrieve, when given', () => {
     const series = [level('SERIES'), el(Tag.SeriesInstanceUID, 'UI', '1.2.3.4')];
-    const missing = refused(
-      retrieve([...series, el(Tag.StudyInstanceUID, 'UI', '1.2.3')], { root: 'patient' }),
-    );
-    expect(missing.offendingElements).toEqual([Tag.PatientID]);
     const list = refused(retrieve([...series, el(Tag.StudyInstanceUID, 'UI', '1.2.3\\1.2.4')]));
     expect(list.offendingElements).toEqual([Tag.StudyInstanceUID]);
     const request = accepted(retrieve([...series, el(Tag.StudyInstanceUID, 'UI', '1.2.3')]));
     expect(request.query.conditions).toEqual([
       { keyword: 'StudyInstanceUID', match: { kind: 'single', value: '1.2.3' } },
+      { keyword: 'SeriesInstanceUID', match: { kind: 'single', value: '1.2.3.4' } },
+    ]);
+  });
+
+  it('takes a Patient Root retrieve by Study Instance UID alone, as movescu sends by default', () => {
+    for (const elements of [
+      [level('STUDY'), el(Tag.StudyInstanceUID, 'UI', '1.2.3')],
+      [level('STUDY'), el(Tag.PatientID, 'LO'), el(Tag.StudyInstanceUID, 'UI', '1.2.3')],
+    ]) {
+      const request = accepted(retrieve(elements, { root: 'patient' }));
+      expect(request.query.conditions).toEqual([
+        { keyword: 'StudyInstanceUID', match: { kind: 'single', value: '1.2.3' } },
+      ]);
+    }
+    const series = accepted(
+      retrieve([level('SERIES'), el(Tag.SeriesInstanceUID, 'UI', '1.2.3.4')], { root: 'patient' }),
+    );
+    expect(series.query.conditions).toEqual([
       { keyword: 'SeriesInstanceUID', match: { kind: 'single', value: '1.2.3.4' } },
     ]);
   });

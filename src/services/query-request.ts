@@ -3,63 +3,86 @@
  * checked against its information model and turned into a query on the index, or refused with
  * the status PS3.4 gives. Shared by the FIND, MOVE and GET handlers.
  *
- * How strict: a key below the Query/Retrieve Level with a value is refused (0xA900); one of
- * zero length asks nothing of the matching and is answered empty, as every requested key is
- * (PS3.4 §C.4.1.1.3.2). In a hierarchical C-FIND (relational not negotiated, §C.4.1.2.1) the
- * unique key of every level above must be present with a single value. Other keys above the
- * level with a value are matched too, rather than refused as a strict reading allows (DCMTK's
- * dcmqrscp refuses them when it checks identifiers): viewers commonly repeat the Patient ID in
- * a series query, and a match on it can only narrow what the unique keys select.
- * A relational C-FIND (§C.4.1.3.1) may match on any key at or above the level. A C-MOVE or
- * C-GET (§C.4.2.1.4.1, §C.4.3.1.3.1) names the level's unique key (a UID list, or one Patient
- * ID) and, unless relational retrieve was negotiated (§C.4.2.2.2), one value for each unique
- * key above. Its other keys are ignored rather than refused: a retrieve selects by unique keys
- * alone, and they cannot change what those select.
+ * Limits: an identifier is at most 64 KiB (MAX_REQUEST_IDENTIFIER_BYTES; a larger one is
+ * refused with 0xC000, unread past the limit), and one key's list at most 10,000 values
+ * (MAX_LIST_VALUES, 0xC000 naming the key): a UID list of a large series fits, and no request
+ * keeps the event loop for long.
  *
- * Sequence keys the index holds (SEQUENCE_KEYS, PS3.4 §C.2.2.2.6) carry a single item: its item
- * keys with a value are matched within one stored item; with none (an empty item, or no item
- * at all) the sequence is a return key. Item keys we do not hold are answered empty, and those
- * carrying a value make the sequence count as an unsupported key (0xFF01), as do sequences we
- * do not hold.
+ * How strict, key by key:
+ * - A key at the level, or above it, is matched when it has a value and returned either way.
+ *   Keys above the level are matched in a hierarchical C-FIND too (relational not negotiated,
+ *   §C.4.1.2.1), rather than refused as a strict reading allows (DCMTK's dcmqrscp refuses them
+ *   when it checks identifiers): viewers commonly repeat the Patient ID in a series query, and
+ *   a match on it can only narrow what the unique keys select. A relational C-FIND
+ *   (§C.4.1.3.1) matches on any key at or above the level in the same way.
+ * - The unique key of a level above that is missing (or zero length) does not constrain the
+ *   match, as in a relational request, although a hierarchical one (§C.4.1.2.1, §C.4.2.2.1)
+ *   should carry one value for each. movescu and getscu default to Patient Root, and sites used
+ *   to Orthanc or dcm4chee move a study by its Study Instance UID alone (`movescu -aem X -k
+ *   QueryRetrieveLevel=STUDY -k StudyInstanceUID=...`); viewers ask for the series of a
+ *   modality across studies. Given with a value, such a key must still be a single value in a
+ *   hierarchical request (0xA900); one Patient ID only, in any retrieve (§C.4.2.1.4.1 Note).
+ * - A C-FIND key below the level with a value (a series key such as Modality in a STUDY query,
+ *   as Orthanc and dcm4chee take it) is ignored, answered empty and flagged with 0xFF01
+ *   (optional key not supported, PS3.4 Table C.4-1), not refused with 0xA900; one of zero
+ *   length asks nothing and is answered empty, as every requested key is (§C.4.1.1.3.2).
+ * - A C-MOVE or C-GET (§C.4.2.1.4.1, §C.4.3.1.3.1) needs the level's unique key (a UID list, or
+ *   one Patient ID). A unique key below the level with a value is refused (0xA900): it would
+ *   ask for less than the level names. Other keys are ignored rather than refused: a retrieve
+ *   selects by unique keys alone, and they cannot change what those select.
+ *
+ * Sequence keys are read by query-request-sequences.ts, each key's value by
+ * query-key-values.ts.
  *
  * Layer: services. Pure: bytes in, a query or a refusal out.
  */
 
 import { type IdentifierElement, readIdentifier } from '../dicom/query/identifier.js';
-import { matchValueProblem, valueMatchOf } from '../dicom/query/matching.js';
 import {
   type IndexQuery,
-  type ItemCondition,
-  levelOfEntity,
   levelsOf,
   QUERY_KEYS,
   QUERY_KEYS_BY_TAG,
   QUERY_LEVELS,
-  type QueryCondition,
   type QueryKey,
-  type QueryKeyword,
   type QueryLevel,
   type QueryRoot,
   SEQUENCE_KEYS_BY_TAG,
-  type SequenceCondition,
   type SequenceKey,
-  type SequenceKeyword,
-  type ValueMatch,
 } from '../dicom/query/model.js';
 import { decodeValue } from '../dicom/query/values.js';
 import { transferSyntaxProperties } from '../dicom/transfer-syntax.js';
 import { SopClass } from '../dicom/uid.js';
-import type { Vr } from '../dicom/vr.js';
 import { DicomServerError } from '../errors.js';
 import { Status } from '../network/dimse/status.js';
+import {
+  carriesMatchingValue,
+  depthOf,
+  emptyParsedKeys,
+  IdentifierTag,
+  isGroupLength,
+  isQueryRefusal,
+  isUniqueIn,
+  matchOf,
+  misplaced,
+  type ParseContext,
+  type ParsedKeys,
+  type QueryRefusal,
+  refusal,
+  UNIQUE_KEY_OF_LEVEL,
+} from './query-key-values.js';
+import { addSequenceKey } from './query-request-sequences.js';
 
-/** Identifier elements that are not keys of the information model (PS3.4 §C.4.1.1.3). */
-export const IdentifierTag = {
-  SpecificCharacterSet: 0x00080005,
-  QueryRetrieveLevel: 0x00080052,
-  RetrieveAETitle: 0x00080054,
-  InstanceAvailability: 0x00080056,
-} as const;
+export {
+  IdentifierTag,
+  isGroupLength,
+  isQueryRefusal,
+  MAX_LIST_VALUES,
+  type QueryRefusal,
+} from './query-key-values.js';
+
+/** Largest C-FIND, C-MOVE or C-GET identifier read: real ones are a few hundred bytes. */
+export const MAX_REQUEST_IDENTIFIER_BYTES = 64 * 1024;
 
 /** What the FIND, MOVE or GET handler is asked for. */
 export type QueryPurpose = 'find' | 'retrieve';
@@ -77,18 +100,12 @@ export interface QueryRequest {
   /** The identifier's top-level elements as read, for building the responses. */
   readonly requested: readonly IdentifierElement[];
   /**
-   * Keys we neither match nor fill that carry a matching value: a C-FIND answers its matches
-   * with 0xFF01 when there is any (PS3.4 Table C.4-1). Zero-length ones are not listed: they are
-   * answered empty. In a C-MOVE or C-GET, the non-unique keys with a value, which are ignored.
+   * Keys we neither match nor fill that carry a matching value, and C-FIND keys below the level
+   * with one: a C-FIND answers its matches with 0xFF01 when there is any (PS3.4 Table C.4-1).
+   * Zero-length ones are not listed: they are answered empty. In a C-MOVE or C-GET, the
+   * non-unique keys with a value, which are ignored.
    */
   readonly unsupportedKeys: readonly number[];
-}
-
-/** A request refused: the final status, its Error Comment (≤ 64 characters) and the culprits. */
-export interface QueryRefusal {
-  readonly status: number;
-  readonly errorComment: string;
-  readonly offendingElements?: readonly number[];
 }
 
 /** Options of `parseQueryRequest`. */
@@ -113,16 +130,35 @@ export function queryRootOf(sopClassUid: string): QueryRoot | undefined {
   }
 }
 
-/** True when `parseQueryRequest` refused the request. */
-export function isQueryRefusal<T>(result: T | QueryRefusal): result is QueryRefusal {
-  return typeof result === 'object' && result !== null && 'status' in result;
+/**
+ * A request's identifier bytes, or undefined past MAX_REQUEST_IDENTIFIER_BYTES: then the rest
+ * is not read (leaving the loop destroys the stream; the channel drops what is still to come).
+ */
+export async function readRequestIdentifier(
+  dataset: AsyncIterable<Buffer>,
+): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of dataset) {
+    length += chunk.length;
+    if (length > MAX_REQUEST_IDENTIFIER_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, length);
 }
+
+/** The refusal of an identifier over MAX_REQUEST_IDENTIFIER_BYTES (0xC000). */
+export const IDENTIFIER_TOO_LARGE: QueryRefusal = refusal(
+  Status.CannotUnderstand,
+  `identifier too large: over ${MAX_REQUEST_IDENTIFIER_BYTES / 1024} KiB`,
+);
 
 /**
  * Reads a C-FIND, C-MOVE or C-GET identifier (in the presentation context's transfer syntax)
  * and checks it against the information model: 0xA900 for an identifier that does not fit
- * (no or a wrong Query/Retrieve Level, a key out of place, a unique key missing), 0xC000 for
- * one we cannot process (unreadable, deflated, an unknown character set, a malformed value).
+ * (no or a wrong Query/Retrieve Level, a key out of place, the level's unique key missing in a
+ * retrieve), 0xC000 for one we cannot process (too large, unreadable, deflated, an unknown
+ * character set, a malformed value, too long a list).
  */
 export function parseQueryRequest(
   identifier: Buffer,
@@ -131,6 +167,7 @@ export function parseQueryRequest(
   purpose: QueryPurpose,
   options: QueryRequestOptions,
 ): QueryRequest | QueryRefusal {
+  if (identifier.length > MAX_REQUEST_IDENTIFIER_BYTES) return IDENTIFIER_TOO_LARGE;
   const syntax = transferSyntaxProperties(transferSyntaxUid);
   if (syntax === undefined) return refusal(Status.CannotUnderstand, 'unknown transfer syntax');
   if (syntax.isDeflated) {
@@ -173,56 +210,6 @@ export function parseQueryRequest(
   };
 }
 
-interface ParseContext {
-  readonly root: QueryRoot;
-  readonly level: QueryLevel;
-  readonly isRelational: boolean;
-  readonly specificCharacterSet: string | undefined;
-}
-
-interface ParsedKeys {
-  readonly conditions: QueryCondition[];
-  readonly returnKeys: QueryKeyword[];
-  readonly sequenceConditions: SequenceCondition[];
-  readonly returnSequences: SequenceKeyword[];
-  readonly unsupportedKeys: number[];
-}
-
-function emptyParsedKeys(): ParsedKeys {
-  return {
-    conditions: [],
-    returnKeys: [],
-    sequenceConditions: [],
-    returnSequences: [],
-    unsupportedKeys: [],
-  };
-}
-
-/** The unique key of each level (PS3.4 Tables C.6-1 to C.6-4). */
-const UNIQUE_KEY_OF_LEVEL: Readonly<Record<QueryLevel, QueryKeyword>> = {
-  PATIENT: 'PatientID',
-  STUDY: 'StudyInstanceUID',
-  SERIES: 'SeriesInstanceUID',
-  IMAGE: 'SOPInstanceUID',
-};
-
-function refusal(
-  status: number,
-  errorComment: string,
-  offendingElements?: readonly number[],
-): QueryRefusal {
-  return {
-    status,
-    errorComment: errorComment.slice(0, 64),
-    ...(offendingElements !== undefined && { offendingElements }),
-  };
-}
-
-/** Group lengths (gggg,0000) are not keys: neither matched nor answered. */
-export function isGroupLength(tag: number): boolean {
-  return (tag & 0xffff) === 0;
-}
-
 function characterSetOf(elements: readonly IdentifierElement[]): string | undefined | QueryRefusal {
   const element = elements.find((e) => e.tag === IdentifierTag.SpecificCharacterSet);
   const value = element?.value.toString('latin1').replace(/[\0 ]+$/, '');
@@ -252,47 +239,6 @@ function levelOf(
     ? `no ${text} level in the ${root === 'patient' ? 'Patient' : 'Study'} Root model`
     : 'invalid Query/Retrieve Level';
   return refusal(Status.DataSetDoesNotMatchSopClass, comment, [tag]);
-}
-
-/** The key's unique-key role in a root: Patient ID is an ordinary study key in Study Root. */
-function isUniqueIn(key: QueryKey, root: QueryRoot): boolean {
-  return key.isUnique && !(root === 'study' && key.entity === 'patient');
-}
-
-/** Levels from the key's to the query's: negative above, 0 at, positive below the level. */
-function depthOf(key: Pick<QueryKey, 'entity'>, context: ParseContext): number {
-  return (
-    QUERY_LEVELS.indexOf(levelOfEntity(key.entity, context.root)) -
-    QUERY_LEVELS.indexOf(context.level)
-  );
-}
-
-/**
- * A key's value decoded and read as a match, or the reason it cannot be (0xC000), naming the
- * key and the offending element (the item key's sequence, for an item key).
- */
-function matchOf(
-  element: IdentifierElement,
-  key: { readonly keyword: string; readonly vr: Vr },
-  context: ParseContext,
-  offendingTag = element.tag,
-): ValueMatch | undefined | QueryRefusal {
-  const text = decodeValue(element.value, key.vr, context.specificCharacterSet);
-  const problem = matchValueProblem(text, key.vr);
-  if (problem !== undefined) {
-    return refusal(Status.CannotUnderstand, `${key.keyword}: ${problem}`, [offendingTag]);
-  }
-  return valueMatchOf(text, key.vr);
-}
-
-/** True when an element we do not match asks for a value anyway (PS3.4 §C.2.2.2). */
-function carriesMatchingValue(element: IdentifierElement, context: ParseContext): boolean {
-  if (element.items !== undefined) {
-    return element.items.some((item) => item.some((inner) => carriesMatchingValue(inner, context)));
-  }
-  if (element.value.length === 0) return false;
-  const text = decodeValue(element.value, element.vr, context.specificCharacterSet);
-  return valueMatchOf(text, element.vr) !== undefined;
 }
 
 /** A key of an identifier that the index holds: a plain key or a sequence key. */
@@ -331,45 +277,7 @@ function* keysOf(
   }
 }
 
-/**
- * A sequence key of a C-FIND (PS3.4 §C.2.2.2.6), added to the parsed keys: a return key, and a
- * condition when its item has item keys with a value. Refused when it has several items
- * (0xA900), an item key's value cannot be matched (0xC000), or it is below the level with one.
- */
-function addSequenceKey(
-  element: IdentifierElement,
-  sequence: SequenceKey,
-  context: ParseContext,
-  parsed: ParsedKeys,
-): QueryRefusal | undefined {
-  const items = element.items ?? [];
-  if (items.length > 1) return misplaced(`${sequence.keyword} needs a single item`, element.tag);
-  const itemConditions: ItemCondition[] = [];
-  let isUnsupported = false;
-  for (const inner of items[0] ?? []) {
-    if (isGroupLength(inner.tag)) continue;
-    const itemKey = inner.items === undefined ? sequence.itemKeys.get(inner.tag) : undefined;
-    if (itemKey === undefined) {
-      isUnsupported ||= carriesMatchingValue(inner, context);
-      continue;
-    }
-    const match = matchOf(inner, itemKey, context, element.tag);
-    if (isQueryRefusal(match)) return match;
-    if (match !== undefined) itemConditions.push({ keyword: itemKey.keyword, match });
-  }
-  if (isUnsupported) parsed.unsupportedKeys.push(element.tag);
-  if (depthOf(sequence, context) > 0) {
-    if (itemConditions.length === 0) return undefined;
-    return misplaced(`${sequence.keyword} is below the ${context.level} level`, element.tag);
-  }
-  parsed.returnSequences.push(sequence.keyword);
-  if (itemConditions.length > 0) {
-    parsed.sequenceConditions.push({ keyword: sequence.keyword, itemConditions });
-  }
-  return undefined;
-}
-
-/** The keys of a C-FIND: matching and return keys at and above the level. */
+/** The keys of a C-FIND: matching and return keys at and above the level (module comment). */
 function findKeys(
   elements: readonly IdentifierElement[],
   context: ParseContext,
@@ -382,29 +290,25 @@ function findKeys(
       continue;
     }
     const { element, key } = known;
-    const match = matchOf(element, key, context);
-    if (isQueryRefusal(match)) return match;
     const depth = depthOf(key, context);
     if (depth > 0) {
-      if (match === undefined) continue;
-      return misplaced(`${key.keyword} is below the ${context.level} level`, element.tag);
+      // Below the level: answered empty; ignored with 0xFF01 when it asks for a value.
+      if (carriesMatchingValue(element, context)) parsed.unsupportedKeys.push(element.tag);
+      continue;
     }
-    if (depth < 0 && !context.isRelational) {
-      if (isUniqueIn(key, context.root) && match?.kind !== 'single') {
-        return misplaced(`${key.keyword} needs a single value`, element.tag);
-      }
+    const match = matchOf(element, key, context);
+    if (isQueryRefusal(match)) return match;
+    const isUniqueAbove = depth < 0 && isUniqueIn(key, context.root);
+    if (isUniqueAbove && !context.isRelational && match !== undefined && match.kind !== 'single') {
+      return misplaced(`${key.keyword} needs a single value`, element.tag);
     }
     parsed.returnKeys.push(key.keyword);
     if (match !== undefined) parsed.conditions.push({ keyword: key.keyword, match });
   }
-  if (!context.isRelational) {
-    const missing = missingUniqueKeysAbove(parsed.conditions, context);
-    if (missing !== undefined) return missing;
-  }
   return parsed;
 }
 
-/** The keys of a C-MOVE or C-GET: the unique keys of the level and above. */
+/** The keys of a C-MOVE or C-GET: the unique keys of the level and above (module comment). */
 function retrieveKeys(
   elements: readonly IdentifierElement[],
   context: ParseContext,
@@ -412,18 +316,14 @@ function retrieveKeys(
   const parsed = emptyParsedKeys();
   for (const known of keysOf(elements, context, parsed.unsupportedKeys)) {
     const { element } = known;
-    if (known.kind === 'sequence') {
-      // Not a unique key: ignored, as other keys with a value are.
+    if (known.kind === 'sequence' || !isUniqueIn(known.key, context.root)) {
+      // Not a unique key: ignored, and listed when it asks for a value.
       if (carriesMatchingValue(element, context)) parsed.unsupportedKeys.push(element.tag);
       continue;
     }
     const { key } = known;
     const match = matchOf(element, key, context);
     if (isQueryRefusal(match)) return match;
-    if (!isUniqueIn(key, context.root)) {
-      if (match !== undefined) parsed.unsupportedKeys.push(element.tag);
-      continue;
-    }
     if (match === undefined) continue;
     const depth = depthOf(key, context);
     if (depth > 0) {
@@ -439,34 +339,7 @@ function retrieveKeys(
   }
   const keyword = UNIQUE_KEY_OF_LEVEL[context.level];
   if (!parsed.conditions.some((condition) => condition.keyword === keyword)) {
-    return misplaced(`${keyword} is required`, tagOf(keyword));
-  }
-  if (!context.isRelational) {
-    const missing = missingUniqueKeysAbove(parsed.conditions, context);
-    if (missing !== undefined) return missing;
+    return misplaced(`${keyword} is required`, QUERY_KEYS.get(keyword)!.tag);
   }
   return parsed;
-}
-
-/** The first unique key of a level above that has no condition (hierarchical requests). */
-function missingUniqueKeysAbove(
-  conditions: readonly QueryCondition[],
-  context: ParseContext,
-): QueryRefusal | undefined {
-  const levels = levelsOf(context.root);
-  for (const above of levels.slice(0, levels.indexOf(context.level))) {
-    const keyword = UNIQUE_KEY_OF_LEVEL[above];
-    if (!conditions.some((condition) => condition.keyword === keyword)) {
-      return misplaced(`${keyword} is required below the ${above} level`, tagOf(keyword));
-    }
-  }
-  return undefined;
-}
-
-function misplaced(comment: string, tag: number): QueryRefusal {
-  return refusal(Status.DataSetDoesNotMatchSopClass, comment, [tag]);
-}
-
-function tagOf(keyword: QueryKeyword): number {
-  return QUERY_KEYS.get(keyword)!.tag;
 }

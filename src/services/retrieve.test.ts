@@ -181,6 +181,26 @@ describe('runSubOperations', () => {
     expect(outcomes[1]).toMatchObject({ result: 'failed', status: Status.OutOfResources });
   });
 
+  it('fails an instance marked unavailable without trying it, and goes on with the others', async () => {
+    const outside = { ...instance(2), unavailable: 'file path outside the storage root' };
+    const instances = [instance(1), outside, instance(3)];
+    const sender = fakeSender(() => Status.Success);
+    const { pending, final, outcomes } = await collect(instances, sender);
+    expect(sender.stored).toEqual([instances[0]!.sopInstanceUid, instances[2]!.sopInstanceUid]);
+    expect(pending.map((r) => r.fields?.numberOfFailedSuboperations)).toEqual([0, 1]);
+    expect(final.status).toBe(Status.Warning);
+    expect(final.fields).toEqual({
+      numberOfCompletedSuboperations: 2,
+      numberOfFailedSuboperations: 1,
+      numberOfWarningSuboperations: 0,
+    });
+    expect(failedList(final)).toEqual([outside.sopInstanceUid]);
+    expect(outcomes[1]).toMatchObject({
+      result: 'failed',
+      error: { message: 'file path outside the storage root' },
+    });
+  });
+
   it('answers 0xB000 with an empty failed list when every sub-operation had a warning', async () => {
     const { final } = await collect(
       [instance(1), instance(2)],
@@ -368,6 +388,9 @@ describe('instancesToRetrieve', () => {
       find: () => {
         throw new Error('not used');
       },
+      count: () => {
+        throw new Error('not used');
+      },
       retrievable: (query, signal) => {
         queries.push(query);
         return retrievable(query, signal);
@@ -417,6 +440,27 @@ describe('instancesToRetrieve', () => {
       status: Status.DataSetDoesNotMatchSopClass,
     });
     expect(failing.queries).toHaveLength(1);
+  });
+
+  it('refuses an identifier over 64 KiB with 0xC000, without asking the index', async () => {
+    const fake = source(async () => [instance(1)]);
+    const dataset = new DatasetStream(1024 * 1024, () => undefined);
+    for (let i = 0; i < 5; i++) dataset.pushFragment(Buffer.alloc(16 * 1024));
+    dataset.push(null);
+    const incoming: IncomingRequest = { ...request(studyLevel), dataset };
+    const result = await instancesToRetrieve(
+      incoming,
+      'move',
+      association,
+      fake,
+      new AbortController().signal,
+    );
+    expect(result).toEqual({
+      status: Status.CannotUnderstand,
+      errorComment: 'identifier too large: over 64 KiB',
+    });
+    expect(dataset.destroyed).toBe(true);
+    expect(fake.queries).toEqual([]);
   });
 
   it('gives no instances when the C-CANCEL comes while the index is asked', async () => {

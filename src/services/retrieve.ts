@@ -12,6 +12,9 @@
  * - 0xFE00 after a C-CANCEL, with the number of sub-operations not started as remaining;
  * - 0xA701 when the index cannot list the instances.
  *
+ * An instance the index lists but that cannot be sent (marked `unavailable`: its file path
+ * leads out of the storage root) is a failed sub-operation, not tried; the others go on.
+ *
  * The final response carries Completed, Failed and Warning counts, Remaining only with Cancel
  * (PS3.4 §C.4.2.1.5-8); every final C-MOVE status but Success carries an identifier with the
  * Failed SOP Instance UID List (0008,0058) (PS3.4 §C.4.2.1.4). C-GET leaves it out: see get.ts.
@@ -36,7 +39,13 @@ import type {
 } from '../network/dimse/channel.js';
 import { formatStatus, Status, statusCategory } from '../network/dimse/status.js';
 import type { QuerySource } from './ports.js';
-import { isQueryRefusal, parseQueryRequest, type QueryRefusal } from './query-request.js';
+import {
+  IDENTIFIER_TOO_LARGE,
+  isQueryRefusal,
+  parseQueryRequest,
+  type QueryRefusal,
+  readRequestIdentifier,
+} from './query-request.js';
 import { canSendAs, inspectFile, type StoreRequestOptions, storeFile } from './scu/store.js';
 
 /** Failed SOP Instance UID List (0008,0058). */
@@ -45,8 +54,6 @@ const FAILED_SOP_INSTANCE_UID_LIST = 0x00080058;
 const MAX_COUNT = 0xffff;
 /** Longest value a 2-byte explicit VR length states: the UID list is cut to fit (PS3.5 §7.1.2). */
 const MAX_SHORT_VALUE = 0xfffe;
-/** Largest C-MOVE or C-GET identifier read: real ones are a few hundred bytes. */
-const MAX_IDENTIFIER_BYTES = 64 * 1024;
 
 /** What a retrieve handler needs to know of the association the request came on. */
 export interface RetrieveAssociation {
@@ -169,6 +176,9 @@ async function performOne(
   sender: SubOperationSender,
   instance: RetrievableInstance,
 ): Promise<SubOperationOutcome> {
+  if (instance.unavailable !== undefined) {
+    return { instance, result: 'failed', error: new Error(instance.unavailable) };
+  }
   try {
     const status = await sender.store(instance);
     const category = statusCategory(status);
@@ -337,10 +347,8 @@ export async function instancesToRetrieve(
       errorComment: 'request has no identifier',
     };
   }
-  const bytes = await readIdentifierBytes(request.dataset);
-  if (bytes === undefined) {
-    return { status: Status.CannotUnderstand, errorComment: 'identifier too large' };
-  }
+  const bytes = await readRequestIdentifier(request.dataset);
+  if (bytes === undefined) return IDENTIFIER_TOO_LARGE;
   const parsed = parseQueryRequest(bytes, request.context.transferSyntax, root, 'retrieve', {
     isRelational: association.isRelational(sopClassUid),
   });
@@ -355,19 +363,6 @@ export async function instancesToRetrieve(
       errorComment: `index query failed: ${reason}`.slice(0, 64),
     };
   }
-}
-
-/** The identifier's bytes, or undefined past MAX_IDENTIFIER_BYTES (the rest is dropped). */
-async function readIdentifierBytes(dataset: AsyncIterable<Buffer>): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of dataset) {
-    length += chunk.length;
-    // Leaving the loop destroys the stream; the channel drops what is still to come.
-    if (length > MAX_IDENTIFIER_BYTES) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, length);
 }
 
 /**

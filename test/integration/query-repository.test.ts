@@ -1027,3 +1027,232 @@ describe.each([
     ]);
   });
 });
+
+/** One instance of a patient, study and series, with defaults for what a test does not set. */
+function record(
+  attributes: Partial<InstanceRecord> &
+    Pick<InstanceRecord, 'patientId' | 'studyInstanceUid' | 'seriesInstanceUid' | 'sopInstanceUid'>,
+): InstanceRecord {
+  return {
+    issuerOfPatientId: '',
+    patientName: null,
+    patientBirthDate: null,
+    patientSex: null,
+    studyDate: '20250101',
+    studyTime: null,
+    accessionNumber: null,
+    studyId: null,
+    studyDescription: null,
+    referringPhysicianName: null,
+    patientAge: null,
+    modality: 'CT',
+    seriesNumber: 1,
+    seriesDescription: null,
+    bodyPartExamined: null,
+    seriesDate: null,
+    seriesTime: null,
+    protocolName: null,
+    sopClassUid: CT,
+    instanceNumber: null,
+    transferSyntaxUid: '1.2.840.10008.1.2.1',
+    filePath: `${attributes.sopInstanceUid}.dcm`,
+    fileSize: 1_000,
+    callingAe: 'STORESCU',
+    receivedAt: '2026-01-02T19:30:00.000Z',
+    ...attributes,
+  };
+}
+
+/** A series of 5,000 instances, as a C-MOVE of a large series by SOP Instance UID list meets. */
+const LARGE = 5_000;
+const LARGE_ROOT = '1.2.826.0.1.3680043.9.7777.61';
+const largeInstanceUid = (n: number) => `${LARGE_ROOT}.1.1.${n}`;
+
+/** Person names with component groups (PS3.5 §6.2.1.2), each in a study of its own. */
+const NAMES: Readonly<Record<string, string>> = {
+  'JP-TAROU': 'Yamada^Tarou=山田^太郎=やまだ^たろう',
+  'JP-HANAKO': 'Yamada^Hanako=山田^花子=やまだ^はなこ',
+  PLAIN: 'Yamada^Tarou',
+  LONGER: 'Yamada^Tarou2',
+  SUZUKI: 'Suzuki^Ichiro=鈴木^一郎',
+  TANAKA: 'Tanaka^Jiro=Yamada^Tarou',
+};
+
+function largeRecords(): InstanceRecord[] {
+  const series = Array.from({ length: LARGE }, (_, i) =>
+    record({
+      patientId: 'LARGE',
+      patientName: 'Large^Series',
+      studyInstanceUid: `${LARGE_ROOT}.1`,
+      seriesInstanceUid: `${LARGE_ROOT}.1.1`,
+      sopInstanceUid: largeInstanceUid(i + 1),
+      instanceNumber: i + 1,
+    }),
+  );
+  const names = Object.entries(NAMES).map(([patientId, patientName], i) =>
+    record({
+      patientId,
+      patientName,
+      studyInstanceUid: `${LARGE_ROOT}.${i + 2}`,
+      referringPhysicianName: patientName,
+      seriesInstanceUid: `${LARGE_ROOT}.${i + 2}.1`,
+      sopInstanceUid: `${LARGE_ROOT}.${i + 2}.1.1`,
+    }),
+  );
+  return [...series, ...names];
+}
+
+describe.each([
+  ['SQLite', () => sqliteBackend('query-repository-large')],
+  ['PostgreSQL', () => postgresBackend('query_large')],
+])('long value lists, counts and person name groups on %s', (_name, makeBackend) => {
+  let backend: Backend;
+  let database: OpenDatabase;
+  let repository: QueryRepository;
+
+  beforeAll(async () => {
+    backend = makeBackend();
+    database = await backend.open();
+    await new IndexRepository(database).addInstances(largeRecords());
+    repository = new QueryRepository(database);
+  }, 60_000);
+
+  afterAll(async () => {
+    await database?.close();
+    await backend?.dispose();
+  });
+
+  async function collect(query: IndexQuery): Promise<IndexMatch[]> {
+    const matches: IndexMatch[] = [];
+    for await (const match of repository.find(query)) matches.push(match);
+    return matches;
+  }
+
+  const uids = Array.from({ length: LARGE }, (_, i) => largeInstanceUid(i + 1));
+
+  it('retrieves a series by a list of 5,000 SOP Instance UIDs', async () => {
+    // Reversed, and with 1,000 UIDs that match nothing: the order is the index's, not the list's.
+    const unknown = Array.from({ length: 1_000 }, (_, i) => `${LARGE_ROOT}.9.${i}`);
+    const instances = await repository.retrievable({
+      root: 'patient',
+      level: 'IMAGE',
+      conditions: [{ keyword: 'SOPInstanceUID', match: list(...uids.toReversed(), ...unknown) }],
+      returnKeys: [],
+    });
+    expect(instances.map((i) => i.sopInstanceUid)).toEqual(uids);
+  });
+
+  it('finds by lists of 5,000 UIDs, integers and person names', async () => {
+    const matches = await collect({
+      root: 'study',
+      level: 'IMAGE',
+      conditions: [{ keyword: 'SOPInstanceUID', match: list(...uids) }],
+      returnKeys: ['InstanceNumber'],
+    });
+    expect(matches.map((m) => m.InstanceNumber)).toEqual(uids.map((_, i) => i + 1));
+    const numbers = Array.from({ length: LARGE }, (_, i) => String(2 * i + 1));
+    const odd = await collect({
+      root: 'study',
+      level: 'IMAGE',
+      conditions: [{ keyword: 'InstanceNumber', match: list(...numbers) }],
+      returnKeys: ['InstanceNumber'],
+    });
+    expect(odd).toHaveLength(LARGE / 2);
+    const names = Array.from({ length: LARGE }, (_, i) => `Nobody^${i}`);
+    for (const isPersonNameCaseInsensitive of [false, true]) {
+      const found = await collect({
+        root: 'study',
+        level: 'STUDY',
+        conditions: [{ keyword: 'PatientName', match: list(...names, 'Suzuki^Ichiro') }],
+        returnKeys: ['PatientID'],
+        isPersonNameCaseInsensitive,
+      });
+      expect(found.map((m) => m.PatientID)).toEqual(['SUZUKI']);
+    }
+  });
+
+  it('counts matches up to a limit, in chunks, honouring the signal', async () => {
+    const chunked = new QueryRepository(database, { countChunkRows: 700 });
+    const all: IndexQuery = { root: 'study', level: 'IMAGE', conditions: [], returnKeys: [] };
+    const total = LARGE + Object.keys(NAMES).length;
+    for (const on of [repository, chunked]) {
+      expect(await on.count(all, 10_000_000)).toBe(total);
+      expect(await on.count(all, 4_321)).toBe(4_321);
+      expect(await on.count(all, 1_400)).toBe(1_400);
+      expect(await on.count(all, 0)).toBe(0);
+      const some: IndexQuery = {
+        ...all,
+        conditions: [{ keyword: 'InstanceNumber', match: range('101', '2100') }],
+        limit: 3,
+      };
+      expect(await on.count(some, LARGE)).toBe(2_000);
+    }
+    await expect(chunked.count(all, LARGE, AbortSignal.abort())).rejects.toMatchObject({
+      name: 'AbortError',
+    });
+  });
+
+  /** The Patient IDs of the studies whose patient name matches. */
+  async function namesMatching(match: ValueMatch, isPersonNameCaseInsensitive = false) {
+    const matches = await collect({
+      root: 'study',
+      level: 'STUDY',
+      conditions: [{ keyword: 'PatientName', match }],
+      returnKeys: ['PatientID'],
+      isPersonNameCaseInsensitive,
+    });
+    return matches.map((m) => m.PatientID).sort();
+  }
+
+  it('matches a name without `=` against the whole value and the alphabetic group', async () => {
+    expect(await namesMatching(single('Yamada^Tarou'))).toEqual(['JP-TAROU', 'PLAIN']);
+    expect(await namesMatching(wildcard('Yamada^Tar*'))).toEqual(['JP-TAROU', 'LONGER', 'PLAIN']);
+    expect(await namesMatching(wildcard('*^Tarou'))).toEqual(['JP-TAROU', 'PLAIN', 'TANAKA']);
+    expect(await namesMatching(wildcard('Yamada^Tar?u'))).toEqual(['JP-TAROU', 'PLAIN']);
+    expect(await namesMatching(wildcard('Yamada*'))).toEqual([
+      'JP-HANAKO',
+      'JP-TAROU',
+      'LONGER',
+      'PLAIN',
+    ]);
+    expect(await namesMatching(single('Yamada'))).toEqual([]);
+  });
+
+  it('matches a name with `=` group by group, an empty group asking nothing', async () => {
+    expect(await namesMatching(single('Yamada^Tarou=山田^太郎'))).toEqual(['JP-TAROU']);
+    expect(await namesMatching(single('Yamada^Tarou=山田^太郎=やまだ^たろう'))).toEqual([
+      'JP-TAROU',
+    ]);
+    expect(await namesMatching(single('Yamada^Tarou='))).toEqual(['JP-TAROU', 'PLAIN']);
+    expect(await namesMatching(wildcard('=山田*'))).toEqual(['JP-HANAKO', 'JP-TAROU']);
+    expect(await namesMatching(wildcard('*=*太郎'))).toEqual(['JP-TAROU']);
+    expect(await namesMatching(single('=Yamada^Tarou'))).toEqual(['TANAKA']);
+    expect(await namesMatching(single('Yamada^Tarou=山田^花子'))).toEqual([]);
+  });
+
+  it('matches name groups without regard to case when asked, in lists too', async () => {
+    expect(await namesMatching(single('yamada^tarou'), true)).toEqual(['JP-TAROU', 'PLAIN']);
+    expect(await namesMatching(single('YAMADA^TAROU=山田^太郎'), true)).toEqual(['JP-TAROU']);
+    expect(await namesMatching(wildcard('*^TAROU'), true)).toEqual(['JP-TAROU', 'PLAIN', 'TANAKA']);
+    expect(await namesMatching(single('yamada^tarou'))).toEqual([]);
+    expect(await namesMatching(list('Yamada^Tarou', 'Suzuki^Ichiro'))).toEqual([
+      'JP-TAROU',
+      'PLAIN',
+      'SUZUKI',
+    ]);
+    expect(await namesMatching(list('suzuki^ichiro=鈴木^一郎', 'yamada^hanako'), true)).toEqual([
+      'JP-HANAKO',
+      'SUZUKI',
+    ]);
+  });
+
+  it('matches Referring Physician Name by group as well', async () => {
+    const matches = await collect({
+      root: 'study',
+      level: 'STUDY',
+      conditions: [{ keyword: 'ReferringPhysicianName', match: single('Suzuki^Ichiro') }],
+      returnKeys: ['PatientID'],
+    });
+    expect(matches.map((m) => m.PatientID)).toEqual(['SUZUKI']);
+  });
+});

@@ -8,15 +8,15 @@
  * Layer: test (interop). Everything on 127.0.0.1; every tool run has a deadline.
  */
 
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSmallInstances } from '../../bench/synthetic.js';
 import { readFileMeta } from '../../src/dicom/part10.js';
-import { writeIdentifier } from '../../src/dicom/query/identifier.js';
+import { readIdentifier, writeIdentifier } from '../../src/dicom/query/identifier.js';
 import { encodeValue } from '../../src/dicom/query/values.js';
-import { TransferSyntax } from '../../src/dicom/transfer-syntax.js';
+import { TransferSyntax, transferSyntaxProperties } from '../../src/dicom/transfer-syntax.js';
 import { SopClass } from '../../src/dicom/uid.js';
 import { requestAssociation } from '../../src/network/association/requestor.js';
 import { DimseChannel, type IncomingResponse } from '../../src/network/dimse/channel.js';
@@ -291,14 +291,38 @@ describe('C-FIND with findscu', () => {
     expect(images.responses[0]?.SOPClassUID).toBe('1.2.840.10008.5.1.4.1.1.7');
   });
 
-  it('refuses a SERIES query without the study it belongs to (hierarchical query)', async () => {
+  it('answers a SERIES query without the study it belongs to (hierarchical query), matching only those series', async () => {
     const { run, responses } = await find('-S', [
       'QueryRetrieveLevel=SERIES',
       'Modality=MR',
       'SeriesInstanceUID',
+      'StudyInstanceUID',
     ]);
-    expect(responses).toHaveLength(0);
-    expect(run.output).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+    expect(run.exitCode, run.output).toBe(0);
+    expect(responses).toEqual([
+      expect.objectContaining({
+        Modality: 'MR',
+        SeriesInstanceUID: MR.seriesUid,
+        StudyInstanceUID: MR.studyUid,
+      }),
+    ]);
+    expect(run.output).toMatch(/Final Find Response \(Success\)/);
+  });
+
+  it('ignores a series key in a STUDY query, answering it empty with 0xFF01', async () => {
+    const { run, responses } = await find('-S', [
+      'QueryRetrieveLevel=STUDY',
+      `PatientID=${NM.patientId}`,
+      'Modality=MR',
+      'StudyInstanceUID',
+    ]);
+    expect(run.exitCode, run.output).toBe(0);
+    // The NM study, though Modality=MR: the key is not matched at the STUDY level.
+    expect(responses).toEqual([
+      expect.objectContaining({ StudyInstanceUID: NM.studyUid, Modality: '' }),
+    ]);
+    expect(run.output).toMatch(/Pending: WarningUnsupportedOptionalKeys/);
+    expect(run.output).toMatch(/Final Find Response \(Success\)/);
   });
 
   it('stops at C-CANCEL with status Cancel (0xFE00)', async () => {
@@ -317,6 +341,96 @@ describe('C-FIND with findscu', () => {
     expect(run.output).toMatch(
       /Final Find Response \(Cancel: MatchingTerminatedDueToCancelRequest\)/,
     );
+  });
+});
+
+/** A Latin-1 name (ISO_IR 100), as a European modality stores it. */
+const LATIN1 = { patientId: 'LATIN1', patientName: 'Müller^Jörg' };
+
+/**
+ * Stores a copy of CT_small with a Latin-1 Patient Name (ISO_IR 100), new UIDs and a Study Date
+ * outside the other tests' ranges.
+ */
+async function storeLatin1Instance(): Promise<void> {
+  const dir = await freshDir('latin1');
+  const path = join(dir, 'latin1.dcm');
+  const name = join(dir, 'name.txt');
+  await copyFile(join(TESTDATA_DICOM, 'CT_small.dcm'), path);
+  // Padded to even length, as dcmodify wants a value from a file.
+  await writeFile(name, Buffer.from(`${LATIN1.patientName} `, 'latin1'));
+  const modified = await runTool('dcmodify', [
+    '-nb',
+    '-gst',
+    '-gse',
+    '-gin',
+    '-i',
+    '(0008,0005)=ISO_IR 100',
+    '-m',
+    `PatientID=${LATIN1.patientId}`,
+    '-m',
+    'StudyDate=19990101',
+    '-mf',
+    `PatientName=${name}`,
+    path,
+  ]);
+  expect(modified.exitCode, modified.output).toBe(0);
+  const stored = await runTool('storescu', [
+    '-aec',
+    server.aeTitle,
+    ...TOOL_TIMEOUTS,
+    '127.0.0.1',
+    String(server.port),
+    path,
+  ]);
+  expect(stored.exitCode, stored.output).toBe(0);
+}
+
+/** The raw bytes of a top-level element of a response file findscu wrote. */
+async function rawValue(path: string, tag: number): Promise<Buffer | undefined> {
+  const bytes = await readFile(path);
+  const meta = readFileMeta(bytes);
+  const syntax = transferSyntaxProperties(
+    meta.transferSyntaxUid ?? TransferSyntax.ExplicitVRLittleEndian,
+  )!;
+  return readIdentifier(bytes.subarray(meta.datasetOffset), syntax).find((e) => e.tag === tag)
+    ?.value;
+}
+
+describe('C-FIND character sets with findscu', () => {
+  it('answers in ISO_IR 100 when asked in it and every value fits, else in ISO_IR 192', async () => {
+    await storeLatin1Instance();
+    const keys = ['QueryRetrieveLevel=STUDY', 'PatientName=M*ller*', 'PatientID', 'StudyDate'];
+    const out = await freshDir('find-latin1');
+    const latin1 = await runTool('findscu', [
+      '-S',
+      '-aec',
+      server.aeTitle,
+      ...TOOL_TIMEOUTS,
+      '-X',
+      '-od',
+      out,
+      '-k',
+      'SpecificCharacterSet=ISO_IR 100',
+      ...keys.flatMap((key) => ['-k', key]),
+      '127.0.0.1',
+      String(server.port),
+    ]);
+    expect(latin1.exitCode, latin1.output).toBe(0);
+    const files = (await readdir(out)).filter((f) => f.startsWith('rsp'));
+    expect(files, latin1.output).toHaveLength(1);
+    const response = join(out, files[0]!);
+    expect(await topLevelValues(response)).toMatchObject({
+      SpecificCharacterSet: 'ISO_IR 100',
+      PatientID: LATIN1.patientId,
+    });
+    // 'Müller^Jörg' is 11 Latin-1 bytes, padded to 12.
+    expect(await rawValue(response, 0x00100010)).toEqual(
+      Buffer.from(`${LATIN1.patientName} `, 'latin1'),
+    );
+    const { responses } = await find('-S', keys);
+    expect(responses).toEqual([
+      expect.objectContaining({ SpecificCharacterSet: 'ISO_IR 192', PatientID: LATIN1.patientId }),
+    ]);
   });
 });
 
@@ -369,6 +483,77 @@ describe('C-MOVE with movescu', () => {
         expect((await datasetOf(path)).equals(await datasetOf(await storedPath(uid)))).toBe(true);
       }
     } finally {
+      await storescp.stop();
+    }
+  });
+
+  it("moves a study by its Study Instance UID alone in movescu's default Patient Root", async () => {
+    const dir = await freshDir('move-default-root');
+    const storescp = await startStorescp('MOVE_DEFAULT', dir);
+    destinations.set('MOVE_DEFAULT', { host: '127.0.0.1', port: storescp.port });
+    try {
+      // No -P or -S: movescu proposes Patient Root, and no Patient ID is given.
+      const run = await runTool('movescu', [
+        '-d',
+        '-aet',
+        'MOVESCU',
+        '-aec',
+        server.aeTitle,
+        '-aem',
+        'MOVE_DEFAULT',
+        ...TOOL_TIMEOUTS,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${NM.studyUid}`,
+        '127.0.0.1',
+        String(server.port),
+      ]);
+      expect(run.exitCode, run.output).toBe(0);
+      expect(run.output).toMatch(/Abstract Syntax: =MOVEPatientRootQueryRetrieveInformationModel/);
+      expect(run.output).toMatch(/DIMSE Status\s*: 0x0000/);
+      const received = await receivedFiles(dir);
+      expect([...received.keys()].sort()).toEqual([NM.jpegLossyUid, NM.jpeg2000Uid].sort());
+    } finally {
+      await storescp.stop();
+    }
+  });
+
+  it('fails only the sub-operation of an index row whose file lies outside the storage root', async () => {
+    const dir = await freshDir('move-outside');
+    const storescp = await startStorescp('MOVE_OUTSIDE', dir);
+    destinations.set('MOVE_OUTSIDE', { host: '127.0.0.1', port: storescp.port });
+    const row = () =>
+      server.database.db.updateTable('instances').where('sop_instance_uid', '=', NM.jpegLossyUid);
+    const original = (await indexedInstances(server)).find(
+      (r) => r.sop_instance_uid === NM.jpegLossyUid,
+    )!.file_path;
+    await row().set({ file_path: '../../outside.dcm' }).execute();
+    try {
+      const run = await runTool('movescu', [
+        '-d',
+        '-S',
+        '-aet',
+        'MOVESCU',
+        '-aec',
+        server.aeTitle,
+        '-aem',
+        'MOVE_OUTSIDE',
+        ...TOOL_TIMEOUTS,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${NM.studyUid}`,
+        '127.0.0.1',
+        String(server.port),
+      ]);
+      // The final response: one sent, one failed, 0xB000; the association was not failed whole.
+      expect(run.output).toMatch(/Completed Suboperations\s*: 1\s+D: Failed Suboperations\s*: 1/);
+      expect(run.output).toMatch(/DIMSE Status\s*: 0xb000/);
+      const received = await receivedFiles(dir);
+      expect([...received.keys()], run.output).toEqual([NM.jpeg2000Uid]);
+    } finally {
+      await row().set({ file_path: original }).execute();
       await storescp.stop();
     }
   });

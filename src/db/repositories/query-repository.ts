@@ -2,8 +2,9 @@
  * The index as C-FIND, C-MOVE and C-GET see it: the matches of a query at its level, joined up
  * to their parents (patients <- studies <- series <- instances) for the keys above the level,
  * streamed in keyset pages, with the stored items of the sequence keys asked for (a query per
- * page and sequence); and every instance under the matches, for a retrieve. How each key is
- * matched is in query-matching.ts.
+ * page and sequence); their number up to a limit, counted before any is sent; and every
+ * instance under the matches, for a retrieve. How each key is matched is in query-matching.ts
+ * (and the modules it names).
  *
  * Layer: db (repositories hold all SQL).
  */
@@ -31,12 +32,14 @@ import {
   KEY_COLUMNS,
   keyExpression,
   type MatchOptions,
-  matchingItemSql,
-  SEQUENCE_OWNER_TABLE,
   type SqlKind,
-  sequenceConditionSql,
   tableOfKey,
 } from './query-matching.js';
+import {
+  matchingItemSql,
+  SEQUENCE_OWNER_TABLE,
+  sequenceConditionSql,
+} from './query-matching-sequences.js';
 
 /** The database a QueryRepository reads (an OpenDatabase will do). */
 export interface QueryDatabase {
@@ -50,6 +53,8 @@ export interface QueryDatabase {
 export interface QueryRepositoryOptions {
   /** Rows fetched per query while streaming matches (default 500). */
   readonly pageSize?: number;
+  /** Rows counted per query by `count` (default 50,000). */
+  readonly countChunkRows?: number;
 }
 
 /** The table whose rows are the matches of a level. */
@@ -91,6 +96,9 @@ interface ReturnedSequence {
 function ownerColumn(entity: SequenceKey['entity']): string {
   return `owner_${entity}`;
 }
+
+/** Rows counted per query by `count`: a bounded piece of synchronous work on SQLite. */
+const COUNT_CHUNK_ROWS = 50_000;
 
 /** Owner ids per items query: far below either database's limit on parameters. */
 const MAX_OWNERS_PER_QUERY = 500;
@@ -207,12 +215,14 @@ export class QueryRepository {
   readonly #kind: SqlKind;
   readonly #runner: TransactionRunner | undefined;
   readonly #pageSize: number;
+  readonly #countChunkRows: number;
 
   constructor(database: QueryDatabase, options: QueryRepositoryOptions = {}) {
     this.#db = database.db;
     this.#kind = database.kind;
     this.#runner = database.runner;
     this.#pageSize = options.pageSize ?? 500;
+    this.#countChunkRows = options.countChunkRows ?? COUNT_CHUNK_ROWS;
   }
 
   /**
@@ -256,6 +266,39 @@ export class QueryRepository {
       if (rows.length < pageSize) return;
       after = Number(rows[rows.length - 1]?.[ROW_ID]);
     }
+  }
+
+  /**
+   * The number of matches of a query, counted no further than `limit` (a query with more gives
+   * `limit`): a match limit is checked before any match is sent, without holding the matches.
+   * Counted in chunks of rows after the last one counted, the event loop free between them
+   * (SQLite runs each chunk synchronously); the signal aborts it between chunks.
+   */
+  async count(query: IndexQuery, limit: number, signal?: AbortSignal): Promise<number> {
+    const plan = this.#plan({ ...query, returnKeys: [], returnSequences: [] }, query.level);
+    const id = sql.ref(`${plan.levelTable}.id`);
+    let counted = 0;
+    let after = 0;
+    while (counted < limit) {
+      signal?.throwIfAborted();
+      const chunkRows = Math.min(this.#countChunkRows, limit - counted);
+      const [chunk] = await this.#rows<{ matches: number | string; last: number | string | null }>(
+        sql`select count(*) as matches, max(row_id) as last from (select ${id} as row_id ${fromClause(
+          plan.levelTable,
+          plan.topTable,
+        )} ${whereClause([
+          ...plan.conditions,
+          sql<SqlBool>`${id} > ${after}`,
+        ])} order by ${id} limit ${chunkRows}) as chunk`.compile(this.#db),
+      );
+      // PostgreSQL returns count(*) as text.
+      const matches = Number(chunk?.matches ?? 0);
+      counted += matches;
+      if (matches < chunkRows) break;
+      after = Number(chunk?.last);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return counted;
   }
 
   /**

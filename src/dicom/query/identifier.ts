@@ -12,7 +12,10 @@ import { DatasetReader } from '../reader/dataset-reader.js';
 import type { Vr } from '../vr.js';
 import { type DatasetEncoding, encodeTokens } from '../writer/dataset-writer.js';
 
-/** Largest identifier read: far above any real query (a few hundred bytes). */
+/**
+ * Largest identifier read: far above any real one (a few hundred bytes), for the responses of
+ * other PACS; the requests our SCP reads are held to 64 KiB before they get here.
+ */
 export const MAX_IDENTIFIER_BYTES = 1024 * 1024;
 
 /** One element of an identifier; a sequence has items instead of a value. */

@@ -346,4 +346,9 @@ export interface RetrievableInstance {
   /** Relative to the storage root in the index; absolute once handed to the services. */
   readonly filePath: string;
   readonly fileSize: number;
+  /**
+   * Why the instance cannot be sent, when its index row is unusable (its file path leads out of
+   * the storage root): its sub-operation fails without being tried, the others go on.
+   */
+  readonly unavailable?: string;
 }

@@ -650,6 +650,41 @@ describe('C-MOVE with movescu', () => {
       await storescp.stop();
     }
   });
+  it('stops a C-MOVE at C-CANCEL after the current sub-operation (0xFE00)', async () => {
+    const dir = await freshDir('move-cancel');
+    const storescp = await startStorescp('CANCEL_DEST', dir);
+    destinations.set('CANCEL_DEST', { host: '127.0.0.1', port: storescp.port });
+    try {
+      const run = await runTool('movescu', [
+        '-v',
+        '-S',
+        '-aet',
+        'MOVESCU',
+        '-aec',
+        server.aeTitle,
+        '-aem',
+        'CANCEL_DEST',
+        '--cancel',
+        '1',
+        ...TOOL_TIMEOUTS,
+        '-k',
+        'QueryRetrieveLevel=SERIES',
+        '-k',
+        `StudyInstanceUID=${many.studyUid}`,
+        '-k',
+        `SeriesInstanceUID=${many.seriesUid}`,
+        '127.0.0.1',
+        String(server.port),
+      ]);
+      expect(run.output).toMatch(/Final Move Response \(Cancel/);
+      const received = (await readdir(dir)).length;
+      expect(received, run.output).toBeGreaterThanOrEqual(1);
+      expect(received).toBeLessThan(MANY);
+    } finally {
+      await storescp.stop();
+    }
+  });
+
   it('answers an unknown destination with Move Destination Unknown (0xA801)', async () => {
     const run = await runTool('movescu', [
       '-v',

@@ -1,7 +1,8 @@
 /**
  * The database schema as Kysely types: the index of received instances (patients, studies,
- * series, instances, and the items of the sequence keys C-FIND matches) and the counters the
- * storage layout persists.
+ * series, instances, and the items of the sequence keys C-FIND matches), the counters the
+ * storage layout persists, administration (settings, peers, transaction and audit logs, users)
+ * and the hand-off of completed series (series states, events, jobs).
  *
  * Layer: db. Times are ISO 8601 UTC text, sortable on both SQLite and PostgreSQL; DICOM dates
  * and times keep their DICOM form (YYYYMMDD, HHMMSS.FFFFFF) for range matching.
@@ -204,6 +205,69 @@ export interface AuditLogTable {
   detail: string | null;
 }
 
+/**
+ * Where a series is in its hand-off to processing: receiving (instances arriving, or a late one
+ * after a completion), complete (its jobs written, deliveries under way), handed_off (every
+ * delivery done; its queue item waiting or claimed), acknowledged (its queue item done),
+ * failed (a delivery dead or its queue item failed).
+ */
+export interface SeriesStatesTable {
+  id: Generated<number>;
+  series_instance_uid: string;
+  study_instance_uid: string;
+  patient_id: string;
+  state: string;
+  /** Completions so far: the next one is `series.updated` when above 0. */
+  completion: number;
+  /** When the current reception started (the first instance, or the one that reopened it). */
+  first_received_at: string;
+  /** The newest instance known, written when reception starts and at completion only. */
+  last_received_at: string;
+  completed_at: string | null;
+  last_error: string | null;
+  updated_at: string;
+}
+
+/** One completion of a series: the event its actions get (server/handoff/types.ts). */
+export interface HandoffEventsTable {
+  id: Generated<number>;
+  series_instance_uid: string;
+  completion: number;
+  /** `series.completed` or `series.updated`. */
+  type: string;
+  /** `<SeriesInstanceUID>:<completion>`, the same on every retry of every delivery. */
+  idempotency_key: string;
+  occurred_at: string;
+  /** The series with its file list (HandoffSeries) as JSON. */
+  payload_json: string;
+}
+
+/**
+ * One action of a completion (the outbox): a queue item read by downstream tools (pending,
+ * processing, done, failed) or a delivery the worker runs (copy, webhook, command: pending,
+ * in_progress, done, failed (to be retried at next_attempt_at), dead).
+ */
+export interface HandoffJobsTable {
+  id: Generated<number>;
+  event_fk: number;
+  series_instance_uid: string;
+  completion: number;
+  kind: string;
+  /** The handler folder (copy), the URL (webhook), the command line (command); '' for the queue. */
+  target: string;
+  state: string;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_error: string | null;
+  /** Who holds it: a downstream worker (queue) or this server's worker (deliveries). */
+  claimed_by: string | null;
+  claimed_at: string | null;
+  /** What it produced: the series folder of a copy. */
+  result: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 /** The whole database. */
 export interface Database {
   patients: PatientsTable;
@@ -220,4 +284,7 @@ export interface Database {
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
   audit_log: AuditLogTable;
+  series_states: SeriesStatesTable;
+  handoff_events: HandoffEventsTable;
+  handoff_jobs: HandoffJobsTable;
 }

@@ -64,7 +64,18 @@ export interface DicomServerOptions {
   readonly transactionLog?: TransactionLog;
   /** Called after each operation (the service's totals). */
   readonly onOperation?: (record: OperationRecord) => void;
+  /** Told of each instance an association stored, and of its end (series completion). */
+  readonly onAssociationActivity?: (activity: AssociationActivity) => void;
 }
+
+/** What an association did, as series completion follows it. */
+export type AssociationActivity =
+  | {
+      readonly type: 'stored';
+      readonly associationId: string;
+      readonly seriesInstanceUid: string;
+    }
+  | { readonly type: 'closed'; readonly associationId: string; readonly isReleased: boolean };
 
 /** Every transfer syntax we store, uncompressed first (the order matters only as a tie-break). */
 export const STORAGE_TRANSFER_SYNTAXES: readonly string[] = KNOWN_TRANSFER_SYNTAXES;
@@ -218,6 +229,16 @@ export class DicomServer {
       });
       const counts = { operations: 0, instancesStored: 0 };
       this.#counts.set(association, counts);
+      const onActivity = this.#options.onAssociationActivity;
+      if (onActivity !== undefined) {
+        association.once('closed', (summary) =>
+          onActivity({
+            type: 'closed',
+            associationId: association.id,
+            isReleased: summary.outcome === 'released',
+          }),
+        );
+      }
       channel.onOperation((record) => {
         counts.operations += 1;
         if (
@@ -225,6 +246,10 @@ export class DicomServer {
           typeof record.note?.filePath === 'string'
         ) {
           counts.instancesStored += 1;
+          const seriesInstanceUid = record.note.seriesInstanceUid;
+          if (onActivity !== undefined && typeof seriesInstanceUid === 'string') {
+            onActivity({ type: 'stored', associationId: association.id, seriesInstanceUid });
+          }
         }
         const current = this.#options.config?.settings;
         logOperation(logger, record, current?.log_received_files ?? true);

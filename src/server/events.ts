@@ -1,11 +1,14 @@
 /**
  * The server's events for live views (the console's server-sent events): the service status
- * when it changes or its totals move, and the transaction rows as they are written.
+ * when it changes or its totals move, the transaction rows as they are written, and the
+ * hand-off: a series' state as it moves (receiving, complete, handed off, ...) and each change
+ * to a hand-off job (claimed, attempted, done, failed, dead, retried).
  *
  * Layer: server.
  */
 
 import { EventEmitter } from 'node:events';
+import type { HandoffJob, SeriesStateChange } from '../db/repositories/handoff-repository.js';
 import type { TransactionRecord } from '../db/repositories/transaction-log-repository.js';
 import type { ServiceStatus } from './service-controller.js';
 
@@ -14,6 +17,10 @@ export interface ServerEventMap {
   status: [ServiceStatus];
   /** The rows of one batch of the transaction log, as written (every 250 ms at most). */
   transactions: [readonly TransactionRecord[]];
+  /** A series' hand-off state moved (started or reopened receiving, completed, delivered ...). */
+  series: [SeriesStateChange];
+  /** A hand-off job changed. */
+  handoff: [HandoffJob];
 }
 
 /** Emits the server's events; listeners are the live views. */

@@ -49,6 +49,7 @@ import {
 import { StorageQuota } from '../storage/quota.js';
 import { IndexBatcher } from './index-batcher.js';
 import { reconcileRecentFiles } from './reconcile.js';
+import type { ReceivedInstance } from './series-completion.js';
 
 /** The store's state file, in the incoming folder: when it started, whether it stopped cleanly. */
 const STATE_FILE = 'state.json';
@@ -132,6 +133,11 @@ export interface StorageOptions {
    * received more than `retentionDays` ago are removed (files and index rows).
    */
   readonly cleanup?: { readonly retentionDays: number };
+  /**
+   * Told of each instance as it is about to be indexed (series completion). A promise when the
+   * instance must wait (its series' state being stored): a rejection fails the instance.
+   */
+  readonly onInstance?: (instance: ReceivedInstance) => Promise<void> | undefined;
 }
 
 /** Received instances on disk, indexed. */
@@ -392,6 +398,14 @@ export class FileInstanceStore implements InstanceStore {
     }
     const filePath = relative(this.#options.root, finalPath);
     try {
+      // Nothing to wait for but on a series' first instance (see series-completion.ts).
+      const tracked = this.#options.onInstance?.({
+        seriesInstanceUid,
+        studyInstanceUid,
+        patientId: attributes.patientId ?? '',
+        receivedAt,
+      });
+      if (tracked !== undefined) await tracked;
       await this.#batcher.add({
         patientId: attributes.patientId ?? '',
         issuerOfPatientId: attributes.issuerOfPatientId ?? '',

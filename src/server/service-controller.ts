@@ -2,8 +2,10 @@
  * The DICOM service's lifecycle (the specification's service control and DicomServiceStatus):
  * start, stop (stop accepting, let open associations finish within a grace period, then abort
  * them) and restart (which applies changed network and storage settings), with the status
- * stored for the console and for the next process. At process start a stale "running" status
- * left by a crash is corrected, and the service starts by itself when enabled with auto-start.
+ * stored for the console and for the next process. The hand-off of completed series (series
+ * completion and the delivery worker) starts and stops with the service. At process start a
+ * stale "running" status left by a crash is corrected, and the service starts by itself when
+ * enabled with auto-start.
  *
  * Layer: server.
  */
@@ -14,8 +16,10 @@ import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { OpenDatabase } from '../db/dialect.js';
+import { HandoffRepository } from '../db/repositories/handoff-repository.js';
 import { IndexRepository } from '../db/repositories/index-repository.js';
 import { QueryRepository } from '../db/repositories/query-repository.js';
+import { SeriesStateRepository } from '../db/repositories/series-state-repository.js';
 import {
   type ServiceState,
   ServiceStatusRepository,
@@ -28,9 +32,12 @@ import { statusCategory } from '../network/dimse/status.js';
 import type { Settings } from '../settings/schema.js';
 import { DicomServer, type LiveAssociation } from './dicom-server.js';
 import type { ServerEvents } from './events.js';
+import { cleanHandlerIncoming } from './handoff/folder-copy.js';
+import { type HandoffActions, HandoffWorker, type RetryPolicy } from './handoff-worker.js';
 import { FileInstanceStore } from './instance-store.js';
 import type { LiveConfig } from './live-config.js';
 import { indexQuerySource, moveDestinationsOf } from './query-source.js';
+import { handlerFolderOf, SeriesCompletionTracker } from './series-completion.js';
 import { TransactionLog } from './transaction-log.js';
 
 /** How often the totals are stored while they move. */
@@ -64,6 +71,11 @@ export interface ServiceControllerOptions {
   readonly isLogLevelFixed?: boolean;
   /** Where status changes and transaction rows are announced (live views). */
   readonly events?: ServerEvents;
+  /** The hand-off's actions and retry timing (tests shorten them). */
+  readonly handoff?: {
+    readonly actions?: HandoffActions;
+    readonly retry?: Partial<RetryPolicy>;
+  };
 }
 
 /** Runs the DICOM service: start, stop, restart, status. */
@@ -75,6 +87,8 @@ export class ServiceController {
   #state: ServiceState = 'stopped';
   #server: DicomServer | undefined;
   #store: FileInstanceStore | undefined;
+  #completion: SeriesCompletionTracker | undefined;
+  #worker: HandoffWorker | undefined;
   #startedAt: string | null = null;
   #stoppedAt: string | null = null;
   #filesReceived = 0;
@@ -191,6 +205,16 @@ export class ServiceController {
     return this.#server?.abortAssociation(id) ?? false;
   }
 
+  /** Hand-off jobs may be due now (an operator retried one): the worker looks, if running. */
+  wakeHandoff(): void {
+    this.#worker?.notify();
+  }
+
+  /** Series being received now (waiting for their completion). */
+  get receivingSeries(): number {
+    return this.#completion?.receivingCount ?? 0;
+  }
+
   /** The status now. */
   status(): ServiceStatus {
     const settings = this.#options.config.settings;
@@ -238,6 +262,7 @@ export class ServiceController {
       // The index's commits follow the files' durability (SQLite: synchronous FULL or NORMAL).
       this.#options.database.setDurability(settings.durability);
       const root = await this.#checkStorage(settings);
+      const { completion, worker } = this.#handoff(root);
       const store = await FileInstanceStore.open(
         {
           root,
@@ -249,6 +274,7 @@ export class ServiceController {
           ...(settings.enable_storage_cleanup && {
             cleanup: { retentionDays: settings.storage_retention_days },
           }),
+          onInstance: (instance) => completion.instanceReceived(instance),
         },
         new IndexRepository(this.#options.database),
         this.#logger,
@@ -272,6 +298,13 @@ export class ServiceController {
         config: this.#options.config,
         transactionLog: this.#transactionLog,
         onOperation: (record) => this.#count(record),
+        onAssociationActivity: (activity) => {
+          if (activity.type === 'stored') {
+            completion.associationStored(activity.associationId, activity.seriesInstanceUid);
+          } else {
+            completion.associationClosed(activity.associationId, activity.isReleased);
+          }
+        },
       });
       try {
         await server.start();
@@ -279,8 +312,19 @@ export class ServiceController {
         await store.close();
         throw error;
       }
+      // After a restart: copies a crash cut short are cleared away before any copy runs;
+      // deliveries left pending run, series left receiving get their timers.
+      await this.#cleanHandlerFolder(settings);
+      await worker.start();
+      await completion
+        .start()
+        .catch((error: unknown) =>
+          this.#logger.error({ err: error }, 'series left receiving not taken back'),
+        );
       this.#server = server;
       this.#store = store;
+      this.#completion = completion;
+      this.#worker = worker;
       this.#startedAt = new Date().toISOString();
       this.#stoppedAt = null;
       this.#startErrorCode = undefined;
@@ -307,11 +351,70 @@ export class ServiceController {
       await server.stop(this.#options.shutdownGraceMs);
       await this.#store?.close();
     } finally {
+      if (this.#completion !== undefined && this.#worker !== undefined) {
+        await this.#stopHandoff(this.#completion, this.#worker);
+      }
       this.#server = undefined;
       this.#store = undefined;
+      this.#completion = undefined;
+      this.#worker = undefined;
       this.#stoppedAt = new Date().toISOString();
       await this.#transactionLog.flush();
       await this.#setState('stopped');
+    }
+  }
+
+  /**
+   * The hand-off of completed series: the completion tracker (fed by the store and the
+   * associations) and the worker that delivers what completions write.
+   */
+  #handoff(storageRoot: string): { completion: SeriesCompletionTracker; worker: HandoffWorker } {
+    const { config, database, logger, events } = this.#options;
+    const settings = () => config.settings;
+    const worker = new HandoffWorker({
+      jobs: new HandoffRepository(database),
+      settings,
+      logger: logger.child({ component: 'handoff' }),
+      transactionLog: this.#transactionLog,
+      ...(events !== undefined && { events }),
+      ...(this.#options.handoff?.actions !== undefined && {
+        actions: this.#options.handoff.actions,
+      }),
+      ...(this.#options.handoff?.retry !== undefined && { retry: this.#options.handoff.retry }),
+    });
+    const completion = new SeriesCompletionTracker({
+      states: new SeriesStateRepository(database),
+      settings,
+      storageRoot,
+      dataDir: this.#options.dataDir,
+      logger: logger.child({ component: 'series-completion' }),
+      ...(events !== undefined && { events }),
+      onCompleted: (done) => {
+        if (done.jobs > 0) worker.notify();
+      },
+    });
+    return { completion, worker };
+  }
+
+  /** Removes the leftovers of interrupted copies from the handler folder; never throws. */
+  async #cleanHandlerFolder(settings: Settings): Promise<void> {
+    const folder = handlerFolderOf(settings, this.#options.dataDir);
+    if (folder === undefined) return;
+    try {
+      const removed = await cleanHandlerIncoming(folder);
+      if (removed > 0) this.#logger.info({ removed }, 'removed interrupted handler-folder copies');
+    } catch (error) {
+      this.#logger.warn({ err: error }, 'handler folder not cleaned of interrupted copies');
+    }
+  }
+
+  /** Stops completion (receiving series stay stored) and the worker; never throws. */
+  async #stopHandoff(completion: SeriesCompletionTracker, worker: HandoffWorker): Promise<void> {
+    try {
+      await completion.stop();
+      await worker.stop(this.#options.shutdownGraceMs);
+    } catch (error) {
+      this.#logger.error({ err: error }, 'hand-off did not stop cleanly');
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * The settings schema and the allowed-peer schema: the defaults a new installation starts with;
  * the rules of each field with the message it gives (AE titles, ports, address lists, transfer
- * syntaxes, enumerations); unknown names refused by name; changes applied over current values;
+ * syntaxes, enumerations, the hand-off's completion time, webhook URLs, secret and command);
+ * unknown names refused by name; changes applied over current values;
  * stored settings read back leniently (unknown names dropped, invalid values defaulted); values
  * read from text (booleans, numbers, lists, logging level aliases) and written back as text;
  * the host/port pairing of a move destination, and an allowed peer's AE title kept on change.
@@ -19,7 +20,9 @@ import {
   applySettingsChange,
   DEFAULT_SETTINGS,
   type FieldErrors,
+  isWebhookUrl,
   parseAddressRange,
+  RESTART_SETTINGS,
   SETTING_KEYS,
   type SettingKey,
   type Settings,
@@ -30,6 +33,7 @@ import {
   type Validated,
   validateAllowedAe,
   validateSettings,
+  webhookUrlEntries,
 } from './schema.js';
 
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
@@ -94,6 +98,11 @@ describe('settings defaults', () => {
       copy_to_handler_folder: false,
       handler_folder_path: '',
       trigger_processing_chain: false,
+      series_completion_seconds: 30,
+      complete_series_on_release: false,
+      webhook_urls: '',
+      webhook_secret: '',
+      processing_command: '',
     });
   });
 
@@ -347,6 +356,85 @@ describe('lists and choices', () => {
     expect(settingError({ auto_start: 'yes' }, 'auto_start')).toBe('must be true or false');
     expect(settingError({ enable_c_find: 1 }, 'enable_c_find')).toBe('must be true or false');
     expect(validValue(validateSettings({ auto_start: false })).auto_start).toBe(false);
+  });
+});
+
+describe('hand-off settings', () => {
+  it('takes a completion time of 1 second to 1 day, in whole seconds', () => {
+    expect(settingError({ series_completion_seconds: 1 }, 'series_completion_seconds')).toBe(
+      undefined,
+    );
+    expect(settingError({ series_completion_seconds: 86_400 }, 'series_completion_seconds')).toBe(
+      undefined,
+    );
+    expect(settingError({ series_completion_seconds: 0 }, 'series_completion_seconds')).toBe(
+      'must be at least 1 seconds',
+    );
+    expect(settingError({ series_completion_seconds: 86_401 }, 'series_completion_seconds')).toBe(
+      'must be at most 86400 seconds',
+    );
+    expect(settingError({ series_completion_seconds: 1.5 }, 'series_completion_seconds')).toBe(
+      'must be a whole number',
+    );
+  });
+
+  it('takes comma-separated http and https webhook URLs, blanks ignored, trimmed', () => {
+    const value = validValue(
+      validateSettings({
+        webhook_urls: ' https://a.example/hook , http://10.0.0.1:8080/x?token=1,, ',
+      }),
+    );
+    expect(value.webhook_urls).toBe('https://a.example/hook , http://10.0.0.1:8080/x?token=1,,');
+    expect(webhookUrlEntries(value.webhook_urls)).toEqual([
+      'https://a.example/hook',
+      'http://10.0.0.1:8080/x?token=1',
+    ]);
+    expect(settingError({ webhook_urls: '' }, 'webhook_urls')).toBeUndefined();
+  });
+
+  it('names the first webhook URL that is not http or https', () => {
+    expect(
+      settingError({ webhook_urls: 'https://ok.example,ftp://x.example' }, 'webhook_urls'),
+    ).toBe('"ftp://x.example" is not an http or https URL');
+    expect(settingError({ webhook_urls: 'pipeline.local/hook' }, 'webhook_urls')).toBe(
+      '"pipeline.local/hook" is not an http or https URL',
+    );
+    expect(settingError({ webhook_urls: 42 }, 'webhook_urls')).toBe('must be text');
+  });
+
+  it('tells whether a text is a webhook URL', () => {
+    expect(isWebhookUrl('https://a.example')).toBe(true);
+    expect(isWebhookUrl('http://127.0.0.1:9/x')).toBe(true);
+    expect(isWebhookUrl('file:///etc/passwd')).toBe(false);
+    expect(isWebhookUrl('http://')).toBe(false);
+    expect(isWebhookUrl('')).toBe(false);
+  });
+
+  it('keeps the secret as given and bounds the secret and the command', () => {
+    expect(validValue(validateSettings({ webhook_secret: ' s3cret ' })).webhook_secret).toBe(
+      ' s3cret ',
+    );
+    expect(settingError({ webhook_secret: 'x'.repeat(1_001) }, 'webhook_secret')).toBe(
+      'must be at most 1000 characters',
+    );
+    expect(
+      validValue(validateSettings({ processing_command: ' /opt/run "a b" ' })).processing_command,
+    ).toBe('/opt/run "a b"');
+    expect(settingError({ processing_command: 'x'.repeat(4_001) }, 'processing_command')).toBe(
+      'must be at most 4000 characters',
+    );
+  });
+
+  it('applies the hand-off settings to a running service without a restart', () => {
+    for (const key of [
+      'series_completion_seconds',
+      'complete_series_on_release',
+      'webhook_urls',
+      'webhook_secret',
+      'processing_command',
+    ] as const) {
+      expect(RESTART_SETTINGS.has(key), key).toBe(false);
+    }
   });
 });
 

@@ -104,6 +104,32 @@ const addressList = z
     },
   });
 
+/** The entries of a comma-separated list of webhook URLs, without blanks. */
+export function webhookUrlEntries(list: string): string[] {
+  return addressListEntries(list);
+}
+
+/** Whether `text` is an absolute http or https URL. */
+export function isWebhookUrl(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+}
+
+const webhookUrlList = z
+  .string({ error: 'must be text' })
+  .trim()
+  .refine((list) => webhookUrlEntries(list).every(isWebhookUrl), {
+    error: (issue) => {
+      const bad = webhookUrlEntries(String(issue.input)).find((e) => !isWebhookUrl(e));
+      return `"${bad}" is not an http or https URL`;
+    },
+  });
+
 /** Every setting, with its default. */
 export const SettingsSchema = z.object({
   // Network
@@ -175,6 +201,23 @@ export const SettingsSchema = z.object({
   copy_to_handler_folder: z.boolean({ error: 'must be true or false' }).default(false),
   handler_folder_path: z.string({ error: 'must be text' }).trim().default(''),
   trigger_processing_chain: z.boolean({ error: 'must be true or false' }).default(false),
+  /** A series is complete when none of its instances arrived for this long. */
+  series_completion_seconds: integer(1, 86_400, 'seconds').default(30),
+  /** A series is also complete when the association that sent it is released. */
+  complete_series_on_release: z.boolean({ error: 'must be true or false' }).default(false),
+  /** Where completed series are POSTed (trigger_processing_chain), comma-separated. */
+  webhook_urls: webhookUrlList.default(''),
+  /** The key of the webhooks' HMAC-SHA256 signature; empty: unsigned. */
+  webhook_secret: z
+    .string({ error: 'must be text' })
+    .max(1_000, { error: 'must be at most 1000 characters' })
+    .default(''),
+  /** A command run with the series folder as last argument (trigger_processing_chain). */
+  processing_command: z
+    .string({ error: 'must be text' })
+    .trim()
+    .max(4_000, { error: 'must be at most 4000 characters' })
+    .default(''),
 });
 
 /** The settings, complete. */

@@ -26,6 +26,7 @@ import { CSRF_HEADER, mayChange, SESSION_COOKIE, safeEqual } from './auth.js';
 import { fail, type WebContext } from './context.js';
 import { registerAssociationRoutes } from './routes/associations.js';
 import { registerAuthRoutes } from './routes/auth.js';
+import { registerProcessingRoutes } from './routes/processing.js';
 import { registerServiceRoutes } from './routes/service.js';
 import { registerSettingsRoutes } from './routes/settings.js';
 import { registerTransactionRoutes } from './routes/transactions.js';
@@ -65,7 +66,8 @@ export async function buildWebApp(context: WebContext): Promise<FastifyInstance>
       info: {
         title: 'dicom-server API',
         description:
-          'Status, settings, allowed AE titles, transaction log, service control, users. ' +
+          'Status, settings, allowed AE titles, transaction log, service control, users, ' +
+          'the processing queue and hand-off of completed series. ' +
           'Authenticate with the session cookie of POST auth/login (and send its CSRF token in ' +
           'X-CSRF-Token with every change) or with `Authorization: Bearer <API token>`.',
         version: '1',
@@ -127,6 +129,7 @@ export async function buildWebApp(context: WebContext): Promise<FastifyInstance>
     async (api) => {
       registerAuthRoutes(api, context);
       registerAssociationRoutes(api, context);
+      registerProcessingRoutes(api, context);
       registerServiceRoutes(api, context);
       registerSettingsRoutes(api, context);
       registerTransactionRoutes(api, context);

@@ -569,6 +569,7 @@ describe.each([
       '0003-users',
       '0004-query',
       '0005-sequence-items',
+      '0006-handoff',
     ]);
   });
 
@@ -632,12 +633,15 @@ describe('the index on PostgreSQL beside other schemas', () => {
         'api_tokens',
         'audit_log',
         'counters',
+        'handoff_events',
+        'handoff_jobs',
         'instances',
         'kysely_migration',
         'kysely_migration_lock',
         'patients',
         'sequence_items',
         'series',
+        'series_states',
         'service_status',
         'sessions',
         'settings',

@@ -1401,6 +1401,14 @@ describe('the OpenAPI document', () => {
         'tokens/{id}',
         'associations/',
         'associations/{id}',
+        'processing/',
+        'processing/{id}',
+        'processing/claim',
+        'processing/{id}/acknowledge',
+        'processing/{id}/fail',
+        'processing/{id}/retry',
+        'series/',
+        'series/{uid}',
       ].sort(),
     );
     expect(Object.keys(document.paths[apiUrl('ae-titles/{title}')]).sort()).toEqual([

@@ -11,6 +11,7 @@ import * as administration from './0002-administration.js';
 import * as users from './0003-users.js';
 import * as query from './0004-query.js';
 import * as sequenceItems from './0005-sequence-items.js';
+import * as handoff from './0006-handoff.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0003-users': users,
   '0004-query': query,
   '0005-sequence-items': sequenceItems,
+  '0006-handoff': handoff,
 };
 
 /** Hands Kysely's Migrator the migrations above. */

@@ -1,7 +1,7 @@
 /**
- * The transaction log (the specification's DicomTransaction): one row per association event and
- * per DIMSE operation, written in batches, read back filtered and a page at a time (newest
- * first, by id), pruned by age.
+ * The transaction log (the specification's DicomTransaction): one row per association event,
+ * per DIMSE operation and per hand-off attempt, written in batches, read back filtered and a
+ * page at a time (newest first, by id), pruned by age.
  *
  * Layer: db (repositories hold all SQL).
  */
@@ -10,7 +10,11 @@ import type { Kysely, Selectable, SelectQueryBuilder } from 'kysely';
 import type { Database, TransactionsTable } from '../schema.js';
 import { rowsOf, type TransactionRunner } from '../transactions.js';
 
-/** What a row records: an association event or a DIMSE operation. */
+/**
+ * What a row records: an association event, a DIMSE operation, or an attempt to hand a
+ * completed series to processing (HANDOFF: a folder copy, webhook or command; no association,
+ * the target in the message).
+ */
 export const TRANSACTION_TYPES = [
   'ASSOCIATE',
   'RELEASE',
@@ -20,6 +24,7 @@ export const TRANSACTION_TYPES = [
   'C-FIND',
   'C-MOVE',
   'C-GET',
+  'HANDOFF',
 ] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 

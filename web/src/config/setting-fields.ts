@@ -295,8 +295,38 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, SettingField>> = {
   trigger_processing_chain: {
     group: 'handoff',
     label: 'Start the processing chain',
-    hint: 'Start processing automatically once a series is handed off.',
+    hint: 'POST each completed series to the webhook URLs and run the processing command.',
     control: boolean,
+  },
+  series_completion_seconds: {
+    group: 'handoff',
+    label: 'Series complete after',
+    hint: 'A series is complete once none of its instances has arrived for this long (1 s to 1 day). A later instance reopens it and hands it off again as an update.',
+    control: number('s'),
+  },
+  complete_series_on_release: {
+    group: 'handoff',
+    label: 'Complete series on release',
+    hint: 'Also complete a series as soon as the association that sent it is released.',
+    control: boolean,
+  },
+  webhook_urls: {
+    group: 'handoff',
+    label: 'Webhook URLs',
+    hint: 'Comma-separated http(s) URLs; each gets a JSON event per completed series, retried until it answers 2xx.',
+    control: text('https://pipeline.example/hooks/dicom'),
+  },
+  webhook_secret: {
+    group: 'handoff',
+    label: 'Webhook secret',
+    hint: 'Signs each event (X-DICOM-Server-Signature, HMAC-SHA256). Empty: unsigned.',
+    control: text(),
+  },
+  processing_command: {
+    group: 'handoff',
+    label: 'Processing command',
+    hint: 'Run with the series folder as last argument (no shell); the event JSON is in DICOM_SERVER_EVENT.',
+    control: text('/opt/pipeline/run --series'),
   },
 };
 

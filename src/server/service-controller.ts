@@ -16,10 +16,8 @@ import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { OpenDatabase } from '../db/dialect.js';
-import { HandoffRepository } from '../db/repositories/handoff-repository.js';
 import { IndexRepository } from '../db/repositories/index-repository.js';
 import { QueryRepository } from '../db/repositories/query-repository.js';
-import { SeriesStateRepository } from '../db/repositories/series-state-repository.js';
 import {
   type ServiceState,
   ServiceStatusRepository,
@@ -32,12 +30,10 @@ import { statusCategory } from '../network/dimse/status.js';
 import type { Settings } from '../settings/schema.js';
 import { DicomServer, type LiveAssociation } from './dicom-server.js';
 import type { ServerEvents } from './events.js';
-import { cleanHandlerIncoming } from './handoff/folder-copy.js';
-import { type HandoffActions, HandoffWorker, type RetryPolicy } from './handoff-worker.js';
+import { HandoffService, type HandoffServiceOptions } from './handoff-service.js';
 import { FileInstanceStore } from './instance-store.js';
 import type { LiveConfig } from './live-config.js';
 import { indexQuerySource, moveDestinationsOf } from './query-source.js';
-import { handlerFolderOf, SeriesCompletionTracker } from './series-completion.js';
 import { TransactionLog } from './transaction-log.js';
 
 /** How often the totals are stored while they move. */
@@ -72,10 +68,7 @@ export interface ServiceControllerOptions {
   /** Where status changes and transaction rows are announced (live views). */
   readonly events?: ServerEvents;
   /** The hand-off's actions and retry timing (tests shorten them). */
-  readonly handoff?: {
-    readonly actions?: HandoffActions;
-    readonly retry?: Partial<RetryPolicy>;
-  };
+  readonly handoff?: Pick<HandoffServiceOptions, 'actions' | 'retry'>;
 }
 
 /** Runs the DICOM service: start, stop, restart, status. */
@@ -87,8 +80,7 @@ export class ServiceController {
   #state: ServiceState = 'stopped';
   #server: DicomServer | undefined;
   #store: FileInstanceStore | undefined;
-  #completion: SeriesCompletionTracker | undefined;
-  #worker: HandoffWorker | undefined;
+  #handoff: HandoffService | undefined;
   #startedAt: string | null = null;
   #stoppedAt: string | null = null;
   #filesReceived = 0;
@@ -207,12 +199,12 @@ export class ServiceController {
 
   /** Hand-off jobs may be due now (an operator retried one): the worker looks, if running. */
   wakeHandoff(): void {
-    this.#worker?.notify();
+    this.#handoff?.notify();
   }
 
   /** Series being received now (waiting for their completion). */
   get receivingSeries(): number {
-    return this.#completion?.receivingCount ?? 0;
+    return this.#handoff?.receivingCount ?? 0;
   }
 
   /** The status now. */
@@ -262,7 +254,16 @@ export class ServiceController {
       // The index's commits follow the files' durability (SQLite: synchronous FULL or NORMAL).
       this.#options.database.setDurability(settings.durability);
       const root = await this.#checkStorage(settings);
-      const { completion, worker } = this.#handoff(root);
+      const handoff = new HandoffService({
+        database: this.#options.database,
+        settings: () => this.#options.config.settings,
+        storageRoot: root,
+        dataDir: this.#options.dataDir,
+        logger: this.#logger,
+        transactionLog: this.#transactionLog,
+        ...(this.#options.events !== undefined && { events: this.#options.events }),
+        ...this.#options.handoff,
+      });
       const store = await FileInstanceStore.open(
         {
           root,
@@ -274,7 +275,7 @@ export class ServiceController {
           ...(settings.enable_storage_cleanup && {
             cleanup: { retentionDays: settings.storage_retention_days },
           }),
-          onInstance: (instance) => completion.instanceReceived(instance),
+          onInstance: (instance) => handoff.instanceReceived(instance),
         },
         new IndexRepository(this.#options.database),
         this.#logger,
@@ -298,13 +299,7 @@ export class ServiceController {
         config: this.#options.config,
         transactionLog: this.#transactionLog,
         onOperation: (record) => this.#count(record),
-        onAssociationActivity: (activity) => {
-          if (activity.type === 'stored') {
-            completion.associationStored(activity.associationId, activity.seriesInstanceUid);
-          } else {
-            completion.associationClosed(activity.associationId, activity.isReleased);
-          }
-        },
+        onAssociationActivity: (activity) => handoff.associationActivity(activity),
       });
       try {
         await server.start();
@@ -312,19 +307,10 @@ export class ServiceController {
         await store.close();
         throw error;
       }
-      // After a restart: copies a crash cut short are cleared away before any copy runs;
-      // deliveries left pending run, series left receiving get their timers.
-      await this.#cleanHandlerFolder(settings);
-      await worker.start();
-      await completion
-        .start()
-        .catch((error: unknown) =>
-          this.#logger.error({ err: error }, 'series left receiving not taken back'),
-        );
+      await handoff.start();
       this.#server = server;
       this.#store = store;
-      this.#completion = completion;
-      this.#worker = worker;
+      this.#handoff = handoff;
       this.#startedAt = new Date().toISOString();
       this.#stoppedAt = null;
       this.#startErrorCode = undefined;
@@ -351,70 +337,13 @@ export class ServiceController {
       await server.stop(this.#options.shutdownGraceMs);
       await this.#store?.close();
     } finally {
-      if (this.#completion !== undefined && this.#worker !== undefined) {
-        await this.#stopHandoff(this.#completion, this.#worker);
-      }
+      await this.#handoff?.stop(this.#options.shutdownGraceMs);
       this.#server = undefined;
       this.#store = undefined;
-      this.#completion = undefined;
-      this.#worker = undefined;
+      this.#handoff = undefined;
       this.#stoppedAt = new Date().toISOString();
       await this.#transactionLog.flush();
       await this.#setState('stopped');
-    }
-  }
-
-  /**
-   * The hand-off of completed series: the completion tracker (fed by the store and the
-   * associations) and the worker that delivers what completions write.
-   */
-  #handoff(storageRoot: string): { completion: SeriesCompletionTracker; worker: HandoffWorker } {
-    const { config, database, logger, events } = this.#options;
-    const settings = () => config.settings;
-    const worker = new HandoffWorker({
-      jobs: new HandoffRepository(database),
-      settings,
-      logger: logger.child({ component: 'handoff' }),
-      transactionLog: this.#transactionLog,
-      ...(events !== undefined && { events }),
-      ...(this.#options.handoff?.actions !== undefined && {
-        actions: this.#options.handoff.actions,
-      }),
-      ...(this.#options.handoff?.retry !== undefined && { retry: this.#options.handoff.retry }),
-    });
-    const completion = new SeriesCompletionTracker({
-      states: new SeriesStateRepository(database),
-      settings,
-      storageRoot,
-      dataDir: this.#options.dataDir,
-      logger: logger.child({ component: 'series-completion' }),
-      ...(events !== undefined && { events }),
-      onCompleted: (done) => {
-        if (done.jobs > 0) worker.notify();
-      },
-    });
-    return { completion, worker };
-  }
-
-  /** Removes the leftovers of interrupted copies from the handler folder; never throws. */
-  async #cleanHandlerFolder(settings: Settings): Promise<void> {
-    const folder = handlerFolderOf(settings, this.#options.dataDir);
-    if (folder === undefined) return;
-    try {
-      const removed = await cleanHandlerIncoming(folder);
-      if (removed > 0) this.#logger.info({ removed }, 'removed interrupted handler-folder copies');
-    } catch (error) {
-      this.#logger.warn({ err: error }, 'handler folder not cleaned of interrupted copies');
-    }
-  }
-
-  /** Stops completion (receiving series stay stored) and the worker; never throws. */
-  async #stopHandoff(completion: SeriesCompletionTracker, worker: HandoffWorker): Promise<void> {
-    try {
-      await completion.stop();
-      await worker.stop(this.#options.shutdownGraceMs);
-    } catch (error) {
-      this.#logger.error({ err: error }, 'hand-off did not stop cleanly');
     }
   }
 

@@ -18,7 +18,7 @@ import {
 } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Logger } from 'pino';
-import type { IndexRepository } from '../db/repositories/index-repository.js';
+import type { IndexRepository, InstanceRecord } from '../db/repositories/index-repository.js';
 import { buildFileMeta } from '../dicom/part10.js';
 import { DicomServerError } from '../errors.js';
 import type {
@@ -138,6 +138,12 @@ export interface StorageOptions {
    * instance must wait (its series' state being stored): a rejection fails the instance.
    */
   readonly onInstance?: (instance: ReceivedInstance) => Promise<void> | undefined;
+  /**
+   * Told of each instance once it is stored and indexed, before its success is answered (the
+   * forwarding rules). A promise when the instance must wait; a rejection is logged, the
+   * instance stays stored.
+   */
+  readonly onIndexed?: (record: InstanceRecord) => Promise<void> | undefined;
 }
 
 /** Received instances on disk, indexed. */
@@ -397,6 +403,7 @@ export class FileInstanceStore implements InstanceStore {
       throw error;
     }
     const filePath = relative(this.#options.root, finalPath);
+    let record: InstanceRecord;
     try {
       // Nothing to wait for but on a series' first instance (see series-completion.ts).
       const tracked = this.#options.onInstance?.({
@@ -406,7 +413,7 @@ export class FileInstanceStore implements InstanceStore {
         receivedAt,
       });
       if (tracked !== undefined) await tracked;
-      await this.#batcher.add({
+      record = {
         patientId: attributes.patientId ?? '',
         issuerOfPatientId: attributes.issuerOfPatientId ?? '',
         patientName: attributes.patientName,
@@ -437,7 +444,8 @@ export class FileInstanceStore implements InstanceStore {
         callingAe: instance.callingAeTitle,
         receivedAt: receivedAt.toISOString(),
         ...(attributes.sequences !== undefined && { sequences: attributes.sequences }),
-      });
+      };
+      await this.#batcher.add(record);
     } catch (error) {
       // Not indexed: the file must not stay either (a success is only sent for both).
       if (!isReplacing) await this.#removeFile(finalPath, sopInstanceUid);
@@ -452,6 +460,24 @@ export class FileInstanceStore implements InstanceStore {
           sopInstanceUid,
         );
     }
+    await this.#follow(record);
     return { filePath, fileSize };
+  }
+
+  /**
+   * Tells `onIndexed` of a stored and indexed instance and waits for what it writes (a
+   * forwarding rule's queue entry) before the success is answered. The instance is stored
+   * whatever happens there: a failure is logged, not turned into a failure status that would
+   * make the sender resend what is already kept.
+   */
+  async #follow(record: InstanceRecord): Promise<void> {
+    try {
+      await this.#options.onIndexed?.(record);
+    } catch (error) {
+      this.#logger.error(
+        { err: error, sopInstanceUid: record.sopInstanceUid },
+        'stored instance not passed on after indexing',
+      );
+    }
   }
 }

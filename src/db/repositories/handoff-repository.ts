@@ -14,7 +14,7 @@
  * Layer: db (repositories hold all SQL).
  */
 
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, OperandValueExpressionOrList, Selectable } from 'kysely';
 import type { Database, HandoffJobsTable } from '../schema.js';
 import { rowsOf, type TransactionBody, type TransactionRunner } from '../transactions.js';
 
@@ -52,7 +52,7 @@ export type JobState = (typeof JOB_STATES)[number];
 /** An event's type: the first completion of a series, or a later one (late instances). */
 export type HandoffEventType = 'series.completed' | 'series.updated';
 
-/** A file of a completed series (the shape of server/handoff/types.ts HandoffFile). */
+/** A file of a completed series (`path` absolute); server/handoff/types.ts names it HandoffFile. */
 export interface HandoffFileRecord {
   readonly sopInstanceUid: string;
   readonly sopClassUid: string;
@@ -61,7 +61,7 @@ export interface HandoffFileRecord {
   readonly sizeBytes: number;
 }
 
-/** A completed series (the shape of server/handoff/types.ts HandoffSeries). */
+/** A completed series: patient, study and series attributes and its files (HandoffSeries). */
 export interface HandoffSeriesRecord {
   readonly patientId: string;
   readonly patientName: string | null;
@@ -76,7 +76,7 @@ export interface HandoffSeriesRecord {
   readonly files: readonly HandoffFileRecord[];
 }
 
-/** One completion's event, as stored (the shape of server/handoff/types.ts HandoffEvent). */
+/** One completion's event, as stored and as handed to the actions (HandoffEvent). */
 export interface HandoffEventRecord {
   readonly type: HandoffEventType;
   readonly idempotencyKey: string;
@@ -321,22 +321,13 @@ export class HandoffRepository {
       .orderBy('j.id')
       .limit(limit);
     return this.#runner.runTransaction(function* () {
-      const rows = yield* rowsOf(
-        db
-          .updateTable('handoff_jobs')
-          .set((eb) => ({
-            state: 'in_progress',
-            claimed_by: worker,
-            claimed_at: now,
-            attempts: eb('attempts', '+', 1),
-            updated_at: now,
-          }))
-          .where('id', 'in', ids)
-          .where('state', 'in', ['pending', 'failed'])
-          .returningAll()
-          .compile(),
-      );
-      return yield* withEvents(db, rows.map(toJob));
+      const jobs = yield* claimJobs(db, ids, {
+        from: ['pending', 'failed'],
+        to: 'in_progress',
+        worker,
+        now,
+      });
+      return yield* withEvents(db, jobs);
     });
   }
 
@@ -461,6 +452,33 @@ export class HandoffRepository {
 }
 
 /** Jobs with their events, and the folder of their completion's copy when it is done. */
+/**
+ * Claims the jobs among `ids` that are still in one of the `from` states for `worker`: their
+ * new state, claimer, claim time and one more attempt; the claimed jobs (others took the rest).
+ */
+export function* claimJobs(
+  db: Kysely<Database>,
+  ids: OperandValueExpressionOrList<Database, 'handoff_jobs', 'id'>,
+  claim: { from: readonly JobState[]; to: JobState; worker: string; now: string },
+): TransactionBody<HandoffJob[]> {
+  const rows = yield* rowsOf(
+    db
+      .updateTable('handoff_jobs')
+      .set((eb) => ({
+        state: claim.to,
+        claimed_by: claim.worker,
+        claimed_at: claim.now,
+        attempts: eb('attempts', '+', 1),
+        updated_at: claim.now,
+      }))
+      .where('id', 'in', ids)
+      .where('state', 'in', [...claim.from])
+      .returningAll()
+      .compile(),
+  );
+  return rows.map(toJob);
+}
+
 export function* withEvents(
   db: Kysely<Database>,
   jobs: readonly HandoffJob[],

@@ -13,6 +13,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../schema.js';
 import { rowsOf, type TransactionBody, type TransactionRunner } from '../transactions.js';
 import {
+  claimJobs,
   type HandoffJobWithEvent,
   type JobChangeResult,
   refreshSeriesState,
@@ -63,23 +64,16 @@ export class ProcessingQueueRepository {
       .orderBy('j.id')
       .limit(limit);
     return this.#runner.runTransaction(function* () {
-      const rows = yield* rowsOf(
-        db
-          .updateTable('handoff_jobs')
-          .set((eb) => ({
-            state: 'processing',
-            claimed_by: worker,
-            claimed_at: now,
-            attempts: eb('attempts', '+', 1),
-            updated_at: now,
-          }))
-          .where('id', 'in', ids)
-          .where('state', '=', 'pending')
-          .returningAll()
-          .compile(),
+      const claimed = yield* claimJobs(db, ids, {
+        from: ['pending'],
+        to: 'processing',
+        worker,
+        now,
+      });
+      return yield* withEvents(
+        db,
+        claimed.sort((a, b) => a.id - b.id),
       );
-      const jobs = rows.map(toJob).sort((a, b) => a.id - b.id);
-      return yield* withEvents(db, jobs);
     });
   }
 

@@ -11,7 +11,7 @@
 
 import { createHmac } from 'node:crypto';
 import { DicomServerError, type ErrorDetails } from '../../errors.js';
-import type { HandoffEvent } from './types.js';
+import type { HandoffEvent, HandoffFile, HandoffSeries } from './types.js';
 
 /** Default bound on one delivery: connect, request and response. */
 export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
@@ -20,34 +20,16 @@ export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
 const BODY_EXCERPT_CHARS = 200;
 
 /** The event as JSON: what a webhook receives as its body and a command in DICOM_SERVER_EVENT. */
-export interface HandoffEventPayload {
-  readonly type: HandoffEvent['type'];
-  readonly idempotencyKey: string;
-  readonly occurredAt: string;
-  readonly patientId: string;
-  readonly patientName: string | null;
-  readonly studyInstanceUid: string;
-  readonly studyDate: string | null;
-  readonly studyDescription: string | null;
-  readonly accessionNumber: string | null;
-  readonly seriesInstanceUid: string;
-  readonly seriesNumber: number | null;
-  readonly seriesDescription: string | null;
-  readonly modality: string | null;
-  readonly instanceCount: number;
-  /** The handler-folder copy, or null when none was made. */
-  readonly folder: string | null;
-  /** The stored files (absolute paths); empty when `filesOmitted`. */
-  readonly files: readonly {
-    readonly sopInstanceUid: string;
-    readonly sopClassUid: string;
-    readonly transferSyntaxUid: string;
-    readonly path: string;
-    readonly sizeBytes: number;
-  }[];
-  /** True when the file list was left out for size (see the processing command). */
-  readonly filesOmitted?: true;
-}
+export type HandoffEventPayload = Pick<HandoffEvent, 'type' | 'idempotencyKey' | 'occurredAt'> &
+  Omit<HandoffSeries, 'files'> & {
+    readonly instanceCount: number;
+    /** The handler-folder copy, or null when none was made. */
+    readonly folder: string | null;
+    /** The stored files (absolute paths); empty when `filesOmitted`. */
+    readonly files: readonly HandoffFile[];
+    /** True when the file list was left out for size (see the processing command). */
+    readonly filesOmitted?: true;
+  };
 
 /** Options of one delivery. */
 export interface WebhookOptions {

@@ -17,7 +17,14 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 export const CONSOLE_PREFIX = '/dicom-server';
 
 /** The console's pages, each answered with index.html. */
-export const CONSOLE_PAGES = ['', 'config/', 'ae-titles/', 'transactions/', 'associations/'];
+export const CONSOLE_PAGES = [
+  '',
+  'config/',
+  'ae-titles/',
+  'transactions/',
+  'associations/',
+  'processing/',
+];
 
 /** Vite's hashed output: the name changes with the content, so it may be cached for good. */
 const ASSETS_CACHE_SECONDS = 365 * 24 * 60 * 60;

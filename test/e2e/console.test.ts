@@ -7,6 +7,10 @@
  * on the configuration page make the server refuse an unknown calling AE, which the transaction
  * log shows live; a new DICOM port saved on the configuration page takes effect with the
  * notice's Restart now (`echoscu` answers there); the dashboard's Stop stops the service.
+ * The hand-off on the Processing page: a series sent with `storescu` completes (after 1 s) and
+ * is copied to the handler folder, reaching "Handed off" live; a webhook to a closed port, set
+ * on the configuration page with a secret (masked once saved), fails with its error and a Retry
+ * button, which asks before retrying; a viewer sees the same page without buttons.
  * Every browser console error, page error and failed API answer fails the test. A screenshot
  * of every page goes to test-artifacts/screenshots/.
  *
@@ -18,12 +22,16 @@
  */
 
 import { accessSync, constants, existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UserRepository } from '../../src/db/repositories/user-repository.js';
+import { hashPassword } from '../../src/web/auth.js';
 import { runTool, type ToolRun } from '../helpers/dcmtk.js';
 import { freePort } from '../helpers/net.js';
+import { writeSeries } from '../helpers/series-files.js';
 import {
   createDataDir,
   type DataDir,
@@ -41,12 +49,21 @@ const ADMIN_PASSWORD = 'e2e-admin-password-1';
 const KNOWN_AE = 'E2E_SCU';
 const UNKNOWN_AE = 'STRANGER';
 const CT_FILE = join(TESTDATA_DICOM, 'CT_small.dcm');
+const VIEWER = { username: 'e2e-viewer', password: 'e2e-viewer-password-1' } as const;
+/** The series the hand-off steps send (the helper's MR images). */
+const HANDOFF_ROOT = '1.2.826.0.1.3680043.9.7777.90';
+const COPIED_STUDY = `${HANDOFF_ROOT}.1`;
+const COPIED_SERIES = `${HANDOFF_ROOT}.1.1`;
+const WEBHOOK_STUDY = `${HANDOFF_ROOT}.2`;
+const WEBHOOK_SERIES = `${HANDOFF_ROOT}.2.1`;
 /** How long one thing may take to show in the page. */
 const UI_TIMEOUT_MS = 10_000;
 
 let browser: Browser | undefined;
 let serve: ServeProcess | undefined;
 let dir: DataDir | undefined;
+/** Where completed series are copied (copy_to_handler_folder). */
+let handlerDir: string | undefined;
 /** Console errors, page errors and failed API answers, as they came. */
 const browserProblems: string[] = [];
 
@@ -109,12 +126,32 @@ async function waitForText(
   }
 }
 
-async function screenshot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+/** The whole page; the viewport only for a modal dialog (its backdrop covers only that). */
+async function screenshot(page: Page, name: string, isFullPage = true): Promise<void> {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: isFullPage });
 }
 
 function echoscu(port: number, callingAe: string): Promise<ToolRun> {
   return runTool('echoscu', ['-aet', callingAe, '-aec', CALLED_AE, HOST, String(port)], 15_000);
+}
+
+/** Writes a series of `count` MR images and sends it with storescu over one association. */
+async function storeSeries(
+  port: number,
+  folder: string,
+  series: { studyInstanceUid: string; seriesInstanceUid: string; count: number },
+): Promise<void> {
+  const files = await writeSeries(folder, series);
+  const store = await runTool('storescu', [
+    '-aet',
+    'E2E_MODALITY',
+    '-aec',
+    CALLED_AE,
+    HOST,
+    String(port),
+    ...files,
+  ]);
+  expect(store.exitCode, store.output).toBe(0);
 }
 
 describe('the web console in Chromium', () => {
@@ -140,8 +177,16 @@ describe('the web console in Chromium', () => {
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
     });
     dir = await createDataDir('console-e2e-');
+    handlerDir = await mkdtemp(join(tmpdir(), 'console-e2e-handler-'));
     firstPort = await freePort();
-    const stored = await dir.settings.update({ host: HOST, port: firstPort, durability: 'os' });
+    const stored = await dir.settings.update({
+      host: HOST,
+      port: firstPort,
+      durability: 'os',
+      series_completion_seconds: 1,
+      copy_to_handler_folder: true,
+      handler_folder_path: handlerDir,
+    });
     if (!stored.isValid) throw new Error(`settings rejected: ${JSON.stringify(stored.errors)}`);
     serve = await startListening(['--data-dir', dir.path, '--shutdown-grace', '1'], {
       env: { DICOM_SERVER_ADMIN_PASSWORD: ADMIN_PASSWORD },
@@ -160,10 +205,14 @@ describe('the web console in Chromium', () => {
       await serve.stop();
     }
     await dir?.remove();
+    if (handlerDir !== undefined) await rm(handlerDir, { recursive: true, force: true });
   });
 
-  it('logs in, watches a store live, enforces calling AEs, moves the port, stops', async () => {
-    if (browser === undefined || serve === undefined) throw new Error('not started');
+  it('logs in, watches a store live, follows the hand-off, enforces calling AEs, moves the port, stops', async () => {
+    if (browser === undefined || serve === undefined || dir === undefined)
+      throw new Error('not started');
+    const dataDir = dir;
+    const launched = browser;
     const running = serve;
     const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
     const page = await context.newPage();
@@ -222,6 +271,130 @@ describe('the web console in Chromium', () => {
       const studies = page.getByRole('region', { name: 'Recent studies' });
       await waitForText(studies.locator('tbody tr'), /1 \/ 1/, 'the study in recent studies');
       await screenshot(page, '2-dashboard');
+    });
+
+    await step(
+      'a series sent with storescu is handed off live on the Processing page',
+      async () => {
+        await nav('Processing').click();
+        await page.getByRole('heading', { name: 'Processing', level: 1 }).waitFor();
+        await page
+          .getByRole('region', { name: 'Hand-off actions' })
+          .getByText('Folder copy')
+          .waitFor();
+        // Sent while the page is open: the series appears and moves on without a reload.
+        await storeSeries(firstPort, join(dataDir.path, 'outgoing', 'copied'), {
+          studyInstanceUid: COPIED_STUDY,
+          seriesInstanceUid: COPIED_SERIES,
+          count: 3,
+        });
+        const seriesRow = page
+          .getByRole('region', { name: 'Series' })
+          .locator('tbody tr')
+          .filter({ hasText: COPIED_SERIES });
+        await waitForText(seriesRow, /Handed off/, 'the series handed off');
+        const copyRow = page
+          .locator('#jobs tbody tr')
+          .filter({ hasText: COPIED_SERIES })
+          .filter({ hasText: 'Folder copy' });
+        await waitForText(copyRow, /Done/, 'the folder copy done');
+        const manifest = join(handlerDir ?? '', COPIED_STUDY, COPIED_SERIES, 'manifest.json');
+        expect(existsSync(manifest), `${manifest} exists`).toBe(true);
+        await screenshot(page, 'processing-1-handed-off');
+      },
+    );
+
+    const closedPort = await freePort();
+    const webhookUrl = `http://${HOST}:${closedPort}/hooks/dicom`;
+    await step('a webhook and its secret are set on the configuration page', async () => {
+      await nav('Configuration').click();
+      await page.getByRole('heading', { name: 'Configuration', level: 1 }).waitFor();
+      await page.getByLabel('Start the processing chain', { exact: true }).check();
+      await page.getByLabel('Webhook URLs', { exact: true }).fill(webhookUrl);
+      const secret = page.getByLabel('Webhook secret', { exact: true });
+      await secret.fill('e2e-webhook-secret');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByText(/^Saved: .*Webhook secret\.$/).waitFor();
+      // Never shown again: the box is empty, saying a secret is set; the API sends a mask.
+      expect(await secret.inputValue()).toBe('');
+      expect(await secret.getAttribute('placeholder')).toMatch(/^set/);
+      await page
+        .locator('#group-handoff')
+        .screenshot({ path: join(SCREENSHOTS, 'configuration-handoff.png') });
+      const read = (await page.evaluate(async () => {
+        const response = await fetch('/dicom-server/api/settings/');
+        return response.json();
+      })) as { settings: Record<string, unknown>; webhook_secret_set: boolean };
+      expect(read.settings.webhook_secret).not.toBe('e2e-webhook-secret');
+      expect(read.webhook_secret_set).toBe(true);
+      // The mask the form holds is not a change.
+      expect(await page.getByRole('button', { name: 'Save changes' }).isDisabled()).toBe(true);
+    });
+
+    let webhookJob = '';
+    await step('a webhook to a closed port fails with its error and a Retry button', async () => {
+      await nav('Processing').click();
+      await page.getByRole('heading', { name: 'Processing', level: 1 }).waitFor();
+      await page.getByLabel('Kind', { exact: true }).selectOption('webhook');
+      await storeSeries(firstPort, join(dataDir.path, 'outgoing', 'webhook'), {
+        studyInstanceUid: WEBHOOK_STUDY,
+        seriesInstanceUid: WEBHOOK_SERIES,
+        count: 2,
+      });
+      const webhookRow = page.locator('#jobs tbody tr').filter({ hasText: WEBHOOK_SERIES });
+      await waitForText(webhookRow, /Failed/, 'the failed webhook');
+      const text = (await webhookRow.first().textContent()) ?? '';
+      expect(text).toContain(webhookUrl);
+      expect(text).toMatch(/webhook request failed.*ECONNREFUSED/);
+      webhookJob = (await webhookRow.first().locator('td .mono').first().textContent()) ?? '';
+      expect(webhookJob).toMatch(/^\d+$/);
+      // The series waits for its webhook: complete, not handed off.
+      const seriesRow = page
+        .getByRole('region', { name: 'Series' })
+        .locator('tbody tr')
+        .filter({ hasText: WEBHOOK_SERIES });
+      await waitForText(seriesRow, /Complete/, 'the series waiting for its webhook');
+      await webhookRow
+        .first()
+        .getByRole('button', { name: `Job ${webhookJob} details` })
+        .click();
+      await waitForText(page.locator('tr.row-detail'), /ECONNREFUSED/, 'the error in the details');
+      await screenshot(page, 'processing-2-webhook-failed');
+      await webhookRow.first().getByRole('button', { name: 'Retry' }).click();
+      const confirm = page.getByRole('dialog', { name: `Retry webhook ${webhookJob}?` });
+      await confirm.getByText(/Retry tries it now/).waitFor();
+      await screenshot(page, 'processing-3-retry', false);
+      await confirm.getByRole('button', { name: 'Retry', exact: true }).click();
+      await confirm.waitFor({ state: 'hidden' });
+      await page.getByText(`Webhook ${webhookJob} is pending again and is tried now.`).waitFor();
+      // Tried again at once: failed again, its attempts counted from zero.
+      await waitForText(webhookRow, /Failed/, 'the retried webhook failed again');
+    });
+
+    await step('a viewer sees the Processing page without buttons', async () => {
+      await new UserRepository(dataDir.database).add(
+        VIEWER.username,
+        await hashPassword(VIEWER.password),
+        'viewer',
+      );
+      const viewerContext = await launched.newContext({ viewport: { width: 1366, height: 900 } });
+      const viewerPage = await viewerContext.newPage();
+      viewerPage.setDefaultTimeout(UI_TIMEOUT_MS);
+      viewerPage.on('pageerror', (error) =>
+        browserProblems.push(`viewer page error: ${error.message}`),
+      );
+      // The page's own address, loaded directly.
+      await viewerPage.goto(new URL('/dicom-server/processing/?kind=webhook', consoleUrl).href);
+      await viewerPage.getByLabel('Username').fill(VIEWER.username);
+      await viewerPage.getByLabel('Password').fill(VIEWER.password);
+      await viewerPage.getByRole('button', { name: 'Log in' }).click();
+      await viewerPage.getByRole('heading', { name: 'Processing', level: 1 }).waitFor();
+      const webhookRow = viewerPage.locator('#jobs tbody tr').filter({ hasText: WEBHOOK_SERIES });
+      await waitForText(webhookRow, /Failed/, 'the failed webhook, for a viewer');
+      expect(await viewerPage.getByRole('button', { name: 'Retry' }).count()).toBe(0);
+      expect(await viewerPage.locator('#jobs th', { hasText: 'Actions' }).count()).toBe(0);
+      await screenshot(viewerPage, 'processing-4-viewer');
+      await viewerContext.close();
     });
 
     await step('an AE title is added on the AE titles page', async () => {
@@ -343,5 +516,5 @@ describe('the web console in Chromium', () => {
     expect(exit, running.output()).toEqual({ code: 0, signal: null });
     const errors = running.lines.filter((line) => Number(line.level) >= 50);
     expect(errors, running.output()).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 });

@@ -13,6 +13,7 @@ import { AssociationsPage } from './pages/associations.js';
 import { ConfigurationPage } from './pages/configuration.js';
 import { DashboardPage } from './pages/dashboard.js';
 import { LoginPage } from './pages/login.js';
+import { ProcessingPage } from './pages/processing.js';
 import { TransactionsPage } from './pages/transactions.js';
 import { CONSOLE_BASE, Link, PAGES, type PageId, pageAt, useLocation } from './router.js';
 import { SessionProvider, useSession } from './session.js';
@@ -151,6 +152,8 @@ function Page({ id }: { readonly id: PageId | undefined }) {
       return <AeTitlesPage />;
     case 'transactions':
       return <TransactionsPage />;
+    case 'processing':
+      return <ProcessingPage />;
     case undefined:
       return (
         <section className="card">

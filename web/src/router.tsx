@@ -20,6 +20,7 @@ export const PAGES = [
   { id: 'config', path: `${CONSOLE_BASE}config/`, title: 'Configuration' },
   { id: 'ae-titles', path: `${CONSOLE_BASE}ae-titles/`, title: 'AE titles' },
   { id: 'transactions', path: `${CONSOLE_BASE}transactions/`, title: 'Transaction log' },
+  { id: 'processing', path: `${CONSOLE_BASE}processing/`, title: 'Processing' },
 ] as const;
 
 export type PageId = (typeof PAGES)[number]['id'];

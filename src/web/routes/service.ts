@@ -1,12 +1,16 @@
 /**
  * The service: its status (the specification's `GET /dicom-server/api/status/`), start, stop
- * and restart, and the live event stream (server-sent events) of status and transactions.
+ * and restart, and the live event stream (server-sent events) of the status, the transaction
+ * rows, and the hand-off: series' states and hand-off jobs as they change (a webhook's URL
+ * without credentials or query, as the processing routes show it).
  *
  * Layer: web.
  */
 
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { HandoffJob } from '../../db/repositories/handoff-repository.js';
+import { redactedUrl } from '../../server/handoff-worker.js';
 import { audit, fail, type WebContext } from '../context.js';
 
 /** The status document. */
@@ -21,6 +25,11 @@ function statusOf(context: WebContext) {
         : Math.round(settings.max_storage_size_gb * 1024 ** 3),
     maxAssociations: settings.max_associations,
   };
+}
+
+/** A hand-off job as the live stream shows it: a webhook's URL redacted. */
+function presentJob(job: HandoffJob): HandoffJob {
+  return job.kind === 'webhook' ? { ...job, target: redactedUrl(job.target) } : job;
 }
 
 export function registerServiceRoutes(api: FastifyInstance, context: WebContext): void {
@@ -52,7 +61,12 @@ export function registerServiceRoutes(api: FastifyInstance, context: WebContext)
 
   app.get(
     '/events/',
-    { schema: { summary: 'Server-sent events: status, transactions (rows as written)' } },
+    {
+      schema: {
+        summary:
+          'Server-sent events: status, transactions (rows as written), series (hand-off states), handoff (jobs)',
+      },
+    },
     async (request, reply) => {
       reply.hijack();
       const stream = reply.raw;
@@ -68,14 +82,20 @@ export function registerServiceRoutes(api: FastifyInstance, context: WebContext)
       send('status', statusOf(context));
       const onStatus = () => send('status', statusOf(context));
       const onTransactions = (rows: unknown) => send('transactions', rows);
+      const onSeries = (change: unknown) => send('series', change);
+      const onHandoff = (job: HandoffJob) => send('handoff', presentJob(job));
       context.events.on('status', onStatus);
       context.events.on('transactions', onTransactions);
+      context.events.on('series', onSeries);
+      context.events.on('handoff', onHandoff);
       // A comment every 20 s keeps proxies from closing an idle stream.
       const keepAlive = setInterval(() => stream.write(': keep-alive\n\n'), 20_000);
       request.raw.on('close', () => {
         clearInterval(keepAlive);
         context.events.off('status', onStatus);
         context.events.off('transactions', onTransactions);
+        context.events.off('series', onSeries);
+        context.events.off('handoff', onHandoff);
       });
     },
   );

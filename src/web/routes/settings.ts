@@ -1,7 +1,7 @@
 /**
- * Settings (read; change with a message per invalid field, and which changes wait for a
- * restart) and the allowed AE titles (list, create, read, update, delete, test with C-ECHO,
- * the calling AE titles seen lately).
+ * Settings (read, the secrets masked; change with a message per invalid field, and which
+ * changes wait for a restart) and the allowed AE titles (list, create, read, update, delete,
+ * test with C-ECHO, the calling AE titles seen lately).
  *
  * Layer: web.
  */
@@ -10,36 +10,73 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { echo } from '../../services/scu/echo.js';
-import { RESTART_SETTINGS } from '../../settings/schema.js';
+import { RESTART_SETTINGS, type SettingKey, type Settings } from '../../settings/schema.js';
 import { audit, fail, type WebContext } from '../context.js';
 
 const AnyObject = z.record(z.string(), z.unknown());
 const TitleParams = z.object({ title: z.string().min(1).max(16) });
+
+/** Settings no answer shows: anyone may read the settings, a viewer too. */
+export const SECRET_SETTINGS: readonly SettingKey[] = ['webhook_secret'];
+
+/**
+ * What a secret that is set reads as (an empty one reads as ''). Sent back in a change, it keeps
+ * the stored secret: a form can send what it read. So this exact text cannot itself be a secret.
+ */
+export const SECRET_MASK = '********';
+
+/** The settings with every secret that is set replaced by the mask. */
+export function maskedSettings(settings: Settings): Settings {
+  const masked: Record<string, unknown> = { ...settings };
+  for (const key of SECRET_SETTINGS) {
+    if (settings[key] !== '') masked[key] = SECRET_MASK;
+  }
+  return masked as Settings;
+}
+
+/** A change without the secrets sent back masked (those stay as stored). */
+function withoutMaskedSecrets(change: Record<string, unknown>): Record<string, unknown> {
+  const kept = { ...change };
+  for (const key of SECRET_SETTINGS) {
+    if (kept[key] === SECRET_MASK) delete kept[key];
+  }
+  return kept;
+}
 
 export function registerSettingsRoutes(api: FastifyInstance, context: WebContext): void {
   const app = api.withTypeProvider<ZodTypeProvider>();
 
   app.get(
     '/settings/',
-    { schema: { summary: 'Every setting, stored and in effect' } },
+    {
+      schema: {
+        summary: `Every setting, stored and in effect (a secret that is set as ${SECRET_MASK})`,
+      },
+    },
     async () => {
       const { settings, version } = await context.settings.get();
       return {
-        settings,
+        settings: maskedSettings(settings),
         version,
         // Flags and environment variables of the running process win over the stored values.
         overridden: Object.keys(context.config.overrides),
-        effective: context.config.settings,
+        effective: maskedSettings(context.config.settings),
         restartSettings: [...RESTART_SETTINGS],
+        webhook_secret_set: settings.webhook_secret !== '',
       };
     },
   );
 
   app.patch(
     '/settings/',
-    { schema: { summary: 'Change some settings (by name)', body: AnyObject } },
+    {
+      schema: {
+        summary: `Change some settings (by name; a secret sent as ${SECRET_MASK} is kept)`,
+        body: AnyObject,
+      },
+    },
     async (request, reply) => {
-      const result = await context.settings.update(request.body);
+      const result = await context.settings.update(withoutMaskedSecrets(request.body));
       if (!result.isValid) {
         await audit(context, request, 'settings change', 'failure', JSON.stringify(result.errors));
         return fail(reply, 400, 'invalid settings', result.errors);
@@ -48,9 +85,10 @@ export function registerSettingsRoutes(api: FastifyInstance, context: WebContext
       await audit(context, request, 'settings change', 'success', changed.join(', '));
       await context.config.refresh();
       return {
-        settings: result.value,
+        settings: maskedSettings(result.value),
         changed,
         restartRequired: changed.filter((key) => RESTART_SETTINGS.has(key)),
+        webhook_secret_set: result.value.webhook_secret !== '',
       };
     },
   );

@@ -50,6 +50,7 @@ export const TRANSACTION_TYPES = [
   'C-FIND',
   'C-MOVE',
   'C-GET',
+  'HANDOFF',
 ] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 
@@ -152,9 +153,12 @@ export interface RecentStudy {
   readonly updatedAt: string;
 }
 
-/** `settings/` (GET). */
+/**
+ * `settings/` (GET). A secret that is set (the webhook secret) reads as a fixed mask, never as
+ * itself; sent back unchanged in a PATCH, the mask keeps the stored secret.
+ */
 export interface SettingsDocument {
-  /** As stored (what the form edits). */
+  /** As stored (what the form edits), secrets masked. */
   readonly settings: Settings;
   readonly version: number;
   /** Set by a flag or environment variable of the running process. */
@@ -162,13 +166,17 @@ export interface SettingsDocument {
   /** In effect: stored values with the overrides on top. */
   readonly effective: Settings;
   readonly restartSettings: SettingKey[];
+  /** Whether a webhook secret is stored. */
+  readonly webhook_secret_set: boolean;
 }
 
 /** `settings/` (PATCH). */
 export interface SettingsChange {
+  /** As now stored, secrets masked. */
   readonly settings: Settings;
   readonly changed: SettingKey[];
   readonly restartRequired: SettingKey[];
+  readonly webhook_secret_set: boolean;
 }
 
 export type { AllowedAe };
@@ -213,4 +221,143 @@ export interface LiveAssociation {
   readonly startedAt: string;
   /** How long it had been open when the answer was made. */
   readonly durationMs: number;
+}
+
+/** Where a series is in its hand-off (the server's SERIES_STATES). */
+export const SERIES_STATES = [
+  'receiving',
+  'complete',
+  'handed_off',
+  'acknowledged',
+  'failed',
+] as const;
+export type SeriesState = (typeof SERIES_STATES)[number];
+
+/** What a hand-off job does (the server's JOB_KINDS): a queue item, a folder copy, a webhook, a command. */
+export const JOB_KINDS = ['queue', 'copy', 'webhook', 'command'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+/**
+ * A hand-off job's state (the server's JOB_STATES). Deliveries (copy, webhook, command):
+ * pending, in_progress, done, failed (retried at nextAttemptAt), dead (attempts exhausted).
+ * Queue items: pending, processing (claimed by a tool), done, failed.
+ */
+export const JOB_STATES = [
+  'pending',
+  'in_progress',
+  'processing',
+  'done',
+  'failed',
+  'dead',
+] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+/** The event a completion hands off: a series' first completion, or a later one. */
+export type HandoffEventType = 'series.completed' | 'series.updated';
+
+/** A hand-off job: the `handoff` event (a webhook's URL without credentials or query). */
+export interface HandoffJob {
+  readonly id: number;
+  readonly eventId: number;
+  readonly seriesInstanceUid: string;
+  /** Which completion of the series (1 the first, more after late instances). */
+  readonly completion: number;
+  readonly kind: JobKind;
+  /** The folder, webhook URL or command line; '' for a queue item. */
+  readonly target: string;
+  readonly state: JobState;
+  readonly attempts: number;
+  readonly nextAttemptAt: string | null;
+  readonly lastError: string | null;
+  readonly claimedBy: string | null;
+  readonly claimedAt: string | null;
+  /** What a done job produced (a copy's folder). */
+  readonly result: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** A row of `processing/`: the job with its event's type and idempotency key. */
+export interface ListedHandoffJob extends HandoffJob {
+  readonly eventType: HandoffEventType;
+  readonly idempotencyKey: string;
+}
+
+/** `processing/`: a page of jobs, newest first. */
+export interface HandoffJobPage {
+  readonly items: ListedHandoffJob[];
+  readonly nextBefore: number | null;
+  readonly total: number;
+}
+
+/** A file of a completed series. */
+export interface HandoffFile {
+  readonly sopInstanceUid: string;
+  readonly sopClassUid: string;
+  readonly transferSyntaxUid: string;
+  readonly path: string;
+  readonly sizeBytes: number;
+}
+
+/** A completion's event: the series, its files and the folder copy. */
+export interface HandoffEventRecord {
+  readonly type: HandoffEventType;
+  readonly idempotencyKey: string;
+  readonly occurredAt: string;
+  readonly series: {
+    readonly patientId: string;
+    readonly patientName: string | null;
+    readonly studyInstanceUid: string;
+    readonly studyDate: string | null;
+    readonly studyDescription: string | null;
+    readonly accessionNumber: string | null;
+    readonly seriesInstanceUid: string;
+    readonly seriesNumber: number | null;
+    readonly seriesDescription: string | null;
+    readonly modality: string | null;
+    readonly files: readonly HandoffFile[];
+  };
+  readonly folder?: string;
+}
+
+/** `processing/:id`: a job with its event. */
+export interface HandoffJobWithEvent extends HandoffJob {
+  readonly event: HandoffEventRecord;
+}
+
+/** A row of `series/`: a series' hand-off state. */
+export interface SeriesStatus {
+  readonly id: number;
+  readonly seriesInstanceUid: string;
+  readonly studyInstanceUid: string;
+  readonly patientId: string;
+  readonly state: SeriesState;
+  readonly completion: number;
+  readonly firstReceivedAt: string;
+  readonly lastReceivedAt: string;
+  readonly completedAt: string | null;
+  readonly lastError: string | null;
+  readonly updatedAt: string;
+}
+
+/** `series/`: a page of series, most recent first. */
+export interface SeriesPage {
+  readonly items: SeriesStatus[];
+  readonly nextBefore: number | null;
+  readonly total: number;
+  /** Series this server is receiving now (waiting for their completion). */
+  readonly receiving: number;
+}
+
+/** `series/:uid`: the series with its jobs, newest first. */
+export interface SeriesWithJobs extends SeriesStatus {
+  readonly jobs: ListedHandoffJob[];
+}
+
+/** The `series` event: a series' hand-off state moved. */
+export interface SeriesStateChange {
+  readonly seriesInstanceUid: string;
+  readonly completion: number;
+  readonly state: SeriesState;
+  readonly lastError: string | null;
 }

@@ -36,6 +36,8 @@ export type SettingControl =
   | { readonly type: 'text'; readonly placeholder?: string; readonly isMono?: boolean }
   | { readonly type: 'number'; readonly unit?: string; readonly step?: number }
   | { readonly type: 'boolean' }
+  /** Write-only: the API shows a secret that is set only as a mask (see SecretInput). */
+  | { readonly type: 'secret' }
   | { readonly type: 'select'; readonly options: Options<string> }
   | { readonly type: 'address-list' }
   | { readonly type: 'sop-class-groups' }
@@ -319,8 +321,8 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, SettingField>> = {
   webhook_secret: {
     group: 'handoff',
     label: 'Webhook secret',
-    hint: 'Signs each event (X-DICOM-Server-Signature, HMAC-SHA256). Empty: unsigned.',
-    control: text(),
+    hint: 'Signs each event (X-DICOM-Server-Signature, HMAC-SHA256). Empty: unsigned. Once saved it is never shown again: type a new one to replace it.',
+    control: { type: 'secret' },
   },
   processing_command: {
     group: 'handoff',

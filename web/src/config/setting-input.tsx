@@ -1,10 +1,11 @@
 /**
  * The control of one setting, as its SETTING_FIELDS entry says: text, number (edited as text,
- * so a half-typed value can be shown with its message), checkbox, list, or the checkbox groups
- * of SOP classes and transfer syntaxes. Values are in the form's shape (see `inputOf`).
+ * so a half-typed value can be shown with its message), checkbox, list, a write-only secret,
+ * or the checkbox groups of SOP classes and transfer syntaxes. Values are in the form's shape
+ * (see `inputOf`).
  */
 
-import type { ReactNode } from 'react';
+import { type ReactNode, useState } from 'react';
 import { STORAGE_GROUPS, STORAGE_SOP_CLASSES } from '../../../src/dicom/sop-classes.js';
 import { KNOWN_TRANSFER_SYNTAXES } from '../../../src/dicom/transfer-syntax.js';
 import type { SettingKey, Settings } from '../../../src/settings/schema.js';
@@ -33,6 +34,8 @@ export function settingValueOf(key: SettingKey, input: InputValue): unknown {
 interface SettingInputProps {
   readonly settingKey: SettingKey;
   readonly value: InputValue;
+  /** The value as read from the server (a secret that is set: its mask). */
+  readonly stored: InputValue;
   readonly onChange: (value: InputValue) => void;
   readonly isReadOnly: boolean;
   readonly error: string | undefined;
@@ -41,7 +44,7 @@ interface SettingInputProps {
 }
 
 export function SettingInput(props: SettingInputProps) {
-  const { settingKey, value, onChange, isReadOnly, error, hint, tags } = props;
+  const { settingKey, value, stored, onChange, isReadOnly, error, hint, tags } = props;
   const field = SETTING_FIELDS[settingKey];
   const control = field.control;
   switch (control.type) {
@@ -80,6 +83,22 @@ export function SettingInput(props: SettingInputProps) {
                 <span className="unit">{control.unit}</span>
               )}
             </div>
+          )}
+        </Field>
+      );
+    case 'secret':
+      return (
+        <Field label={field.label} hint={hint} error={error} tags={tags}>
+          {({ id, describedBy }) => (
+            <SecretInput
+              id={id}
+              describedBy={describedBy}
+              value={String(value)}
+              stored={String(stored)}
+              isReadOnly={isReadOnly}
+              isInvalid={error !== undefined}
+              onChange={onChange}
+            />
           )}
         </Field>
       );
@@ -167,6 +186,71 @@ export function SettingInput(props: SettingInputProps) {
       throw new Error(`unknown control ${JSON.stringify(unreachable)}`);
     }
   }
+}
+
+/**
+ * A secret the server never shows: when one is stored, the form holds its mask (`stored`), which
+ * saved unchanged keeps it. The box shows only what is typed; erasing it keeps the stored
+ * secret, Remove clears it (Keep undoes that).
+ */
+function SecretInput(props: {
+  readonly id: string;
+  readonly describedBy: string | undefined;
+  readonly value: string;
+  readonly stored: string;
+  readonly isReadOnly: boolean;
+  readonly isInvalid: boolean;
+  readonly onChange: (value: string) => void;
+}) {
+  const { id, describedBy, value, stored, isReadOnly, isInvalid, onChange } = props;
+  const [isShown, setIsShown] = useState(false);
+  const isSet = stored !== '';
+  const isKept = isSet && value === stored;
+  const isRemoved = isSet && value === '';
+  const placeholder = isKept
+    ? 'set (hidden): type to replace it'
+    : isRemoved
+      ? 'removed when saved'
+      : 'none: events are unsigned';
+  return (
+    <div className="input-with-unit">
+      <input
+        id={id}
+        className="mono"
+        type={isShown ? 'text' : 'password'}
+        autoComplete="new-password"
+        value={isKept ? '' : value}
+        placeholder={placeholder}
+        readOnly={isReadOnly}
+        aria-invalid={isInvalid}
+        aria-describedby={describedBy}
+        spellCheck={false}
+        onChange={(event) => {
+          const text = event.target.value;
+          onChange(text === '' && isSet ? stored : text);
+        }}
+      />
+      {!isReadOnly && !isKept && value !== '' && (
+        <button
+          type="button"
+          className="button button-small button-ghost"
+          aria-pressed={isShown}
+          onClick={() => setIsShown(!isShown)}
+        >
+          {isShown ? 'Hide' : 'Show'}
+        </button>
+      )}
+      {!isReadOnly && isSet && (
+        <button
+          type="button"
+          className="button button-small"
+          onClick={() => onChange(isRemoved ? stored : '')}
+        >
+          {isRemoved ? 'Keep' : 'Remove'}
+        </button>
+      )}
+    </div>
+  );
 }
 
 interface CheckboxOption {

@@ -1,10 +1,11 @@
 /**
  * The live side of the console: one EventSource on GET /dicom-server/api/events/ for the whole
- * app (events `status` and `transactions`), shared by the header's status dot and the
- * dashboard. The status event comes when the state changes or the totals move; association
- * rows (opened, released, aborted) do not move the totals, so they trigger a fresh read of the
- * status for the number of active associations. A lost stream is opened again after a pause,
- * once `auth/me` says the session still holds (a 401 there shows the login).
+ * app (events `status`, `transactions`, and the hand-off's `series` and `handoff`), shared by
+ * the header's status dot, the dashboard and the processing page. The status event comes when
+ * the state changes or the totals move; association rows (opened, released, aborted) do not
+ * move the totals, so they trigger a fresh read of the status for the number of active
+ * associations. A lost stream is opened again after a pause, once `auth/me` says the session
+ * still holds (a 401 there shows the login).
  */
 
 import {
@@ -19,7 +20,9 @@ import {
 } from 'react';
 import { API_BASE, type ApiClient } from '../api/client.js';
 import {
+  type HandoffJob,
   rowOfRecord,
+  type SeriesStateChange,
   type ServiceStatus,
   type TransactionRecord,
   type TransactionRow,
@@ -36,6 +39,13 @@ export type Connection = 'connecting' | 'open' | 'reconnecting';
 
 type RowsListener = (rows: readonly TransactionRow[]) => void;
 
+/** A live change of the hand-off: a series' state moved, or a job changed. */
+export type HandoffChange =
+  | { readonly type: 'series'; readonly series: SeriesStateChange }
+  | { readonly type: 'handoff'; readonly job: HandoffJob };
+
+type HandoffListener = (change: HandoffChange) => void;
+
 interface Live {
   /** The latest status, and when it arrived (for the uptime counter). */
   readonly status: ServiceStatus | undefined;
@@ -47,6 +57,8 @@ interface Live {
   readonly refreshStatus: () => void;
   /** Calls `listener` with the rows of each `transactions` event; returns the unsubscribe. */
   readonly subscribeRows: (listener: RowsListener) => () => void;
+  /** Calls `listener` with each `series` and `handoff` event; returns the unsubscribe. */
+  readonly subscribeHandoff: (listener: HandoffListener) => () => void;
 }
 
 const LiveContext = createContext<Live | undefined>(undefined);
@@ -59,6 +71,7 @@ export function LiveProvider({ api, children }: { api: ApiClient; children: Reac
   });
   const [connection, setConnection] = useState<Connection>('connecting');
   const listeners = useRef(new Set<RowsListener>());
+  const handoffListeners = useRef(new Set<HandoffListener>());
   const refreshTimer = useRef<number | undefined>(undefined);
 
   const setStatus = useCallback((status: ServiceStatus) => {
@@ -90,6 +103,14 @@ export function LiveProvider({ api, children }: { api: ApiClient; children: Reac
         for (const listener of listeners.current) listener(rows);
         if (rows.some((row) => ASSOCIATION_TYPES.has(row.type))) refreshStatus();
       });
+      source.addEventListener('series', (event) => {
+        const series = JSON.parse((event as MessageEvent<string>).data) as SeriesStateChange;
+        for (const listener of handoffListeners.current) listener({ type: 'series', series });
+      });
+      source.addEventListener('handoff', (event) => {
+        const job = JSON.parse((event as MessageEvent<string>).data) as HandoffJob;
+        for (const listener of handoffListeners.current) listener({ type: 'handoff', job });
+      });
       source.addEventListener('error', () => {
         setConnection('reconnecting');
         // The browser retries a dropped stream by itself; a refused one (401, server gone
@@ -120,9 +141,16 @@ export function LiveProvider({ api, children }: { api: ApiClient; children: Reac
     };
   }, []);
 
+  const subscribeHandoff = useCallback((listener: HandoffListener) => {
+    handoffListeners.current.add(listener);
+    return () => {
+      handoffListeners.current.delete(listener);
+    };
+  }, []);
+
   const value = useMemo<Live>(
-    () => ({ ...state, connection, setStatus, refreshStatus, subscribeRows }),
-    [state, connection, setStatus, refreshStatus, subscribeRows],
+    () => ({ ...state, connection, setStatus, refreshStatus, subscribeRows, subscribeHandoff }),
+    [state, connection, setStatus, refreshStatus, subscribeRows, subscribeHandoff],
   );
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }
@@ -140,6 +168,14 @@ export function useLiveRows(listener: RowsListener): void {
   const latest = useRef(listener);
   latest.current = listener;
   useEffect(() => subscribeRows((rows) => latest.current(rows)), [subscribeRows]);
+}
+
+/** Calls `listener` with each live change of the hand-off while mounted. */
+export function useLiveHandoff(listener: HandoffListener): void {
+  const { subscribeHandoff } = useLive();
+  const latest = useRef(listener);
+  latest.current = listener;
+  useEffect(() => subscribeHandoff((change) => latest.current(change)), [subscribeHandoff]);
 }
 
 /** The time, ticking every `intervalMs` while mounted (for counters). */

@@ -3,7 +3,8 @@
  * the shared schema (the same rules and messages as the API), saved with PATCH settings/ (only
  * the changed ones; the server's message per field is shown too), with the notice of changes
  * that wait for a restart. Settings fixed by a flag or environment variable of the running
- * process are shown read-only with their value in effect.
+ * process are shown read-only with their value in effect. A secret (the webhook secret) is never
+ * read back: the form holds the server's mask, which is not sent unless replaced or removed.
  */
 
 import { useCallback, useEffect, useMemo, useState } from 'react';
@@ -206,6 +207,10 @@ function SettingsForm(props: {
                     key={key}
                     settingKey={key}
                     value={isOverridden ? inputOf(key, loaded.effective[key]) : draft[key]}
+                    stored={inputOf(
+                      key,
+                      isOverridden ? loaded.effective[key] : loaded.settings[key],
+                    )}
                     onChange={(value) => edit(key, value)}
                     isReadOnly={!isAdmin || isOverridden}
                     error={serverErrors[key] ?? (isChanged ? clientErrors[key] : undefined)}

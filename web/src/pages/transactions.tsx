@@ -14,6 +14,7 @@ import {
   type TransactionRow,
 } from '../api/types.js';
 import { Notice } from '../components/notice.js';
+import { Pager } from '../components/pager.js';
 import { TransactionDetails } from '../components/transaction-details.js';
 import { StatusBadge, StatusCode } from '../components/transaction-status.js';
 import { sopClassName } from '../dicom-meanings.js';
@@ -415,36 +416,6 @@ export function TransactionsPage() {
   );
 }
 
-function Pager(props: {
-  readonly hasNewer: boolean;
-  readonly hasOlder: boolean;
-  readonly isLoading: boolean;
-  readonly onNewer: () => void;
-  readonly onOlder: () => void;
-}) {
-  const { hasNewer, hasOlder, isLoading, onNewer, onOlder } = props;
-  return (
-    <div className="button-row button-row-tight">
-      <button
-        type="button"
-        className="button button-small"
-        disabled={!hasNewer || isLoading}
-        onClick={onNewer}
-      >
-        ← Newer
-      </button>
-      <button
-        type="button"
-        className="button button-small"
-        disabled={!hasOlder || isLoading}
-        onClick={onOlder}
-      >
-        Older →
-      </button>
-    </div>
-  );
-}
-
 function LogRow(props: {
   readonly row: TransactionRow;
   readonly isOpen: boolean;
@@ -481,7 +452,12 @@ function LogRow(props: {
         <td className="mono">{row.calling_ae}</td>
         <td className="mono">{row.called_ae}</td>
         <td className="mono nowrap">
-          {row.remote_address}:{row.remote_port}
+          {/* A hand-off's copy or command has no peer; its webhook has the receiver's host. */}
+          {row.remote_address === '' ? (
+            <span className="muted">—</span>
+          ) : (
+            `${row.remote_address}:${row.remote_port}`
+          )}
         </td>
         <td className="ellipsis" title={detail}>
           {detail}

@@ -1,0 +1,333 @@
+/**
+ * The processing page's jobs: processing-queue items and deliveries (folder copy, webhook,
+ * command), newest first, filtered by state, kind and series; each with its target, state,
+ * attempts, next attempt and last error, opening to show every field. An administrator may
+ * retry a failed or dead delivery, a failed queue item, or one a tool claimed and never
+ * acknowledged, after a confirmation; viewers see no buttons. The rows are in
+ * processing-job-row.tsx.
+ */
+
+import { useEffect, useState } from 'react';
+import { messageOf, queryString } from '../api/client.js';
+import {
+  type HandoffJob,
+  type HandoffJobPage,
+  JOB_KINDS,
+  JOB_STATES,
+  type ListedHandoffJob,
+} from '../api/types.js';
+import { ConfirmDialog } from '../components/dialog.js';
+import { JOB_KIND_LABELS, JOB_STATE_MEANINGS } from '../components/handoff-state.js';
+import { Notice } from '../components/notice.js';
+import { Pager } from '../components/pager.js';
+import { formatAgo, formatCount, formatTime } from '../format.js';
+import { useLiveHandoff } from '../live/live-events.js';
+import { useLocation } from '../router.js';
+import { useSession } from '../session.js';
+import { useCoalesced, usePagedList } from '../use-paged-list.js';
+import { JobRow, targetText } from './processing-job-row.js';
+import {
+  LIVE_READ_DELAY_MS,
+  type ProcessingFilters,
+  useReloadOnReconnect,
+} from './processing-view.js';
+
+const JOBS_PAGE_SIZE = 50;
+
+/** A Series Instance UID as the API takes it. */
+const isUid = (text: string) => /^[0-9]+(\.[0-9]+)*$/.test(text) && text.length <= 64;
+
+export function JobsPanel(props: {
+  readonly filters: ProcessingFilters;
+  readonly update: (change: Partial<ProcessingFilters>) => void;
+}) {
+  const { filters, update } = props;
+  const { api, isAdmin } = useSession();
+  const { hash } = useLocationHash();
+  const [seriesText, setSeriesText] = useState(filters.series);
+  const [expanded, setExpanded] = useState<ReadonlySet<number>>(new Set());
+  const [retrying, setRetrying] = useState<ListedHandoffJob | undefined>(undefined);
+  const [isBusy, setIsBusy] = useState(false);
+  const [notice, setNotice] = useState<{ kind: 'success' | 'error'; text: string }>();
+
+  const series = filters.series.trim();
+  const seriesError = series !== '' && !isUid(series) ? 'must be a UID (digits and dots)' : '';
+  const list = usePagedList<ListedHandoffJob, HandoffJobPage>(
+    `processing/${queryString({
+      state: (JOB_STATES as readonly string[]).includes(filters.state) ? filters.state : '',
+      kind: (JOB_KINDS as readonly string[]).includes(filters.kind) ? filters.kind : '',
+      series: seriesError === '' ? series : '',
+    })}`,
+    JOBS_PAGE_SIZE,
+  );
+  const reloadSoon = useCoalesced(list.reload, LIVE_READ_DELAY_MS);
+  useReloadOnReconnect(list.reload);
+  const merge = (job: HandoffJob) =>
+    list.updateItems((item) => (item.id === job.id ? { ...item, ...job } : item));
+  useLiveHandoff((change) => {
+    if (change.type === 'handoff') {
+      merge(change.job);
+      reloadSoon();
+    } else if (change.series.state === 'complete') {
+      // A completion writes its jobs.
+      reloadSoon();
+    }
+  });
+
+  // A series chosen in the series list: its UID in the box, and the list in view.
+  useEffect(() => {
+    setSeriesText(filters.series);
+    if (hash === '#jobs') document.getElementById('jobs')?.scrollIntoView({ block: 'start' });
+  }, [filters.series, hash]);
+
+  // Typing in the series box filters after a pause.
+  useEffect(() => {
+    if (seriesText.trim() === filters.series) return;
+    const timer = window.setTimeout(() => update({ series: seriesText.trim() }), 400);
+    return () => window.clearTimeout(timer);
+  });
+
+  const retry = async (job: ListedHandoffJob) => {
+    setIsBusy(true);
+    try {
+      merge(await api.post<HandoffJob>(`processing/${job.id}/retry`));
+      setNotice({
+        kind: 'success',
+        text:
+          job.kind === 'queue'
+            ? `Queue item ${job.id} is back in the queue: the next tool to claim takes it.`
+            : `${JOB_KIND_LABELS[job.kind]} ${job.id} is pending again and is tried now.`,
+      });
+      reloadSoon();
+    } catch (failure) {
+      setNotice({ kind: 'error', text: messageOf(failure) });
+    } finally {
+      setIsBusy(false);
+      setRetrying(undefined);
+    }
+  };
+
+  const toggle = (id: number) =>
+    setExpanded((current) => {
+      const next = new Set(current);
+      if (!next.delete(id)) next.add(id);
+      return next;
+    });
+
+  const { page } = list;
+  const columns = isAdmin ? 10 : 9;
+  return (
+    <section className="card" id="jobs" aria-labelledby="jobs-title" aria-busy={list.isLoading}>
+      <div className="card-head">
+        <h2 id="jobs-title">
+          {page === undefined
+            ? 'Jobs'
+            : page.total === 0
+              ? 'No jobs'
+              : `Jobs ${formatCount(list.firstIndex + 1)}–${formatCount(list.firstIndex + page.items.length)} of ${formatCount(page.total)}`}
+        </h2>
+        <Pager
+          hasNewer={!list.isFirstPage}
+          hasOlder={list.hasOlder}
+          isLoading={list.isLoading}
+          onNewer={list.newer}
+          onOlder={list.older}
+        />
+      </div>
+      <form
+        className="filters filters-inline"
+        aria-label="Job filters"
+        onSubmit={(event) => {
+          event.preventDefault();
+          update({ series: seriesText.trim() });
+        }}
+      >
+        <div className="filter">
+          <label htmlFor="job-state">State</label>
+          <select
+            id="job-state"
+            value={filters.state}
+            onChange={(event) => update({ state: event.target.value })}
+          >
+            <option value="">All states</option>
+            {JOB_STATES.map((state) => (
+              <option key={state} value={state}>
+                {JOB_STATE_MEANINGS[state].label}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="filter">
+          <label htmlFor="job-kind">Kind</label>
+          <select
+            id="job-kind"
+            value={filters.kind}
+            onChange={(event) => update({ kind: event.target.value })}
+          >
+            <option value="">All kinds</option>
+            {JOB_KINDS.map((kind) => (
+              <option key={kind} value={kind}>
+                {JOB_KIND_LABELS[kind]}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="filter filter-wide">
+          <label htmlFor="job-series">Series instance UID</label>
+          <input
+            id="job-series"
+            className="mono"
+            value={seriesText}
+            maxLength={64}
+            placeholder="every series"
+            spellCheck={false}
+            aria-invalid={seriesError !== ''}
+            aria-describedby={seriesError === '' ? undefined : 'job-series-error'}
+            onChange={(event) => setSeriesText(event.target.value)}
+          />
+          {seriesError !== '' && (
+            <span className="field-error" id="job-series-error">
+              {seriesError}
+            </span>
+          )}
+        </div>
+        <div className="filter filter-actions">
+          <button
+            type="button"
+            className="button button-ghost"
+            onClick={() => {
+              setSeriesText('');
+              update({ state: '', kind: '', series: '' });
+            }}
+          >
+            Clear filters
+          </button>
+        </div>
+      </form>
+      {notice !== undefined && (
+        <Notice kind={notice.kind} onClose={() => setNotice(undefined)}>
+          {notice.text}
+        </Notice>
+      )}
+      {list.error !== undefined && <Notice kind="error">{list.error}</Notice>}
+      {page === undefined && list.error === undefined && <p className="muted">Loading…</p>}
+      {page !== undefined && page.items.length === 0 && (
+        <p className="empty">
+          {filters.state === '' && filters.kind === '' && series === ''
+            ? 'No series has been handed off yet.'
+            : 'No job matches these filters.'}
+        </p>
+      )}
+      {page !== undefined && page.items.length > 0 && (
+        <div className="table-wrap">
+          <table className="table table-fixed table-jobs">
+            <colgroup>
+              <col className="col-job" />
+              <col className="col-kind" />
+              <col />
+              <col />
+              <col className="col-job-state" />
+              <col className="col-attempts" />
+              <col className="col-next" />
+              <col className="col-error" />
+              <col className="col-updated" />
+              {isAdmin && <col className="col-actions" />}
+            </colgroup>
+            <thead>
+              <tr>
+                <th scope="col">Job</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Target</th>
+                <th scope="col">Series</th>
+                <th scope="col">State</th>
+                <th scope="col" className="num">
+                  Attempts
+                </th>
+                <th scope="col">Next attempt</th>
+                <th scope="col">Last error</th>
+                <th scope="col">Updated</th>
+                {isAdmin && (
+                  <th scope="col" className="actions-col">
+                    Actions
+                  </th>
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              {page.items.map((job) => (
+                <JobRow
+                  key={job.id}
+                  job={job}
+                  filters={filters}
+                  columns={columns}
+                  isOpen={expanded.has(job.id)}
+                  isAdmin={isAdmin}
+                  onToggle={() => toggle(job.id)}
+                  onRetry={() => setRetrying(job)}
+                  onFilterSeries={() => update({ series: job.seriesInstanceUid })}
+                />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {retrying !== undefined && (
+        <ConfirmDialog
+          title={`Retry ${JOB_KIND_LABELS[retrying.kind].toLowerCase()} ${retrying.id}?`}
+          confirmLabel="Retry"
+          isBusy={isBusy}
+          onConfirm={() => void retry(retrying)}
+          onCancel={() => setRetrying(undefined)}
+        >
+          <RetryExplanation job={retrying} />
+        </ConfirmDialog>
+      )}
+    </section>
+  );
+}
+
+/** The hash of the address (the router's location has none). */
+function useLocationHash(): { hash: string } {
+  useLocation();
+  return { hash: window.location.hash };
+}
+
+/** What a retry does to this job, in words. */
+function RetryExplanation({ job }: { readonly job: ListedHandoffJob }) {
+  const what = <strong>{targetText(job)}</strong>;
+  if (job.kind === 'queue' && job.state === 'processing') {
+    return (
+      <>
+        <p>
+          Queue item {job.id} was claimed by <span className="mono">{job.claimedBy}</span>
+          {job.claimedAt !== null && ` ${formatAgo(job.claimedAt)} (${formatTime(job.claimedAt)})`}{' '}
+          and has not been acknowledged. Retry puts it back in the queue for the next claim.
+        </p>
+        <p className="muted small">
+          If that tool is still working on it, its acknowledgement will be refused and the series
+          may be processed twice.
+        </p>
+      </>
+    );
+  }
+  if (job.kind === 'queue') {
+    return (
+      <p>
+        Queue item {job.id} failed downstream. Retry puts it back in the queue: the next tool to
+        claim takes it.
+      </p>
+    );
+  }
+  return (
+    <>
+      <p>
+        {JOB_KIND_LABELS[job.kind]} {what}{' '}
+        {job.state === 'dead'
+          ? `gave up after ${job.attempts} ${job.attempts === 1 ? 'attempt' : 'attempts'}`
+          : `failed ${job.attempts === 1 ? 'once' : `${job.attempts} times`}`}
+        . Retry tries it now, its attempts counted from zero.
+      </p>
+      {job.lastError !== null && <p className="muted small">Last error: {job.lastError}</p>}
+    </>
+  );
+}

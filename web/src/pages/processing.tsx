@@ -1,0 +1,310 @@
+/**
+ * The hand-off to processing: which hand-off actions are on; the series and their hand-off
+ * states (receiving, complete, handed off, acknowledged, failed) with a count per state; and
+ * the jobs (processing-queue items and deliveries, see processing-jobs.tsx). Everything moves
+ * live with the `series` and `handoff` events; the filters are kept in the address so a view
+ * can be bookmarked; a series' link shows its jobs.
+ */
+
+import { useEffect, useMemo, useRef, useState } from 'react';
+import { queryString } from '../api/client.js';
+import {
+  SERIES_STATES,
+  type SeriesPage,
+  type SeriesState,
+  type SeriesStatus,
+  type SettingsDocument,
+} from '../api/types.js';
+import { SERIES_STATE_MEANINGS, SeriesStateBadge } from '../components/handoff-state.js';
+import { Notice } from '../components/notice.js';
+import { Pager } from '../components/pager.js';
+import { formatCount, formatShortTime, formatTime } from '../format.js';
+import { useLiveHandoff } from '../live/live-events.js';
+import { Link, navigate, pathOf, useLocation } from '../router.js';
+import { useSession } from '../session.js';
+import { useApi } from '../use-api.js';
+import { useCoalesced, usePagedList } from '../use-paged-list.js';
+import { JobsPanel } from './processing-jobs.js';
+import {
+  filtersOf,
+  LIVE_READ_DELAY_MS,
+  type ProcessingFilters,
+  processingPath,
+  useReloadOnReconnect,
+} from './processing-view.js';
+
+const SERIES_PAGE_SIZE = 20;
+
+export function ProcessingPage() {
+  const { search } = useLocation();
+  const filters = useMemo(() => filtersOf(search), [search]);
+  const settings = useApi<SettingsDocument>('settings/');
+  const update = (change: Partial<ProcessingFilters>) =>
+    navigate(processingPath({ ...filters, ...change }), { isReplace: true });
+  return (
+    <>
+      <div className="page-head">
+        <h1>Processing</h1>
+      </div>
+      <p className="lede">
+        A series is complete once none of its instances has arrived for a while; it is then handed
+        to the processing pipeline by the actions that are on (
+        <Link to={`${pathOf('config')}#group-handoff`}>Configuration → Hand-off to processing</Link>
+        ). Failed deliveries are tried again with growing pauses, and given up (dead) after their
+        last attempt.
+      </p>
+      {settings.data !== undefined && <HandoffActions settings={settings.data.effective} />}
+      <SeriesPanel filters={filters} update={update} />
+      <JobsPanel filters={filters} update={update} />
+    </>
+  );
+}
+
+/** The hand-off actions in effect, and when a series is complete. */
+function HandoffActions({ settings }: { readonly settings: SettingsDocument['effective'] }) {
+  const webhooks = settings.webhook_urls.split(',').filter((url) => url.trim() !== '').length;
+  const isTriggering = settings.trigger_processing_chain;
+  const actions = [
+    { label: 'Processing queue', isOn: settings.auto_import_to_handler },
+    {
+      label: 'Folder copy',
+      isOn: settings.copy_to_handler_folder && settings.handler_folder_path !== '',
+      title: settings.handler_folder_path,
+    },
+    {
+      label: webhooks > 1 ? `${webhooks} webhooks` : 'Webhook',
+      isOn: isTriggering && webhooks > 0,
+    },
+    { label: 'Command', isOn: isTriggering && settings.processing_command !== '' },
+  ];
+  const isNothingOn = actions.every((action) => !action.isOn);
+  return (
+    <section className="handoff-actions" aria-label="Hand-off actions">
+      <span className="muted small">Hand-off:</span>
+      <div className="chips">
+        {actions.map((action) => (
+          <span
+            key={action.label}
+            className={action.isOn ? 'chip chip-on' : 'chip chip-off'}
+            title={action.title}
+          >
+            <span aria-hidden="true">{action.isOn ? '✓' : '✕'}</span> {action.label}
+            <span className="visually-hidden">{action.isOn ? ': on' : ': off'}</span>
+          </span>
+        ))}
+      </div>
+      <span className="muted small">
+        complete after {formatCount(settings.series_completion_seconds)} s without an instance
+        {settings.complete_series_on_release && ', or when the association is released'}
+      </span>
+      {isNothingOn && (
+        <span className="small text-warn">
+          No action is on: completed series are not handed to anything.
+        </span>
+      )}
+    </section>
+  );
+}
+
+type Counts = Readonly<Record<SeriesState | 'all', number>>;
+
+/** The number of series in each state (one read each), and a reload. */
+function useSeriesCounts(): { counts: Counts | undefined; reload: () => void } {
+  const { api } = useSession();
+  const [counts, setCounts] = useState<Counts | undefined>(undefined);
+  const [generation, setGeneration] = useState(0);
+  const latest = useRef(0);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: generation asks for a reload
+  useEffect(() => {
+    const ticket = ++latest.current;
+    const states = ['all', ...SERIES_STATES] as const;
+    Promise.all(
+      states.map((state) =>
+        api
+          .get<SeriesPage>(
+            `series/${queryString({ state: state === 'all' ? '' : state, limit: 1 })}`,
+          )
+          .then((page) => [state, page.total] as const),
+      ),
+    ).then(
+      (totals) => {
+        if (ticket === latest.current) setCounts(Object.fromEntries(totals) as Counts);
+      },
+      // The counts are a help: the list says what went wrong.
+      () => undefined,
+    );
+  }, [api, generation]);
+  return { counts, reload: () => setGeneration((n) => n + 1) };
+}
+
+function SeriesPanel(props: {
+  readonly filters: ProcessingFilters;
+  readonly update: (change: Partial<ProcessingFilters>) => void;
+}) {
+  const { filters, update } = props;
+  const list = usePagedList<SeriesStatus, SeriesPage>(
+    `series/${queryString({ state: filters.seriesState })}`,
+    SERIES_PAGE_SIZE,
+  );
+  const { counts, reload: reloadCounts } = useSeriesCounts();
+  const reloadAll = () => {
+    list.reload();
+    reloadCounts();
+  };
+  const reloadSoon = useCoalesced(reloadAll, LIVE_READ_DELAY_MS);
+  useReloadOnReconnect(reloadAll);
+  useLiveHandoff((change) => {
+    if (change.type !== 'series') return;
+    const { seriesInstanceUid, state, completion, lastError } = change.series;
+    list.updateItems((item) =>
+      item.seriesInstanceUid === seriesInstanceUid
+        ? { ...item, state, completion, lastError }
+        : item,
+    );
+    reloadSoon();
+  });
+
+  const { page } = list;
+  const tabs = ['all', ...SERIES_STATES] as const;
+  return (
+    <section className="card" aria-labelledby="series-title" aria-busy={list.isLoading}>
+      <div className="card-head">
+        <h2 id="series-title">Series</h2>
+        <fieldset className="segmented" aria-label="Series by state">
+          {tabs.map((key) => {
+            const value = key === 'all' ? '' : key;
+            const isCurrent = filters.seriesState === value;
+            const count = counts?.[key];
+            return (
+              <button
+                key={key}
+                type="button"
+                className={isCurrent ? 'segment segment-current' : 'segment'}
+                aria-pressed={isCurrent}
+                onClick={() => update({ seriesState: value })}
+                title={key === 'all' ? undefined : SERIES_STATE_MEANINGS[key].meaning}
+              >
+                {key === 'all' ? 'All' : SERIES_STATE_MEANINGS[key].label}
+                {count !== undefined && (
+                  <span
+                    className={
+                      key === 'failed' && count > 0 ? 'segment-count segment-bad' : 'segment-count'
+                    }
+                  >
+                    {formatCount(count)}
+                  </span>
+                )}
+              </button>
+            );
+          })}
+        </fieldset>
+      </div>
+      {list.error !== undefined && <Notice kind="error">{list.error}</Notice>}
+      {page === undefined && list.error === undefined && <p className="muted">Loading…</p>}
+      {page !== undefined && page.items.length === 0 && (
+        <p className="empty">
+          {filters.seriesState === ''
+            ? 'No series received yet.'
+            : `No series is ${SERIES_STATE_MEANINGS[filters.seriesState].label.toLowerCase()}.`}
+        </p>
+      )}
+      {page !== undefined && page.items.length > 0 && (
+        <>
+          <div className="table-wrap">
+            <table className="table table-stack table-series">
+              <thead>
+                <tr>
+                  <th scope="col">Series</th>
+                  <th scope="col">Patient ID</th>
+                  <th scope="col">State</th>
+                  <th scope="col" className="num">
+                    Completions
+                  </th>
+                  <th scope="col">Last instance</th>
+                  <th scope="col">Completed</th>
+                  <th scope="col">Problem</th>
+                </tr>
+              </thead>
+              <tbody>
+                {page.items.map((series) => (
+                  <SeriesRow
+                    key={series.seriesInstanceUid}
+                    series={series}
+                    filters={filters}
+                    isSelected={filters.series === series.seriesInstanceUid}
+                  />
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <div className="card-foot card-foot-spread">
+            <span className="muted small">
+              {formatCount(list.firstIndex + 1)}–{formatCount(list.firstIndex + page.items.length)}{' '}
+              of {formatCount(page.total)}
+            </span>
+            <Pager
+              hasNewer={!list.isFirstPage}
+              hasOlder={list.hasOlder}
+              isLoading={list.isLoading}
+              onNewer={list.newer}
+              onOlder={list.older}
+            />
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
+
+function SeriesRow(props: {
+  readonly series: SeriesStatus;
+  readonly filters: ProcessingFilters;
+  readonly isSelected: boolean;
+}) {
+  const { series, filters, isSelected } = props;
+  const isReopened = series.state === 'receiving' && series.completion > 0;
+  const uid = series.seriesInstanceUid;
+  return (
+    <tr className={isSelected ? 'row-open' : series.state === 'failed' ? 'row-failure' : undefined}>
+      <td className="series-cell" data-label="Series">
+        <Link
+          to={`${processingPath({ ...filters, series: isSelected ? '' : uid })}#jobs`}
+          className="mono"
+          title={isSelected ? 'Show the jobs of every series' : `Show the jobs of series ${uid}`}
+        >
+          {uid}
+        </Link>
+        <div className="muted small mono" title={`Study ${series.studyInstanceUid}`}>
+          study {series.studyInstanceUid}
+        </div>
+      </td>
+      <td className="mono" data-label="Patient ID">
+        {series.patientId === '' ? <span className="muted">—</span> : series.patientId}
+      </td>
+      <td className="nowrap" data-label="State">
+        <SeriesStateBadge state={series.state} />
+        {isReopened && (
+          <div className="muted small" title="Handed off again as an update once complete">
+            late instances
+          </div>
+        )}
+      </td>
+      <td className="num" data-label="Completions">
+        {series.completion === 0 ? <span className="muted">—</span> : series.completion}
+      </td>
+      <td className="nowrap" data-label="Last instance" title={formatTime(series.lastReceivedAt)}>
+        {formatShortTime(series.lastReceivedAt)}
+      </td>
+      <td className="nowrap" data-label="Completed" title={formatTime(series.completedAt)}>
+        {series.completedAt === null ? (
+          <span className="muted">—</span>
+        ) : (
+          formatShortTime(series.completedAt)
+        )}
+      </td>
+      <td className="ellipsis text-bad" data-label="Problem" title={series.lastError ?? undefined}>
+        {series.lastError ?? ''}
+      </td>
+    </tr>
+  );
+}

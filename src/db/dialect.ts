@@ -8,10 +8,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, Migrator, PostgresAdapter, SqliteDialect, sql } from 'kysely';
 import { DicomServerError } from '../errors.js';
 import { migrationProvider } from './migrations/index.js';
 import type { Database } from './schema.js';
+import { ScopedPostgresDialect } from './scoped-introspector.js';
 import {
   kyselyRunner,
   type PrepareStatement,
@@ -151,7 +152,7 @@ async function openPostgres(url: string, schema: string | undefined): Promise<Op
     ...(schema !== undefined && { options: `-c search_path=${schema}` }),
   });
   if (schema !== undefined) await pool.query(`create schema if not exists ${schema}`);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new ScopedPostgresDialect({ pool }) });
   const parsed = new URL(url);
   const location = `postgres://${parsed.host}${parsed.pathname}${schema === undefined ? '' : ` (schema ${schema})`}`;
   return {

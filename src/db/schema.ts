@@ -268,6 +268,59 @@ export interface HandoffJobsTable {
   updated_at: string;
 }
 
+/** A forwarding rule: conditions on a received instance's attributes, and where it goes. */
+export interface RoutingRulesTable {
+  id: Generated<number>;
+  name: string;
+  description: string;
+  /** 0/1. */
+  is_enabled: number;
+  /** Attribute name to pattern (`*`, `?` wildcards; backslash between alternatives), as JSON. */
+  conditions_json: string;
+  /** The destination AE titles, as a JSON list. */
+  destinations_json: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/**
+ * One instance to forward to one destination (the forward queue): pending, in_progress,
+ * done, failed (retried at next_attempt_at), dead (attempts exhausted).
+ */
+export interface ForwardJobsTable {
+  id: Generated<number>;
+  /** The rule that matched (no foreign key: the job outlives the rule). */
+  rule_fk: number | null;
+  rule_name: string;
+  destination: string;
+  sop_instance_uid: string;
+  sop_class_uid: string;
+  transfer_syntax_uid: string;
+  /** Relative to the storage root, as indexed when the job was written. */
+  file_path: string;
+  file_size: number;
+  patient_id: string;
+  study_instance_uid: string;
+  series_instance_uid: string;
+  state: string;
+  attempts: number;
+  next_attempt_at: string | null;
+  last_error: string | null;
+  claimed_by: string | null;
+  claimed_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A forwarding destination's last success and last error. */
+export interface ForwardDestinationsTable {
+  ae_title: string;
+  last_success_at: string | null;
+  last_error: string | null;
+  last_error_at: string | null;
+  updated_at: string;
+}
+
 /** The whole database. */
 export interface Database {
   patients: PatientsTable;
@@ -287,4 +340,7 @@ export interface Database {
   series_states: SeriesStatesTable;
   handoff_events: HandoffEventsTable;
   handoff_jobs: HandoffJobsTable;
+  routing_rules: RoutingRulesTable;
+  forward_jobs: ForwardJobsTable;
+  forward_destinations: ForwardDestinationsTable;
 }

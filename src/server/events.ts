@@ -2,13 +2,15 @@
  * The server's events for live views (the console's server-sent events): the service status
  * when it changes or its totals move, the transaction rows as they are written, and the
  * hand-off: a series' state as it moves (receiving, complete, handed off, ...) and each change
- * to a hand-off job (claimed, attempted, done, failed, dead, retried).
+ * to a hand-off job (claimed, attempted, done, failed, dead, retried); and forwarding: each
+ * change to a forward job (queued, attempted, done, failed, dead, retried) and to the rules.
  *
  * Layer: server.
  */
 
 import { EventEmitter } from 'node:events';
 import type { HandoffJob, SeriesStateChange } from '../db/repositories/handoff-repository.js';
+import type { ForwardJob } from '../db/repositories/routing-repository.js';
 import type { TransactionRecord } from '../db/repositories/transaction-log-repository.js';
 import type { ServiceStatus } from './service-controller.js';
 
@@ -21,7 +23,14 @@ export interface ServerEventMap {
   series: [SeriesStateChange];
   /** A hand-off job changed. */
   handoff: [HandoffJob];
+  /** A forward job changed, or the routing rules did (the forwarder reloads them). */
+  routing: [RoutingEvent];
 }
+
+/** A change to forwarding: a job (written, attempted, retried), or the rules (edited). */
+export type RoutingEvent =
+  | { readonly type: 'job'; readonly job: ForwardJob }
+  | { readonly type: 'rules' };
 
 /** Emits the server's events; listeners are the live views. */
 export class ServerEvents extends EventEmitter<ServerEventMap> {

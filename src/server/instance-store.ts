@@ -37,6 +37,7 @@ import {
   syncDirectory,
   TEMP_SUFFIX,
 } from '../storage/atomic-writer.js';
+import type { RemovedStudy, StudyCleanupReport } from '../storage/cleanup.js';
 import {
   checkedUid,
   type FileNaming,
@@ -50,6 +51,7 @@ import { StorageQuota } from '../storage/quota.js';
 import { IndexBatcher } from './index-batcher.js';
 import { reconcileRecentFiles } from './reconcile.js';
 import type { ReceivedInstance } from './series-completion.js';
+import { type CleanupReason, NOTHING_CLEANED, StudyCleaner } from './storage-cleanup.js';
 
 /** The store's state file, in the incoming folder: when it started, whether it stopped cleanly. */
 const STATE_FILE = 'state.json';
@@ -129,10 +131,17 @@ export interface StorageOptions {
   readonly durability: Durability;
   readonly duplicatePolicy: DuplicatePolicy;
   /**
-   * When set, an instance that would pass the limit first makes room: the oldest instances
-   * received more than `retentionDays` ago are removed (files and index rows).
+   * When set, an instance that would pass the limit first makes room: the oldest whole
+   * studies received more than `retentionDays` ago, whose hand-off is done, are removed
+   * (index rows, then files; see storage-cleanup.ts). `cleanUp` does the same down to a mark.
    */
-  readonly cleanup?: { readonly retentionDays: number };
+  readonly cleanup?: {
+    readonly retentionDays: number;
+    /** Told of each removed study (the audit log). */
+    readonly onStudyRemoved?: (study: RemovedStudy, reason: CleanupReason) => Promise<void>;
+    /** Told when an instance found the storage at its limit (the job runs sooner). */
+    readonly onLimitReached?: () => void;
+  };
   /**
    * Told of each instance as it is about to be indexed (series completion). A promise when the
    * instance must wait (its series' state being stored): a rejection fails the instance.
@@ -151,7 +160,7 @@ export class FileInstanceStore implements InstanceStore {
   readonly #options: StorageOptions;
   readonly #index: IndexRepository;
   readonly #batcher: IndexBatcher;
-  readonly #quota: StorageQuota;
+  #quota: StorageQuota;
   readonly #logger: Logger;
   readonly #incoming: string;
   readonly #directories = new KnownDirectories();
@@ -159,7 +168,8 @@ export class FileInstanceStore implements InstanceStore {
   readonly #startedAt = Date.now();
   /** The last commit of each UID being committed, which the next one of that UID waits for. */
   readonly #committing = new Map<string, Promise<void>>();
-  #cleaning: Promise<void> = Promise.resolve();
+  /** Removes old studies when cleanup is on (one cleanup at a time). */
+  readonly #cleaner: StudyCleaner | undefined;
 
   private constructor(
     options: StorageOptions,
@@ -174,6 +184,18 @@ export class FileInstanceStore implements InstanceStore {
     this.#logger = logger;
     this.#incoming = join(options.root, INCOMING_FOLDER);
     this.#spareFiles = new SpareTempFiles(INCOMING_SLOTS.map((slot) => join(this.#incoming, slot)));
+    const cleanup = options.cleanup;
+    this.#cleaner =
+      cleanup === undefined
+        ? undefined
+        : new StudyCleaner({
+            index,
+            root: options.root,
+            retentionDays: cleanup.retentionDays,
+            logger,
+            release: (bytes) => this.#quota.release(bytes),
+            ...(cleanup.onStudyRemoved !== undefined && { onStudyRemoved: cleanup.onStudyRemoved }),
+          });
   }
 
   /** Prepares the storage root: creates it, removes leftovers of interrupted receptions. */
@@ -215,6 +237,11 @@ export class FileInstanceStore implements InstanceStore {
   async spareTempPaths(): Promise<string[]> {
     await this.#spareFiles.settled();
     return this.#spareFiles.readyPaths;
+  }
+
+  /** The storage limit in bytes; 0: none. */
+  get limitBytes(): number {
+    return this.#quota.limitBytes;
   }
 
   /** Bytes stored, as tracked incrementally. */
@@ -286,51 +313,51 @@ export class FileInstanceStore implements InstanceStore {
   }
 
   /**
-   * Removes the oldest instances older than the retention period until `bytes` fit; true when
-   * they were reserved. One cleanup at a time: concurrent stores wait for it, then try again.
+   * Makes room for `bytes` by removing whole studies (see storage-cleanup.ts) until they fit;
+   * true when they were reserved. The periodic job is then told, to bring usage down to its
+   * low-water mark without holding up this instance.
    */
   async #makeRoom(bytes: number): Promise<boolean> {
-    const cleanup = this.#options.cleanup;
-    if (cleanup === undefined) return false;
-    const run = this.#cleaning.then(async () => {
-      if (this.#quota.reserve(bytes)) return true;
-      const before = new Date(Date.now() - cleanup.retentionDays * 86_400_000).toISOString();
-      let removed = 0;
-      let freed = 0;
-      let isReserved = false;
-      while (!isReserved) {
-        const oldest = await this.#index.oldestInstances(before, 20);
-        if (oldest.length === 0) break;
-        for (const instance of oldest) {
-          // Index row first: the index never points at a file that is gone.
-          await this.#index.removeInstances([instance.sopInstanceUid]);
-          await this.#removeFile(
-            resolveInside(this.#options.root, instance.filePath),
-            instance.sopInstanceUid,
-          );
-          this.#quota.release(instance.fileSize);
-          removed += 1;
-          freed += instance.fileSize;
-          isReserved = this.#quota.reserve(bytes);
-          if (isReserved) break;
-        }
-      }
-      this.#logger.info(
-        {
-          removed,
-          freedBytes: freed,
-          retentionDays: cleanup.retentionDays,
-          usedBytes: this.#quota.usedBytes,
-        },
-        'storage cleanup removed instances older than the retention period',
-      );
-      return isReserved;
-    });
-    this.#cleaning = run.then(
-      () => undefined,
-      () => undefined,
+    if (this.#cleaner === undefined) return false;
+    const report = await this.#cleaner.run('limit', () => this.#quota.reserve(bytes));
+    this.#options.cleanup?.onLimitReached?.();
+    return report.isEnough;
+  }
+
+  /**
+   * Removes the oldest studies past the retention period, whose hand-off is done, until usage
+   * is at or under `targetBytes` (the periodic job's low-water mark) or `signal` aborts. Does
+   * nothing when cleanup is off.
+   */
+  cleanUp(targetBytes: number, signal?: AbortSignal): Promise<StudyCleanupReport> {
+    if (this.#cleaner === undefined) return Promise.resolve(NOTHING_CLEANED);
+    return this.#cleaner.run(
+      'low-water',
+      () => this.#quota.usedBytes <= targetBytes || signal?.aborted === true,
     );
-    return run;
+  }
+
+  /**
+   * Runs `work` when no cleanup runs, holding the next one back until it ends: a rescan
+   * indexing a file it found must not race a cleanup removing it.
+   */
+  inCleanupTurn<T>(work: () => Promise<T>): Promise<T> {
+    return this.#cleaner?.inTurn(work) ?? work();
+  }
+
+  /**
+   * The index gained instances besides the receive path (a rescan indexed files it found):
+   * they count as used, past the limit if need be (they are on disk already).
+   */
+  countIndexed(bytes: number): void {
+    if (bytes > 0 && !this.#quota.reserve(bytes)) {
+      this.#quota = new StorageQuota(this.#quota.limitBytes, this.#quota.usedBytes + bytes);
+    }
+  }
+
+  /** Index rows whose file was gone were removed (a rescan): their bytes are free. */
+  countRemoved(bytes: number): void {
+    this.#quota.release(bytes);
   }
 
   /**

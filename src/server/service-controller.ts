@@ -16,7 +16,6 @@ import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { OpenDatabase } from '../db/dialect.js';
-import { IndexRepository } from '../db/repositories/index-repository.js';
 import { QueryRepository } from '../db/repositories/query-repository.js';
 import {
   type ServiceState,
@@ -34,6 +33,10 @@ import { HandoffService, type HandoffServiceOptions } from './handoff-service.js
 import { FileInstanceStore } from './instance-store.js';
 import type { LiveConfig } from './live-config.js';
 import { indexQuerySource, moveDestinationsOf } from './query-source.js';
+import { destinationLookupOf, Routing, type RoutingOptions } from './routing/index.js';
+import type { CleanupTiming } from './storage-cleanup.js';
+import { StorageLifecycle, type StorageStatus } from './storage-lifecycle.js';
+import type { RescanStatus } from './storage-rescan.js';
 import { TransactionLog } from './transaction-log.js';
 
 /** How often the totals are stored while they move. */
@@ -47,8 +50,8 @@ export const PINO_LEVELS: Readonly<Record<Settings['logging_level'], string>> = 
   ERROR: 'error',
 };
 
-/** The status as shown to an operator. */
-export interface ServiceStatus extends StoredServiceStatus {
+/** The status as shown to an operator (with the storage's intake, projection and cleanup). */
+export interface ServiceStatus extends StoredServiceStatus, StorageStatus {
   readonly uptimeSeconds: number | null;
   readonly storageUsedBytes: number;
   readonly aeTitle: string;
@@ -69,6 +72,13 @@ export interface ServiceControllerOptions {
   readonly events?: ServerEvents;
   /** The hand-off's actions and retry timing (tests shorten them). */
   readonly handoff?: Pick<HandoffServiceOptions, 'actions' | 'retry'>;
+  /** The forwarder's retry timing (tests shorten it). */
+  readonly routing?: Pick<RoutingOptions, 'retry'>;
+  /** When the storage cleanup job runs, how long the intake rate is cached (tests shorten them). */
+  readonly storage?: {
+    readonly cleanup?: Partial<CleanupTiming>;
+    readonly intakeRefreshMs?: number;
+  };
 }
 
 /** Runs the DICOM service: start, stop, restart, status. */
@@ -77,10 +87,13 @@ export class ServiceController {
   readonly #statusRepository: ServiceStatusRepository;
   readonly #transactionLog: TransactionLog;
   readonly #logger: Logger;
+  /** The index, the cleanup job, the intake rate, the rescan. */
+  readonly #storage: StorageLifecycle;
   #state: ServiceState = 'stopped';
   #server: DicomServer | undefined;
   #store: FileInstanceStore | undefined;
   #handoff: HandoffService | undefined;
+  #routing: Routing | undefined;
   #startedAt: string | null = null;
   #stoppedAt: string | null = null;
   #filesReceived = 0;
@@ -105,6 +118,11 @@ export class ServiceController {
       () => options.config.settings.transaction_log_retention_days,
       options.events,
     );
+    this.#storage = new StorageLifecycle({
+      database: options.database,
+      logger: options.logger,
+      ...options.storage,
+    });
     this.#applyLogLevel(options.config.settings);
     options.config.onChange((settings) => this.#applyLogLevel(settings));
   }
@@ -183,8 +201,22 @@ export class ServiceController {
 
   /** Stops the service and writes what is pending (process exit). */
   async close(): Promise<void> {
+    await this.#storage.close();
     await this.stop();
     await this.#transactionLog.flush();
+  }
+
+  /** The storage cleanup job, intake rate and rescan. */
+  get storage(): StorageLifecycle {
+    return this.#storage;
+  }
+
+  /**
+   * Starts a storage rescan in the background, on the running service's storage or, stopped,
+   * on the configured storage path; throws RescanRunningError while one runs.
+   */
+  startStorageRescan(startedBy: string): RescanStatus {
+    return this.#storage.startRescan(startedBy, this.storageRoot());
   }
 
   /** The established associations (none while stopped). */
@@ -216,6 +248,7 @@ export class ServiceController {
       uptimeSeconds:
         startedAt === null ? null : Math.floor((Date.now() - Date.parse(startedAt)) / 1000),
       storageUsedBytes: this.#store?.usedBytes ?? 0,
+      ...this.#storage.status(),
       aeTitle: settings.ae_title,
       host: settings.host,
       port: this.port,
@@ -264,6 +297,25 @@ export class ServiceController {
         ...(this.#options.events !== undefined && { events: this.#options.events }),
         ...this.#options.handoff,
       });
+      const timeouts = {
+        artimMs: settings.acse_timeout * 1000,
+        acseMs: settings.acse_timeout * 1000,
+        dimseMs: settings.dimse_timeout * 1000,
+        networkMs: settings.network_timeout * 1000,
+      };
+      const routing = new Routing({
+        database: this.#options.database,
+        storageRoot: root,
+        aeTitle: () => this.#options.config.settings.ae_title,
+        lookupDestination: destinationLookupOf(this.#options.config),
+        timeouts,
+        maxPduLength: settings.max_pdu_length,
+        logger: this.#logger,
+        transactionLog: this.#transactionLog,
+        isTransactionLogEnabled: () => this.#options.config.settings.enable_transaction_log,
+        ...(this.#options.events !== undefined && { events: this.#options.events }),
+        ...this.#options.routing,
+      });
       const store = await FileInstanceStore.open(
         {
           root,
@@ -272,12 +324,11 @@ export class ServiceController {
           maxStorageBytes: Math.round(settings.max_storage_size_gb * 1024 ** 3),
           durability: settings.durability,
           duplicatePolicy: settings.duplicate_policy,
-          ...(settings.enable_storage_cleanup && {
-            cleanup: { retentionDays: settings.storage_retention_days },
-          }),
+          cleanup: this.#storage.cleanupOptions(settings),
           onInstance: (instance) => handoff.instanceReceived(instance),
+          onIndexed: (record) => routing.onIndexed(record),
         },
-        new IndexRepository(this.#options.database),
+        this.#storage.index,
         this.#logger,
       );
       const server = new DicomServer({
@@ -289,12 +340,7 @@ export class ServiceController {
         port: settings.port,
         maxAssociations: settings.max_associations,
         maxPduLength: settings.max_pdu_length,
-        timeouts: {
-          artimMs: settings.acse_timeout * 1000,
-          acseMs: settings.acse_timeout * 1000,
-          dimseMs: settings.dimse_timeout * 1000,
-          networkMs: settings.network_timeout * 1000,
-        },
+        timeouts,
         logger: this.#logger,
         config: this.#options.config,
         transactionLog: this.#transactionLog,
@@ -308,9 +354,12 @@ export class ServiceController {
         throw error;
       }
       await handoff.start();
+      await routing.start();
       this.#server = server;
       this.#store = store;
       this.#handoff = handoff;
+      this.#routing = routing;
+      this.#storage.started(store, root, settings);
       this.#startedAt = new Date().toISOString();
       this.#stoppedAt = null;
       this.#startErrorCode = undefined;
@@ -334,13 +383,17 @@ export class ServiceController {
     }
     await this.#setState('stopping');
     try {
+      await this.#storage.stopping();
       await server.stop(this.#options.shutdownGraceMs);
       await this.#store?.close();
     } finally {
+      this.#storage.stopped();
       await this.#handoff?.stop(this.#options.shutdownGraceMs);
+      await this.#routing?.stop(this.#options.shutdownGraceMs);
       this.#server = undefined;
       this.#store = undefined;
       this.#handoff = undefined;
+      this.#routing = undefined;
       this.#stoppedAt = new Date().toISOString();
       await this.#transactionLog.flush();
       await this.#setState('stopped');

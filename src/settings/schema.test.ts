@@ -74,6 +74,7 @@ describe('settings defaults', () => {
       max_storage_size_gb: 100,
       enable_storage_cleanup: false,
       storage_retention_days: 30,
+      storage_cleanup_low_water_percent: 80,
       duplicate_policy: 'keep_first',
       durability: 'fsync',
       require_calling_ae_validation: false,
@@ -197,6 +198,26 @@ describe('numeric settings', () => {
     expect(
       settingError({ transaction_log_retention_days: 0 }, 'transaction_log_retention_days'),
     ).toBe('must be at least 1 days');
+  });
+
+  it('takes the cleanup low-water mark as a whole percentage from 1 to 100', () => {
+    expect(
+      validValue(validateSettings({ storage_cleanup_low_water_percent: 60 }))
+        .storage_cleanup_low_water_percent,
+    ).toBe(60);
+    expect(
+      settingError({ storage_cleanup_low_water_percent: 0 }, 'storage_cleanup_low_water_percent'),
+    ).toBe('must be at least 1 percent');
+    expect(
+      settingError({ storage_cleanup_low_water_percent: 101 }, 'storage_cleanup_low_water_percent'),
+    ).toBe('must be at most 100 percent');
+    expect(
+      settingError(
+        { storage_cleanup_low_water_percent: 80.5 },
+        'storage_cleanup_low_water_percent',
+      ),
+    ).toBe('must be a whole number');
+    expect(RESTART_SETTINGS.has('storage_cleanup_low_water_percent')).toBe(true);
   });
 
   it('takes timeouts in seconds above zero, fractions allowed', () => {

@@ -157,6 +157,11 @@ export const SettingsSchema = z.object({
     .default(100),
   enable_storage_cleanup: z.boolean({ error: 'must be true or false' }).default(false),
   storage_retention_days: integer(0, 36_500, 'days').default(30),
+  /**
+   * With cleanup on and a limit, the periodic cleanup deletes old studies until usage is at or
+   * under this share of max_storage_size_gb.
+   */
+  storage_cleanup_low_water_percent: integer(1, 100, 'percent').default(80),
   duplicate_policy: oneOf(DUPLICATE_POLICIES).default('keep_first'),
   durability: oneOf(DURABILITIES).default('fsync'),
   // Security
@@ -251,6 +256,7 @@ export const RESTART_SETTINGS: ReadonlySet<SettingKey> = new Set<SettingKey>([
   'max_storage_size_gb',
   'enable_storage_cleanup',
   'storage_retention_days',
+  'storage_cleanup_low_water_percent',
   'duplicate_policy',
   'durability',
 ]);

@@ -27,8 +27,10 @@ import { fail, type WebContext } from './context.js';
 import { registerAssociationRoutes } from './routes/associations.js';
 import { registerAuthRoutes } from './routes/auth.js';
 import { registerProcessingRoutes } from './routes/processing.js';
+import { registerRoutingRoutes } from './routes/routing.js';
 import { registerServiceRoutes } from './routes/service.js';
 import { registerSettingsRoutes } from './routes/settings.js';
+import { registerStorageRoutes } from './routes/storage.js';
 import { registerTransactionRoutes } from './routes/transactions.js';
 import { registerUserRoutes } from './routes/users.js';
 
@@ -67,7 +69,7 @@ export async function buildWebApp(context: WebContext): Promise<FastifyInstance>
         title: 'dicom-server API',
         description:
           'Status, settings, allowed AE titles, transaction log, service control, users, ' +
-          'the processing queue and hand-off of completed series. ' +
+          'the processing queue and hand-off of completed series, forwarding rules and queue. ' +
           'Authenticate with the session cookie of POST auth/login (and send its CSRF token in ' +
           'X-CSRF-Token with every change) or with `Authorization: Bearer <API token>`.',
         version: '1',
@@ -130,8 +132,10 @@ export async function buildWebApp(context: WebContext): Promise<FastifyInstance>
       registerAuthRoutes(api, context);
       registerAssociationRoutes(api, context);
       registerProcessingRoutes(api, context);
+      registerRoutingRoutes(api, context);
       registerServiceRoutes(api, context);
       registerSettingsRoutes(api, context);
+      registerStorageRoutes(api, context);
       registerTransactionRoutes(api, context);
       registerUserRoutes(api, context);
       api.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

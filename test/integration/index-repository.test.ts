@@ -570,6 +570,7 @@ describe.each([
       '0004-query',
       '0005-sequence-items',
       '0006-handoff',
+      '0007-routing',
     ]);
   });
 
@@ -633,12 +634,15 @@ describe('the index on PostgreSQL beside other schemas', () => {
         'api_tokens',
         'audit_log',
         'counters',
+        'forward_destinations',
+        'forward_jobs',
         'handoff_events',
         'handoff_jobs',
         'instances',
         'kysely_migration',
         'kysely_migration_lock',
         'patients',
+        'routing_rules',
         'sequence_items',
         'series',
         'series_states',
@@ -650,6 +654,12 @@ describe('the index on PostgreSQL beside other schemas', () => {
         'users',
       ]);
       expect(await new IndexRepository(second).nextCounter('file_sequence')).toBe(1);
+      // Introspection (the migrator's) sees our schema only: another client's schema dropped
+      // meanwhile cannot fail it (Kysely's own checks every schema of the database).
+      const seen = await second.db.introspection.getTables({ withInternalKyselyTables: true });
+      expect(new Set(seen.map((table) => table.schema))).toEqual(new Set([fresh]));
+      expect(seen.map((table) => table.name)).toContain('kysely_migration');
+      expect(await second.db.introspection.getSchemas()).toEqual([{ name: fresh }]);
     } finally {
       await second.close();
     }

@@ -625,9 +625,16 @@ describe('C-STORE: storage full with cleanup enabled', () => {
     );
   }
 
-  it('removes the oldest instances older than the retention period to make room', async () => {
+  it('removes the oldest whole studies older than the retention period to make room', async () => {
     const uids = [`${ROOT}.2.1.1`, `${ROOT}.2.1.2`, `${ROOT}.2.1.3`];
-    const datasets = uids.map((uid) => instance({ sopInstanceUid: uid }));
+    // One study each: cleanup removes whole studies (test/integration/storage-lifecycle.test.ts).
+    const datasets = uids.map((uid, i) =>
+      instance({
+        sopInstanceUid: uid,
+        studyInstanceUid: `${ROOT}.2.9.${i}`,
+        seriesInstanceUid: `${ROOT}.2.9.${i}.1`,
+      }),
+    );
     const size = fileSize(uids[0]!, datasets[0]!);
     // Room for two: the third makes the first go (retention 0 days: every instance is old enough).
     const server = await startServer({ maxStorageBytes: size * 2, cleanup: { retentionDays: 0 } });

@@ -2,7 +2,8 @@
  * Interop: Query/Retrieve through `dicom-server serve` as an administrator sets it up. Move
  * destinations come from the AE titles (`ae add DEST --host H --port P`); the query and
  * retrieve permissions of a listed peer, the service switches, and the transaction rows that
- * each C-FIND and C-MOVE leaves. Peers and settings are changed through the settings
+ * each C-FIND and C-MOVE leaves; and a forwarding rule made over the REST API sending what it
+ * matches to the same destination. Peers and settings are changed through the settings
  * repository, as `ae add` and `config set` do, and reach the running server with its next
  * association.
  *
@@ -12,6 +13,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeCtSeries } from '../../bench/synthetic.js';
 import { type BackgroundTool, runTool, startTool, type ToolRun } from '../helpers/dcmtk.js';
 import { freePort, waitForListener } from '../helpers/net.js';
 import {
@@ -27,6 +29,7 @@ const CALLED_AE = 'DRAW_SCP';
 const MR_STUDY = '1.3.6.1.4.1.5962.1.2.4.20040826185059.5457';
 const MR_INSTANCE = '1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457';
 const TIMEOUTS = ['-to', '10', '-ta', '10', '-td', '20'];
+const ADMIN_PASSWORD = 'forwarding-test-password';
 
 let dir: DataDir;
 let serve: ServeProcess;
@@ -37,16 +40,19 @@ let received: string;
 
 beforeAll(async () => {
   dir = await createDataDir('qr-serve-');
-  serve = await startListening([
-    '--data-dir',
-    dir.path,
-    '--dicom-host',
-    '127.0.0.1',
-    '--dicom-port',
-    '0',
-    '--log-level',
-    'info',
-  ]);
+  serve = await startListening(
+    [
+      '--data-dir',
+      dir.path,
+      '--dicom-host',
+      '127.0.0.1',
+      '--dicom-port',
+      '0',
+      '--log-level',
+      'info',
+    ],
+    { env: { DICOM_SERVER_ADMIN_PASSWORD: ADMIN_PASSWORD } },
+  );
   const listening = serve.lines.find((line) => line.msg === 'DICOM service listening');
   port = Number(listening?.port);
   const stored = await runTool('storescu', [
@@ -249,5 +255,53 @@ describe('Query/Retrieve through serve', () => {
     } finally {
       await configure({ enable_c_store: true });
     }
+  });
+
+  it('forwards what a rule made over the REST API matches (the forwarder runs with the service)', async () => {
+    const web = serve.lines.find((line) => line.msg === 'web console and REST API listening');
+    const api = `${String(web?.url)}api`;
+    const login = await fetch(`${api}/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+    });
+    expect(login.status).toBe(200);
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const { csrfToken } = (await login.json()) as { csrfToken: string };
+    const rule = await fetch(`${api}/routing/rules`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie, 'x-csrf-token': csrfToken },
+      body: JSON.stringify({
+        name: 'CT to DEST',
+        conditions: { modality: 'CT' },
+        destinations: ['DEST'],
+      }),
+    });
+    expect(rule.status, await rule.clone().text()).toBe(201);
+    const before = new Set(await readdir(received));
+    const ct = await writeCtSeries(join(dir.path, 'new-ct'), 1);
+    const sent = await runTool('storescu', [
+      '-aet',
+      'MODALITY',
+      '-aec',
+      CALLED_AE,
+      ...TIMEOUTS,
+      '127.0.0.1',
+      String(port),
+      ...ct.files,
+      join(TESTDATA_DICOM, 'rtplan.dcm'),
+    ]);
+    expect(sent.exitCode, sent.output).toBe(0);
+    const arrived = await pollUntil(
+      async () => (await readdir(received)).filter((name) => !before.has(name)),
+      (names) => names.length > 0,
+      'the forwarded file',
+      15_000,
+    );
+    // The new CT instance, not the RT plan.
+    expect(arrived).toHaveLength(1);
+    expect(arrived[0]).toMatch(/^CT\./);
+    const rows = await dir.waitForRows({ type: 'FORWARD' });
+    expect(rows.map((row) => row.status)).toEqual(['success']);
   });
 });

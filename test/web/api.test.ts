@@ -1409,6 +1409,12 @@ describe('the OpenAPI document', () => {
         'processing/{id}/retry',
         'series/',
         'series/{uid}',
+        'storage/rescan',
+        'routing/rules',
+        'routing/rules/{id}',
+        'routing/destinations',
+        'routing/queue',
+        'routing/queue/{id}/retry',
       ].sort(),
     );
     expect(Object.keys(document.paths[apiUrl('ae-titles/{title}')]).sort()).toEqual([

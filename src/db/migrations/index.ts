@@ -12,6 +12,7 @@ import * as users from './0003-users.js';
 import * as query from './0004-query.js';
 import * as sequenceItems from './0005-sequence-items.js';
 import * as handoff from './0006-handoff.js';
+import * as routing from './0007-routing.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
@@ -20,6 +21,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004-query': query,
   '0005-sequence-items': sequenceItems,
   '0006-handoff': handoff,
+  '0007-routing': routing,
 };
 
 /** Hands Kysely's Migrator the migrations above. */

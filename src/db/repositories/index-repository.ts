@@ -5,6 +5,10 @@
  * items of the sequence keys C-FIND matches (sequence_items), kept per patient, study and
  * series.
  *
+ * Storage cleanup reads and removes whole studies here too: which studies may go (old enough,
+ * their hand-off done: it reads the hand-off tables for that) and their rows, in one
+ * transaction; a storage rescan removes the rows of instances whose file is gone.
+ *
  * Layer: db (repositories hold all SQL).
  */
 
@@ -17,6 +21,7 @@ import {
   type TransactionBody,
   type TransactionRunner,
 } from '../transactions.js';
+import type { JobState } from './handoff-repository.js';
 
 /** The attributes of one received instance that the index keeps. */
 export interface InstanceRecord {
@@ -80,6 +85,61 @@ export interface StoredInstance {
   readonly filePath: string;
   readonly fileSize: number;
   readonly receivedAt: string;
+}
+
+/** A study storage cleanup may remove (the shape of storage/cleanup.ts CleanupCandidate). */
+export interface StudyCleanupCandidate {
+  readonly studyInstanceUid: string;
+  readonly newestReceivedAt: string;
+  readonly sizeBytes: number;
+  readonly instanceCount: number;
+}
+
+/** A study whose rows were removed, with its files (the shape of storage/cleanup.ts RemovedStudy). */
+export interface RemovedStudyRows {
+  readonly studyInstanceUid: string;
+  readonly newestReceivedAt: string;
+  readonly sizeBytes: number;
+  readonly files: readonly {
+    readonly sopInstanceUid: string;
+    readonly filePath: string;
+    readonly fileSize: number;
+  }[];
+}
+
+/**
+ * Hand-off job states that keep a series' files: a delivery pending, under way or to be
+ * retried, a queue item not yet claimed, being processed or failed (to be retried). Done and
+ * dead (given up) jobs do not.
+ */
+const UNFINISHED_JOB_STATES: readonly JobState[] = [
+  'pending',
+  'in_progress',
+  'processing',
+  'failed',
+];
+
+/**
+ * The series whose hand-off is not done, with their study: still receiving (or received
+ * again), or with a job of their latest completion unfinished. Driven from the state and job
+ * indexes: few rows, however many series were ever received.
+ */
+function heldSeries(db: Kysely<Database>) {
+  return db
+    .selectFrom('series_states')
+    .select(['series_states.series_instance_uid', 'series_states.study_instance_uid'])
+    .where('series_states.state', '=', 'receiving')
+    .union(
+      db
+        .selectFrom('handoff_jobs')
+        .innerJoin('series_states', (join) =>
+          join
+            .onRef('series_states.series_instance_uid', '=', 'handoff_jobs.series_instance_uid')
+            .onRef('series_states.completion', '=', 'handoff_jobs.completion'),
+        )
+        .select(['series_states.series_instance_uid', 'series_states.study_instance_uid'])
+        .where('handoff_jobs.state', 'in', UNFINISHED_JOB_STATES),
+    );
 }
 
 /** A step of a transaction body (see transactions.ts). */
@@ -246,6 +306,11 @@ export class IndexRepository {
    * once their transaction committed, and dropped whenever rows are removed.
    */
   readonly #seriesRows = new Map<string, CachedSeries>();
+  /**
+   * Moves whenever rows are removed outside the receive path (cleanup, rescan): an index
+   * transaction that ran meanwhile does not cache what it staged, which may point at them.
+   */
+  #removals = 0;
   /** The statements every stored instance runs, compiled once (see PreparedQuery). */
   readonly #hot = {
     instanceByUid: new PreparedQuery((db) =>
@@ -289,17 +354,217 @@ export class IndexRepository {
     return yield* rowsOf(query.with(this.#db, parameters));
   }
 
-  /** The instances received before `before` (ISO time), oldest first, at most `limit`. */
-  async oldestInstances(before: string, limit: number): Promise<StoredInstance[]> {
-    const rows = await this.#db
-      .selectFrom('instances')
-      .select(STORED_INSTANCE_COLUMNS)
-      .where('received_at', '<', before)
-      .orderBy('received_at')
-      .orderBy('id')
-      .limit(limit)
-      .execute();
-    return rows.map(toStoredInstance);
+  /**
+   * The studies whose newest instance was received before `before` (ISO time) and whose
+   * hand-off is done (see heldSeries), oldest first by that newest instance, at most `limit`:
+   * what storage cleanup may remove.
+   */
+  async cleanupCandidates(before: string, limit: number): Promise<StudyCleanupCandidate[]> {
+    const rows = await this.#runner.runQuery(
+      this.#cleanupCandidates(before)
+        .orderBy('newest')
+        .orderBy('studies.id')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map((row) => ({
+      studyInstanceUid: row.study_instance_uid,
+      newestReceivedAt: row.newest,
+      // PostgreSQL returns sums and counts of bigint as text.
+      sizeBytes: Number(row.size_bytes),
+      instanceCount: Number(row.instance_count),
+    }));
+  }
+
+  /**
+   * Removes a study's rows (instances, series, study, sequence items, and its patient when it
+   * has no other study) if it still qualifies for cleanup (as cleanupCandidates), checked in
+   * the same transaction; what was removed, or undefined. On PostgreSQL the study's row is
+   * locked first: an instance being indexed into the study meanwhile waits, then fails (its
+   * series is gone) instead of joining a study that no longer exists.
+   */
+  async removeStudy(
+    studyInstanceUid: string,
+    before: string,
+  ): Promise<RemovedStudyRows | undefined> {
+    const db = this.#db;
+    const self = this;
+    const qualifying = this.#cleanupCandidates(before);
+    return this.#runner.runTransaction(function* (): Step<RemovedStudyRows | undefined> {
+      const [study] = yield* rowsOf(
+        db
+          .updateTable('studies')
+          .set((eb) => ({ num_instances: eb.ref('studies.num_instances') }))
+          .where('study_instance_uid', '=', studyInstanceUid)
+          .returning(['id', 'patient_fk'])
+          .compile(),
+      );
+      if (study === undefined) return undefined;
+      const [candidate] = yield* rowsOf(qualifying.where('studies.id', '=', study.id).compile());
+      if (candidate === undefined) return undefined;
+      const files = yield* rowsOf(
+        db
+          .selectFrom('instances')
+          .innerJoin('series', 'series.id', 'instances.series_fk')
+          .select(['instances.sop_instance_uid', 'instances.file_path', 'instances.file_size'])
+          .where('series.study_fk', '=', study.id)
+          .orderBy('instances.id')
+          .compile(),
+      );
+      const seriesOfStudy = db.selectFrom('series').select('id').where('study_fk', '=', study.id);
+      yield* rowsOf(db.deleteFrom('instances').where('series_fk', 'in', seriesOfStudy).compile());
+      yield* rowsOf(
+        db
+          .deleteFrom('sequence_items')
+          .where('entity', '=', 'series')
+          .where('owner_fk', 'in', seriesOfStudy)
+          .compile(),
+      );
+      yield* rowsOf(db.deleteFrom('series').where('study_fk', '=', study.id).compile());
+      yield* self.#removeItems('study', study.id);
+      yield* rowsOf(db.deleteFrom('studies').where('id', '=', study.id).compile());
+      const [otherStudy] = yield* rowsOf(
+        db
+          .selectFrom('studies')
+          .select('id')
+          .where('patient_fk', '=', study.patient_fk)
+          .limit(1)
+          .compile(),
+      );
+      if (otherStudy === undefined) {
+        // A patient without studies would still answer a patient-level C-FIND.
+        yield* self.#removeItems('patient', study.patient_fk);
+        yield* rowsOf(db.deleteFrom('patients').where('id', '=', study.patient_fk).compile());
+      }
+      self.#forgetSeriesRows();
+      return {
+        studyInstanceUid,
+        newestReceivedAt: candidate.newest,
+        sizeBytes: Number(candidate.size_bytes),
+        files: files.map((row) => ({
+          sopInstanceUid: row.sop_instance_uid,
+          filePath: row.file_path,
+          fileSize: Number(row.file_size),
+        })),
+      };
+    });
+  }
+
+  /**
+   * The studies cleanup may remove, grouped with their newest reception time, size and count
+   * (not ordered): those with every instance received before `before` and none of whose
+   * series is held by its hand-off, by series or by study (a series whose first instance is
+   * being indexed is receiving before it is in the index).
+   */
+  #cleanupCandidates(before: string) {
+    const db = this.#db;
+    const held = () => db.selectFrom(heldSeries(db).as('held'));
+    return db
+      .selectFrom('studies')
+      .innerJoin('series', 'series.study_fk', 'studies.id')
+      .innerJoin('instances', 'instances.series_fk', 'series.id')
+      .select((eb) => [
+        'studies.id',
+        'studies.study_instance_uid',
+        eb.fn.max('instances.received_at').as('newest'),
+        eb.fn.sum<number>('instances.file_size').as('size_bytes'),
+        eb.fn.countAll<number>().as('instance_count'),
+      ])
+      .where('studies.study_instance_uid', 'not in', held().select('held.study_instance_uid'))
+      .where(
+        'studies.id',
+        'not in',
+        db
+          .selectFrom('series as held_series')
+          .select('held_series.study_fk')
+          .where(
+            'held_series.series_instance_uid',
+            'in',
+            held().select('held.series_instance_uid'),
+          ),
+      )
+      .groupBy(['studies.id', 'studies.study_instance_uid'])
+      .having((eb) => eb(eb.fn.max('instances.received_at'), '<', before));
+  }
+
+  /**
+   * Removes the rows of instances whose file is gone (a storage rescan), each only if it still
+   * names that file (an instance replaced meanwhile keeps its new row); counts and lists as
+   * removeInstances. The rows removed, with their sizes.
+   */
+  async removeMissingInstances(
+    missing: readonly { readonly sopInstanceUid: string; readonly filePath: string }[],
+  ): Promise<{ sopInstanceUid: string; filePath: string; fileSize: number }[]> {
+    if (missing.length === 0) return [];
+    const db = this.#db;
+    const self = this;
+    return this.#runner.runTransaction(function* () {
+      const removed: { sopInstanceUid: string; filePath: string; fileSize: number }[] = [];
+      for (const { sopInstanceUid, filePath } of missing) {
+        const [row] = yield* rowsOf(
+          db
+            .deleteFrom('instances')
+            .where('sop_instance_uid', '=', sopInstanceUid)
+            .where('file_path', '=', filePath)
+            .returning(['series_fk', 'file_size'])
+            .compile(),
+        );
+        if (row === undefined) continue;
+        yield* self.#detach(row.series_fk);
+        removed.push({ sopInstanceUid, filePath, fileSize: Number(row.file_size) });
+      }
+      self.#forgetSeriesRows();
+      return removed;
+    });
+  }
+
+  /** Indexed instances after id `afterId`, by id, at most `limit` (a rescan reads them all). */
+  async instancesAfter(
+    afterId: number,
+    limit: number,
+  ): Promise<{ id: number; sopInstanceUid: string; filePath: string; fileSize: number }[]> {
+    const rows = await this.#runner.runQuery(
+      this.#db
+        .selectFrom('instances')
+        .select(['id', 'sop_instance_uid', 'file_path', 'file_size'])
+        .where('id', '>', afterId)
+        .orderBy('id')
+        .limit(limit)
+        .compile(),
+    );
+    return rows.map((row) => ({
+      id: Number(row.id),
+      sopInstanceUid: row.sop_instance_uid,
+      filePath: row.file_path,
+      fileSize: Number(row.file_size),
+    }));
+  }
+
+  /**
+   * Bytes of the instances received since `since` (ISO time) that are still indexed, and the
+   * oldest reception time in the index (how far back the intake can be measured).
+   */
+  async intakeSince(since: string): Promise<{ bytes: number; firstReceivedAt: string | null }> {
+    const [recent] = await this.#runner.runQuery(
+      this.#db
+        .selectFrom('instances')
+        .select((eb) => eb.fn.sum<number>('file_size').as('bytes'))
+        .where('received_at', '>=', since)
+        .compile(),
+    );
+    const [first] = await this.#runner.runQuery(
+      this.#db
+        .selectFrom('instances')
+        .select((eb) => eb.fn.min('received_at').as('first'))
+        .compile(),
+    );
+    return { bytes: Number(recent?.bytes ?? 0), firstReceivedAt: first?.first ?? null };
+  }
+
+  /** Rows were removed: nothing remembered of a series may point at them. */
+  #forgetSeriesRows(): void {
+    this.#seriesRows.clear();
+    this.#removals += 1;
   }
 
   /**
@@ -334,6 +599,7 @@ export class IndexRepository {
   /** Indexes several instances in one transaction (one commit, one fsync, for all). */
   async addInstances(records: readonly InstanceRecord[]): Promise<void> {
     const staged = new Map<string, CachedSeries>();
+    const removalsBefore = this.#removals;
     try {
       const self = this;
       await this.#runner.runTransaction(function* () {
@@ -343,6 +609,7 @@ export class IndexRepository {
       for (const record of records) this.#seriesRows.delete(record.seriesInstanceUid);
       throw error;
     }
+    if (this.#removals !== removalsBefore) return;
     if (this.#seriesRows.size + staged.size > MAX_CACHED_SERIES) this.#seriesRows.clear();
     for (const [uid, rows] of staged) this.#seriesRows.set(uid, rows);
   }

@@ -13,7 +13,8 @@ import { rowsOf, type TransactionRunner } from '../transactions.js';
 /**
  * What a row records: an association event, a DIMSE operation, or an attempt to hand a
  * completed series to processing (HANDOFF: a folder copy, webhook or command; no association,
- * the target in the message).
+ * the target in the message), or an attempt to forward an instance to a destination AE (FORWARD:
+ * the C-STORE's status, the destination as called AE, the attempt in the message).
  */
 export const TRANSACTION_TYPES = [
   'ASSOCIATE',
@@ -25,6 +26,7 @@ export const TRANSACTION_TYPES = [
   'C-MOVE',
   'C-GET',
   'HANDOFF',
+  'FORWARD',
 ] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 

@@ -1,8 +1,9 @@
 /**
  * The service: its status (the specification's `GET /dicom-server/api/status/`), start, stop
  * and restart, and the live event stream (server-sent events) of the status, the transaction
- * rows, and the hand-off: series' states and hand-off jobs as they change (a webhook's URL
- * without credentials or query, as the processing routes show it).
+ * rows, the hand-off (series' states and hand-off jobs as they change; a webhook's URL
+ * without credentials or query, as the processing routes show it) and forwarding (forward jobs
+ * and rule changes).
  *
  * Layer: web.
  */
@@ -84,10 +85,12 @@ export function registerServiceRoutes(api: FastifyInstance, context: WebContext)
       const onTransactions = (rows: unknown) => send('transactions', rows);
       const onSeries = (change: unknown) => send('series', change);
       const onHandoff = (job: HandoffJob) => send('handoff', presentJob(job));
+      const onRouting = (change: unknown) => send('routing', change);
       context.events.on('status', onStatus);
       context.events.on('transactions', onTransactions);
       context.events.on('series', onSeries);
       context.events.on('handoff', onHandoff);
+      context.events.on('routing', onRouting);
       // A comment every 20 s keeps proxies from closing an idle stream.
       const keepAlive = setInterval(() => stream.write(': keep-alive\n\n'), 20_000);
       request.raw.on('close', () => {
@@ -96,6 +99,7 @@ export function registerServiceRoutes(api: FastifyInstance, context: WebContext)
         context.events.off('transactions', onTransactions);
         context.events.off('series', onSeries);
         context.events.off('handoff', onHandoff);
+        context.events.off('routing', onRouting);
       });
     },
   );

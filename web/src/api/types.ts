@@ -51,6 +51,7 @@ export const TRANSACTION_TYPES = [
   'C-MOVE',
   'C-GET',
   'HANDOFF',
+  'FORWARD',
 ] as const;
 export type TransactionType = (typeof TRANSACTION_TYPES)[number];
 

@@ -161,6 +161,12 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, SettingField>> = {
     hint: 'Cleanup never deletes a study younger than this.',
     control: number('days'),
   },
+  storage_cleanup_low_water_percent: {
+    group: 'storage',
+    label: 'Cleanup low-water mark',
+    hint: 'With cleanup on, a job (every 10 minutes, and soon after the limit is hit) deletes the oldest studies past the retention period, whose hand-off is done, until usage is under this share of the maximum size.',
+    control: number('%'),
+  },
   duplicate_policy: {
     group: 'storage',
     label: 'Duplicate instances',

@@ -1,11 +1,12 @@
 /**
- * The dashboard: the service's status card with its controls, the throughput chart, the
- * transactions of the last 24 hours and the studies received lately, all kept live by the
- * event stream.
+ * The dashboard: the service's status card with its controls (storage with intake, projection
+ * and cleanup), the throughput chart, the transactions of the last 24 hours and the studies
+ * received lately, all kept live by the event stream; and the storage rescan.
  */
 
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { messageOf, queryString } from '../api/client.js';
+import { storageOf } from '../api/storage-types.js';
 import type {
   RecentStudy,
   ServiceStatus,
@@ -18,6 +19,7 @@ import { Notice } from '../components/notice.js';
 import { RestartNotice } from '../components/restart-notice.js';
 import { ServiceStateLabel } from '../components/status-dot.js';
 import { StorageBar } from '../components/storage-bar.js';
+import { StorageRescanCard } from '../components/storage-rescan.js';
 import { ThroughputChart } from '../components/throughput-chart.js';
 import { StatusBadge } from '../components/transaction-status.js';
 import { sopClassName } from '../dicom-meanings.js';
@@ -60,6 +62,7 @@ export function DashboardPage() {
         <RecentTransactions />
         <RecentStudies />
       </div>
+      <StorageRescanCard />
     </>
   );
 }
@@ -206,6 +209,7 @@ function StatusCard() {
               usedBytes={status.storageUsedBytes}
               limitBytes={status.storageLimitBytes}
               isMeasured={isRunning}
+              storage={storageOf(status)}
             />
           </dd>
         </div>

@@ -58,7 +58,11 @@ export async function startDicomServer(
       'warn',
       ...args,
     ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    // A password of its own for the first start's console user, so that none is printed.
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, DICOM_SERVER_ADMIN_PASSWORD: 'bench-only-password' },
+    },
   );
   await waitForPort(port);
   return { child, port };

@@ -843,3 +843,89 @@ describe('C-GET with getscu', () => {
     );
   });
 });
+
+/** The final response and the matches' Patient IDs of a Patient Root C-FIND at STUDY level. */
+async function findStudiesOver(
+  channel: DimseChannel,
+  patientId: string,
+): Promise<{ status: number | undefined; patientIds: string[] }> {
+  const sopClass = SopClass.PatientRootQueryRetrieveInformationModelFind;
+  const context = channel.findContext(sopClass)!;
+  const encoding = { isExplicitVr: true, isLittleEndian: true };
+  const identifier = writeIdentifier(
+    [
+      { tag: 0x00080052, vr: 'CS', value: encodeValue('STUDY', 'CS') },
+      { tag: 0x00100020, vr: 'LO', value: encodeValue(patientId, 'LO') },
+      { tag: 0x0020000d, vr: 'UI', value: Buffer.alloc(0) },
+    ],
+    encoding,
+  );
+  const patientIds: string[] = [];
+  let status: number | undefined;
+  for await (const response of channel.request(
+    context.id,
+    {
+      commandField: CommandField.CFindRq,
+      affectedSopClassUid: sopClass,
+      priority: Priority.Medium,
+      hasDataset: true,
+    },
+    identifier,
+  )) {
+    status = response.command.status;
+    if (response.dataset === undefined || status === Status.Success) continue;
+    const id = readIdentifier(response.dataset, encoding).find((e) => e.tag === 0x00100020);
+    if (id !== undefined) patientIds.push(id.value.toString('latin1').trim());
+  }
+  return { status, patientIds };
+}
+
+describe('relational queries (SOP Class Extended Negotiation)', () => {
+  it('are granted when proposed, and match a wildcard on a unique key above the level', async () => {
+    const sopClassUid = SopClass.PatientRootQueryRetrieveInformationModelFind;
+    const open = async (isRelational: boolean) => {
+      const association = await requestAssociation({
+        host: '127.0.0.1',
+        port: server.port,
+        callingAeTitle: 'OUR_SCU',
+        calledAeTitle: server.aeTitle,
+        contexts: [
+          {
+            abstractSyntax: sopClassUid,
+            transferSyntaxes: [TransferSyntax.ExplicitVRLittleEndian],
+          },
+        ],
+        ...(isRelational && {
+          extendedNegotiations: [
+            { sopClassUid, serviceClassApplicationInformation: Uint8Array.of(1) },
+          ],
+        }),
+      });
+      return { association, channel: new DimseChannel(association, { dimseTimeoutMs: 10_000 }) };
+    };
+    const relational = await open(true);
+    try {
+      const answer =
+        relational.association.acceptance?.userInformation.sopClassExtendedNegotiations;
+      expect(answer).toEqual([
+        { sopClassUid, serviceClassApplicationInformation: Uint8Array.of(1) },
+      ]);
+      const found = await findStudiesOver(relational.channel, '4MR*');
+      expect(found.status).toBe(Status.Success);
+      expect(found.patientIds).toEqual([MR.patientId]);
+      await relational.association.release();
+    } finally {
+      relational.association.abort();
+    }
+    // Without it, a hierarchical query needs the Patient ID above STUDY as a single value.
+    const hierarchical = await open(false);
+    try {
+      const found = await findStudiesOver(hierarchical.channel, '4MR*');
+      expect(found.status).toBe(Status.DataSetDoesNotMatchSopClass);
+      expect(found.patientIds).toEqual([]);
+      await hierarchical.association.release();
+    } finally {
+      hierarchical.association.abort();
+    }
+  });
+});

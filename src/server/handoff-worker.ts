@@ -14,7 +14,6 @@
  * Layer: server.
  */
 
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type {
   DeliveryOutcome,
@@ -30,6 +29,7 @@ import { runProcessingCommand } from './handoff/command.js';
 import { copyToHandlerFolder } from './handoff/folder-copy.js';
 import type { HandoffEvent } from './handoff/types.js';
 import { deliverWebhook } from './handoff/webhook.js';
+import { abandonedClaimers, claimerName } from './job-claims.js';
 import type { TransactionLog } from './transaction-log.js';
 
 /** The actions, replaceable in tests. */
@@ -75,8 +75,6 @@ export interface HandoffWorkerOptions {
   readonly concurrency?: number;
 }
 
-/** A claim older than this is taken back whoever made it: its process is surely gone. */
-const STALE_CLAIM_MS = 60 * 60_000;
 /** When the database failed the worker, how long before it tries again. */
 const RETRY_DATABASE_MS = 5_000;
 /** Longest message of an attempt's transaction row. */
@@ -123,7 +121,7 @@ export class HandoffWorker {
   readonly #retry: RetryPolicy;
   readonly #concurrency: number;
   /** Who claims: this host and process. */
-  readonly #id = `${hostname()}:${process.pid}`;
+  readonly #id = claimerName();
   readonly #abort = new AbortController();
   readonly #attempts = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
@@ -382,17 +380,7 @@ export class HandoffWorker {
    * claim older than any attempt can last.
    */
   async #releaseAbandoned(): Promise<void> {
-    const host = hostname();
-    const staleBefore = new Date(Date.now() - STALE_CLAIM_MS).toISOString();
-    const abandoned = (await this.#options.jobs.deliveryClaimers())
-      .filter(({ claimedBy, oldestClaimAt }) => {
-        if (oldestClaimAt < staleBefore) return true;
-        const separator = claimedBy.lastIndexOf(':');
-        if (claimedBy.slice(0, separator) !== host) return false;
-        const pid = Number(claimedBy.slice(separator + 1));
-        return pid === process.pid || !Number.isInteger(pid) || !isAlive(pid);
-      })
-      .map(({ claimedBy }) => claimedBy);
+    const abandoned = abandonedClaimers(await this.#options.jobs.deliveryClaimers());
     const released = await this.#options.jobs.releaseDeliveries(
       abandoned,
       new Date().toISOString(),
@@ -409,15 +397,5 @@ function safeUrl(text: string): URL | undefined {
     return new URL(text);
   } catch {
     return undefined;
-  }
-}
-
-/** Whether a process with this id exists (signal 0 checks without sending anything). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

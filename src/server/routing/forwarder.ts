@@ -22,7 +22,6 @@
  * Layer: server.
  */
 
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type {
   ClaimedForwardJob,
@@ -35,6 +34,7 @@ import { storeInstance } from '../../services/retrieve.js';
 import { resolveInside } from '../../storage/layout.js';
 import type { ServerEvents } from '../events.js';
 import { backoffMs, DEFAULT_RETRY, failureText, type RetryPolicy } from '../handoff-worker.js';
+import { abandonedClaimers, claimerName } from '../job-claims.js';
 import type { TransactionLog } from '../transaction-log.js';
 import { type Attempt, type AttemptContext, attemptRow, logAttempt } from './attempt-report.js';
 import {
@@ -68,8 +68,6 @@ export interface ForwarderOptions {
   readonly batchSize?: number;
 }
 
-/** A claim older than this is taken back whoever made it: its process is surely gone. */
-const STALE_CLAIM_MS = 60 * 60_000;
 /** When the database failed the forwarder, how long before it tries again. */
 const RETRY_DATABASE_MS = 5_000;
 /** Done jobs are kept this long (the queue's history), then pruned. */
@@ -94,7 +92,7 @@ export class Forwarder {
   readonly #concurrency: number;
   readonly #batchSize: number;
   /** Who claims: this host and process. */
-  readonly #id = `${hostname()}:${process.pid}`;
+  readonly #id = claimerName();
   /** The destinations being served, with their session and open link. */
   readonly #sessions = new Map<string, { done: Promise<void>; link?: DestinationLink }>();
   #timer: NodeJS.Timeout | undefined;
@@ -403,17 +401,7 @@ export class Forwarder {
    * older than any attempt can last.
    */
   async #releaseAbandoned(): Promise<void> {
-    const host = hostname();
-    const staleBefore = new Date(Date.now() - STALE_CLAIM_MS).toISOString();
-    const abandoned = (await this.#jobs.claimers())
-      .filter(({ claimedBy, oldestClaimAt }) => {
-        if (oldestClaimAt < staleBefore) return true;
-        const separator = claimedBy.lastIndexOf(':');
-        if (claimedBy.slice(0, separator) !== host) return false;
-        const pid = Number(claimedBy.slice(separator + 1));
-        return pid === process.pid || !Number.isInteger(pid) || !isAlive(pid);
-      })
-      .map(({ claimedBy }) => claimedBy);
+    const abandoned = abandonedClaimers(await this.#jobs.claimers());
     const released = await this.#jobs.releaseClaims(abandoned, new Date().toISOString());
     if (released > 0)
       this.#logger.warn({ released }, 'forward jobs interrupted by a stop taken back');
@@ -434,15 +422,5 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
     return await Promise.race([settled, timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Whether a process with this id exists (signal 0 checks without sending anything). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -74,6 +74,11 @@ export class HandoffService {
     return this.#completion.receivingCount;
   }
 
+  /** Whether a series being received is being sent now (see SeriesCompletionTracker). */
+  isSending(seriesInstanceUid: string): boolean | undefined {
+    return this.#completion.isSending(seriesInstanceUid);
+  }
+
   /** An instance was stored and indexed (the store's hook). */
   instanceReceived(instance: ReceivedInstance): Promise<void> | undefined {
     return this.#completion.instanceReceived(instance);

@@ -63,6 +63,10 @@ interface Receiving {
   reopening: Promise<void> | undefined;
   /** The open associations that stored instances of it. */
   readonly associations: Set<string>;
+  /** Its completions so far (0 until the first; more when a late instance reopened it). */
+  completion: number;
+  /** Whether live views were last told it is being sent (undefined: not told yet). */
+  toldSending: boolean | undefined;
 }
 
 /** When a completion failed (the database), how long before it is tried again. */
@@ -123,12 +127,23 @@ export class SeriesCompletionTracker {
     return this.#series.size;
   }
 
+  /**
+   * Whether a series being received is still being sent (an association that stored instances
+   * of it is open) rather than waiting for its completion time; undefined when it is not being
+   * received.
+   */
+  isSending(seriesInstanceUid: string): boolean | undefined {
+    const entry = this.#series.get(seriesInstanceUid);
+    return entry === undefined ? undefined : entry.associations.size > 0;
+  }
+
   /** Takes back the series left receiving (a restart): each completes on its own time. */
   async start(): Promise<void> {
     const left = await this.#options.states.receivingSeries();
-    for (const { seriesInstanceUid, lastReceivedAt } of left) {
+    for (const { seriesInstanceUid, lastReceivedAt, completion } of left) {
       if (this.#series.has(seriesInstanceUid)) continue;
       const entry = this.#entry(seriesInstanceUid, Date.parse(lastReceivedAt) || Date.now());
+      entry.completion = completion;
       this.#arm(entry);
     }
     if (left.length > 0) {
@@ -170,11 +185,15 @@ export class SeriesCompletionTracker {
     return entry.reopening;
   }
 
-  /** An association stored an instance of a series (complete_series_on_release). */
+  /**
+   * An association stored an instance of a series (complete_series_on_release, and whether it
+   * is being sent: a live view is told when that starts).
+   */
   associationStored(associationId: string, seriesInstanceUid: string): void {
     const entry = this.#series.get(seriesInstanceUid);
     if (entry === undefined) return;
     entry.associations.add(associationId);
+    if (entry.starting === undefined) this.#emitReceiving(entry, true);
     let series = this.#byAssociation.get(associationId);
     if (series === undefined) {
       series = new Set();
@@ -196,9 +215,9 @@ export class SeriesCompletionTracker {
       const entry = this.#series.get(uid);
       if (entry === undefined) continue;
       entry.associations.delete(associationId);
-      if (isOnRelease && entry.associations.size === 0 && entry.starting === undefined) {
-        this.#complete(entry, 'association released');
-      }
+      if (entry.associations.size > 0 || entry.starting !== undefined) continue;
+      if (isOnRelease) this.#complete(entry, 'association released');
+      else this.#emitReceiving(entry, false);
     }
   }
 
@@ -211,6 +230,8 @@ export class SeriesCompletionTracker {
       completing: undefined,
       reopening: undefined,
       associations: new Set(),
+      completion: 0,
+      toldSending: undefined,
     };
     this.#series.set(seriesInstanceUid, entry);
     return entry;
@@ -229,12 +250,9 @@ export class SeriesCompletionTracker {
       .then(
         (completion) => {
           entry.starting = undefined;
-          this.#emit({
-            seriesInstanceUid: entry.seriesInstanceUid,
-            completion,
-            state: 'receiving',
-            lastError: null,
-          });
+          entry.completion = completion;
+          // Its first instance is being stored by an association: it is being sent.
+          this.#emitReceiving(entry, true);
           if (completion > 0) {
             this.#logger.info(
               { seriesInstanceUid: entry.seriesInstanceUid, completions: completion },
@@ -334,6 +352,22 @@ export class SeriesCompletionTracker {
     );
     this.#inFlight.add(settled);
     void settled.then(() => this.#inFlight.delete(settled));
+  }
+
+  /**
+   * Tells live views that a series is receiving: being sent, or waiting for its completion
+   * time; only when that changed since they were last told.
+   */
+  #emitReceiving(entry: Receiving, isSending: boolean): void {
+    if (entry.toldSending === isSending) return;
+    entry.toldSending = isSending;
+    this.#emit({
+      seriesInstanceUid: entry.seriesInstanceUid,
+      completion: entry.completion,
+      state: 'receiving',
+      lastError: null,
+      isSending,
+    });
   }
 
   #emit(change: SeriesStateChange): void {

@@ -234,6 +234,14 @@ export class ServiceController {
     this.#handoff?.notify();
   }
 
+  /**
+   * Whether a series being received is still being sent (its association open) rather than
+   * waiting for its completion time; undefined when it is not being received here.
+   */
+  isSeriesSending(seriesInstanceUid: string): boolean | undefined {
+    return this.#handoff?.isSending(seriesInstanceUid);
+  }
+
   /** Series being received now (waiting for their completion). */
   get receivingSeries(): number {
     return this.#handoff?.receivingCount ?? 0;

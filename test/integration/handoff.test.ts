@@ -222,12 +222,15 @@ describe('series completion', () => {
     expect(
       Date.parse(again.completedAt!) - Date.parse(again.lastReceivedAt),
     ).toBeGreaterThanOrEqual(1_000);
-    // Receiving first, then complete and handed off; reopened by the late instance, then again.
-    expect(s.changes.map((change) => [change.state, change.completion])).toEqual([
-      ['receiving', 0],
-      ['handed_off', 1],
-      ['receiving', 1],
-      ['handed_off', 2],
+    // Receiving (being sent, then waiting for completion once its association ended), then
+    // complete and handed off; reopened by the late instance, then again.
+    expect(s.changes.map((change) => [change.state, change.completion, change.isSending])).toEqual([
+      ['receiving', 0, true],
+      ['receiving', 0, false],
+      ['handed_off', 1, undefined],
+      ['receiving', 1, true],
+      ['receiving', 1, false],
+      ['handed_off', 2, undefined],
     ]);
     const items = await jobsOf(s, 'queue');
     expect(items.map((item) => [item.eventType, item.idempotencyKey])).toEqual([
@@ -261,6 +264,15 @@ describe('series completion', () => {
     );
     expect(await s.states.get(uidOf(2))).toMatchObject({ state: 'receiving' });
     expect(s.controller.receivingSeries).toBe(1);
+    // Its association ended: it is no longer being sent but waiting for its completion time.
+    expect(s.controller.isSeriesSending(uidOf(2))).toBe(false);
+    expect(s.changes.filter((change) => change.seriesInstanceUid === uidOf(2)).at(-1)).toEqual({
+      seriesInstanceUid: uidOf(2),
+      state: 'receiving',
+      completion: 0,
+      lastError: null,
+      isSending: false,
+    });
 
     expect((await s.settings.update({ complete_series_on_release: true })).isValid).toBe(true);
     await s.config.refresh();

@@ -122,6 +122,11 @@ export interface SeriesStateChange {
   readonly completion: number;
   readonly state: SeriesState;
   readonly lastError: string | null;
+  /**
+   * Receiving only: whether an association that stored instances of it is still open; when
+   * none is, it is waiting for its completion time (told by the live completion tracker).
+   */
+  readonly isSending?: boolean;
 }
 
 /** A change to a job, and to its series' state when that moved. */

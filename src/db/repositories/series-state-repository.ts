@@ -144,7 +144,9 @@ export class SeriesStateRepository {
    * The series still receiving (after a restart), each with its newest instance's reception
    * time (from the index; the state row's when it has none).
    */
-  async receivingSeries(): Promise<{ seriesInstanceUid: string; lastReceivedAt: string }[]> {
+  async receivingSeries(): Promise<
+    { seriesInstanceUid: string; lastReceivedAt: string; completion: number }[]
+  > {
     const rows = await this.#runner.runQuery(
       this.#db
         .selectFrom('series_states')
@@ -153,10 +155,15 @@ export class SeriesStateRepository {
         .select((eb) => [
           'series_states.series_instance_uid',
           'series_states.last_received_at',
+          'series_states.completion',
           eb.fn.max('instances.received_at').as('newest'),
         ])
         .where('series_states.state', '=', 'receiving')
-        .groupBy(['series_states.series_instance_uid', 'series_states.last_received_at'])
+        .groupBy([
+          'series_states.series_instance_uid',
+          'series_states.last_received_at',
+          'series_states.completion',
+        ])
         .compile(),
     );
     return rows.map((row) => ({
@@ -165,6 +172,7 @@ export class SeriesStateRepository {
         row.newest !== null && row.newest > row.last_received_at
           ? row.newest
           : row.last_received_at,
+      completion: Number(row.completion),
     }));
   }
 

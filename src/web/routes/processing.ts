@@ -21,7 +21,10 @@ import {
   SERIES_STATES,
 } from '../../db/repositories/handoff-repository.js';
 import { ProcessingQueueRepository } from '../../db/repositories/processing-queue-repository.js';
-import { SeriesStateRepository } from '../../db/repositories/series-state-repository.js';
+import {
+  SeriesStateRepository,
+  type SeriesStatus,
+} from '../../db/repositories/series-state-repository.js';
 import { redactedUrl } from '../../server/handoff-worker.js';
 import { audit, fail, type WebContext } from '../context.js';
 
@@ -109,6 +112,15 @@ export function registerProcessingRoutes(api: FastifyInstance, context: WebConte
   const jobs = new HandoffRepository(context.database);
   const queue = new ProcessingQueueRepository(context.database);
   const series = new SeriesStateRepository(context.database);
+  /** A receiving series is being sent, or waiting for its completion time. */
+  const withSending = <T extends SeriesStatus>(state: T): T & { isSending?: boolean } => {
+    if (state.state !== 'receiving') return state;
+    // Receiving in the index but not here (another server, or the service stopped): not sent here.
+    return {
+      ...state,
+      isSending: context.controller.isSeriesSending(state.seriesInstanceUid) ?? false,
+    };
+  };
 
   /** Announces a change, audits it, and answers with the job; or answers why not. */
   const answer = async (
@@ -262,7 +274,7 @@ export function registerProcessingRoutes(api: FastifyInstance, context: WebConte
       };
       const page = await series.page(filter, limit, before);
       return {
-        items: page.rows,
+        items: page.rows.map(withSending),
         nextBefore: page.nextBeforeId ?? null,
         total: await series.count(filter),
         receiving: context.controller.receivingSeries,
@@ -282,7 +294,7 @@ export function registerProcessingRoutes(api: FastifyInstance, context: WebConte
       const state = await series.get(request.params.uid);
       if (state === undefined) return fail(reply, 404, `no series ${request.params.uid}`);
       const page = await jobs.page({ seriesInstanceUid: request.params.uid }, 200);
-      return { ...state, jobs: page.rows.map(present) };
+      return { ...withSending(state), jobs: page.rows.map(present) };
     },
   );
 }

@@ -339,6 +339,8 @@ export interface SeriesStatus {
   readonly completedAt: string | null;
   readonly lastError: string | null;
   readonly updatedAt: string;
+  /** Receiving only: still being sent (an association open), or waiting for completion. */
+  readonly isSending?: boolean;
 }
 
 /** `series/`: a page of series, most recent first. */
@@ -361,4 +363,6 @@ export interface SeriesStateChange {
   readonly completion: number;
   readonly state: SeriesState;
   readonly lastError: string | null;
+  /** Receiving only: still being sent (an association open), or waiting for completion. */
+  readonly isSending?: boolean;
 }

@@ -1,6 +1,6 @@
 /**
- * The hand-off's states in words and colours: a series' state (receiving, complete, handed off,
- * acknowledged, failed) and a job's (pending, in progress, processing, done, failed, dead), as
+ * The hand-off's states in words and colours: a series' state (receiving, waiting for
+ * completion, late instance arrived, complete, handed off, acknowledged, failed) and a job's (pending, in progress, processing, done, failed, dead), as
  * badges with what each means as a tooltip; and the kinds of job by name.
  */
 
@@ -81,9 +81,48 @@ function Badge({ meaning }: { readonly meaning: Meaning }) {
   );
 }
 
-/** A series' state as a badge, its meaning as the tooltip. */
-export function SeriesStateBadge({ state }: { readonly state: SeriesState }) {
-  return <Badge meaning={SERIES_STATE_MEANINGS[state]} />;
+/** What a receiving series is doing: being sent, waiting for completion, reopened late. */
+const RECEIVING_MEANINGS = {
+  waiting: {
+    label: 'Waiting for completion',
+    tone: 'info',
+    meaning:
+      'No association is sending it now: it completes once no instance has come for the completion time.',
+  },
+  late: {
+    label: 'Late instance arrived',
+    tone: 'warning',
+    meaning:
+      'An instance arrived after the series was complete: once complete again, it is handed off again as an update.',
+  },
+} as const satisfies Record<string, Meaning>;
+
+/** A series as its state shows it; for a receiving one, whether it is still being sent. */
+export interface SeriesStateOf {
+  readonly state: SeriesState;
+  readonly completion: number;
+  readonly isSending?: boolean;
+}
+
+/**
+ * A series' state as a badge, its meaning as the tooltip. A receiving series shows whether it
+ * is still being sent or waiting for its completion time, and a reopened one that a late
+ * instance arrived (with, below, which of the two it is doing).
+ */
+export function SeriesStateBadge({ series }: { readonly series: SeriesStateOf }) {
+  if (series.state !== 'receiving') return <Badge meaning={SERIES_STATE_MEANINGS[series.state]} />;
+  const isWaiting = series.isSending === false;
+  if (series.completion === 0) {
+    return (
+      <Badge meaning={isWaiting ? RECEIVING_MEANINGS.waiting : SERIES_STATE_MEANINGS.receiving} />
+    );
+  }
+  return (
+    <>
+      <Badge meaning={RECEIVING_MEANINGS.late} />
+      <div className="muted small">{isWaiting ? 'waiting for completion' : 'receiving'}</div>
+    </>
+  );
 }
 
 /** A job's state as a badge, its meaning as the tooltip. */

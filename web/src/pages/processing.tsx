@@ -155,10 +155,10 @@ function SeriesPanel(props: {
   useReloadOnReconnect(reloadAll);
   useLiveHandoff((change) => {
     if (change.type !== 'series') return;
-    const { seriesInstanceUid, state, completion, lastError } = change.series;
+    const { seriesInstanceUid, state, completion, lastError, isSending } = change.series;
     list.updateItems((item) =>
       item.seriesInstanceUid === seriesInstanceUid
-        ? { ...item, state, completion, lastError }
+        ? { ...item, state, completion, lastError, isSending }
         : item,
     );
     reloadSoon();
@@ -262,7 +262,6 @@ function SeriesRow(props: {
   readonly isSelected: boolean;
 }) {
   const { series, filters, isSelected } = props;
-  const isReopened = series.state === 'receiving' && series.completion > 0;
   const uid = series.seriesInstanceUid;
   return (
     <tr className={isSelected ? 'row-open' : series.state === 'failed' ? 'row-failure' : undefined}>
@@ -282,12 +281,7 @@ function SeriesRow(props: {
         {series.patientId === '' ? <span className="muted">—</span> : series.patientId}
       </td>
       <td className="nowrap" data-label="State">
-        <SeriesStateBadge state={series.state} />
-        {isReopened && (
-          <div className="muted small" title="Handed off again as an update once complete">
-            late instances
-          </div>
-        )}
+        <SeriesStateBadge series={series} />
       </td>
       <td className="num" data-label="Completions">
         {series.completion === 0 ? <span className="muted">—</span> : series.completion}

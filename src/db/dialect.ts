@@ -19,6 +19,7 @@ import {
   sqliteRunner,
   type TransactionRunner,
 } from './transactions.js';
+import { WalSync } from './wal-sync.js';
 
 /** An open database. */
 export interface OpenDatabase {
@@ -28,7 +29,10 @@ export interface OpenDatabase {
   readonly runner: TransactionRunner;
   /** Where it is, for logs (never a password). */
   readonly location: string;
-  /** Matches SQLite's commit syncing to the files' durability (see openSqlite); PostgreSQL: no-op. */
+  /**
+   * Matches SQLite's commit syncing to the files' durability (see openSqlite and
+   * runner.durable); PostgreSQL: no-op.
+   */
   setDurability(durability: 'fsync' | 'os'): void;
   close(): Promise<void>;
 }
@@ -111,11 +115,18 @@ function openSqlite(options: OpenDatabaseOptions): OpenDatabase {
   if (options.url === undefined) mkdirSync(options.dataDir, { recursive: true });
   const database = new SqliteDatabase(file);
   database.pragma('journal_mode = WAL');
-  // FULL: each commit's WAL frames are fsynced, so an acknowledged instance's index row
-  // survives power loss, as its file does. With durability `os` the files are left to the
-  // operating system, and so are the commits (NORMAL: the WAL is synced at checkpoints).
+  // NORMAL: a commit writes its WAL frames without an fsync. With durability `fsync` the log
+  // is fsynced on the thread pool instead (runner.durable(), and once a second), which makes
+  // the commits before it as durable as FULL would, without holding the event loop for the
+  // fsync (see wal-sync.ts); so an acknowledged instance's index row survives power loss, as
+  // its file does. With `os` the files are left to the operating system, and so are the
+  // commits (the WAL is synced at checkpoints).
+  database.pragma('synchronous = NORMAL');
+  const walSync = new WalSync(file);
+  let isDurable = false;
   const setDurability = (durability: 'fsync' | 'os') => {
-    database.pragma(`synchronous = ${durability === 'os' ? 'NORMAL' : 'FULL'}`);
+    isDurable = durability === 'fsync';
+    walSync.setBackground(isDurable);
   };
   setDurability(options.durability ?? 'fsync');
   database.pragma('foreign_keys = ON');
@@ -127,10 +138,13 @@ function openSqlite(options: OpenDatabaseOptions): OpenDatabase {
   return {
     db,
     kind: 'sqlite',
-    runner: sqliteRunner(database, prepare),
+    runner: sqliteRunner(database, prepare, () => (isDurable ? walSync.sync() : Promise.resolve())),
     location: file,
     setDurability,
-    close: () => db.destroy(),
+    close: async () => {
+      await walSync.close();
+      await db.destroy();
+    },
   };
 }
 

@@ -34,6 +34,12 @@ export interface TransactionRunner {
   runTransaction<T>(body: () => TransactionBody<T>): Promise<T>;
   /** Runs one query on its own (autocommit). */
   runQuery<Row>(query: CompiledQuery<Row>): Promise<Row[]>;
+  /**
+   * Resolves once every transaction committed before the call is on disk: at once where a
+   * commit is durable when it returns (PostgreSQL) or need not be (durability `os`); with
+   * SQLite in `fsync` durability, after the write-ahead log's next fsync (see wal-sync.ts).
+   */
+  durable(): Promise<void>;
 }
 
 /** A cache of prepared statements by SQL text, bounded. */
@@ -51,6 +57,7 @@ function runStatement(prepare: PrepareStatement, query: CompiledQuery<unknown>):
 export function sqliteRunner(
   database: BetterSqlite3.Database,
   prepare: PrepareStatement,
+  durable: () => Promise<void>,
 ): TransactionRunner {
   const begin = database.prepare('BEGIN IMMEDIATE');
   const commit = database.prepare('COMMIT');
@@ -77,6 +84,7 @@ export function sqliteRunner(
     async runQuery<Row>(query: CompiledQuery<Row>): Promise<Row[]> {
       return runStatement(prepare, query) as Row[];
     },
+    durable,
   };
 }
 
@@ -96,6 +104,8 @@ export function kyselyRunner(db: Kysely<Database>): TransactionRunner {
     async runQuery<Row>(query: CompiledQuery<Row>): Promise<Row[]> {
       return (await db.executeQuery(query)).rows;
     },
+    // A PostgreSQL commit returns once it is durable.
+    durable: () => Promise.resolve(),
   };
 }
 

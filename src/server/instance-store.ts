@@ -418,13 +418,18 @@ export class FileInstanceStore implements InstanceStore {
     const relativeFor = (attempt: number) => join(...folder, withCollisionSuffix(name, attempt));
     const isReplacing = previous !== undefined && previous.filePath === relativeFor(0);
     let finalPath: string;
+    let folderDurable: Promise<void>;
     try {
-      finalPath = await writer.commit(
+      const placed = await writer.place(
         (attempt) => resolveInside(this.#options.root, relativeFor(attempt)),
         this.#options.durability,
         isReplacing,
         this.#directories,
       );
+      finalPath = placed.path;
+      folderDurable = placed.durable;
+      // An overwrite indexes only a durable file: its row then names the new file only.
+      if (previous !== undefined) await folderDurable;
     } catch (error) {
       this.#quota.release(fileSize);
       throw error;
@@ -475,6 +480,7 @@ export class FileInstanceStore implements InstanceStore {
       await this.#batcher.add(record);
     } catch (error) {
       // Not indexed: the file must not stay either (a success is only sent for both).
+      await folderDurable.catch(() => undefined);
       if (!isReplacing) await this.#removeFile(finalPath, sopInstanceUid);
       this.#quota.release(fileSize);
       throw error;
@@ -488,7 +494,33 @@ export class FileInstanceStore implements InstanceStore {
         );
     }
     await this.#follow(record);
+    await this.#durable(record, folderDurable);
     return { filePath, fileSize };
+  }
+
+  /**
+   * Waits until the instance is durable: its folder's entry (flushed while it was indexed) and
+   * the index's commits (its row and what its hooks wrote). The two flushes run side by side,
+   * as the success waits for both anyway; a crash between them is met at the next start (see
+   * reconcile.ts: a row whose file is missing goes). When the folder could not be flushed,
+   * the file is gone (AtomicWriter.place), and so goes its row: the sender is told of a
+   * failure and may send it again.
+   */
+  async #durable(record: InstanceRecord, folderDurable: Promise<void>): Promise<void> {
+    const [folder, index] = await Promise.allSettled([folderDurable, this.#index.durable()]);
+    if (folder.status === 'rejected') {
+      await this.#index
+        .removeInstances([record.sopInstanceUid])
+        .catch((error: unknown) =>
+          this.#logger.error(
+            { err: error, sopInstanceUid: record.sopInstanceUid },
+            'row of a file that could not be made durable not removed',
+          ),
+        );
+      this.#quota.release(record.fileSize);
+      throw folder.reason;
+    }
+    if (index.status === 'rejected') throw index.reason;
   }
 
   /**

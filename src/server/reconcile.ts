@@ -5,6 +5,9 @@
  * after an unclean stop, files written since the previous start are checked against the index:
  * a file the index lacks is indexed from its own header (the file on disk is the truth), one
  * whose SOP Instance UID the index holds under another path (an overwrite cut short) goes.
+ * Then the rows of the instances received since then are checked against the files: a power
+ * loss between the flush of the index and that of a file's folder (made side by side) can
+ * leave a row without its file, which goes.
  *
  * The storage rescan (storage-lifecycle.ts) checks the whole tree the same way, reporting such
  * duplicates instead of removing them, and the index against the files: the rows of instances
@@ -126,13 +129,20 @@ export interface ReconcileOptions {
  * Checks the files modified since `since` (ms since the epoch) against the index, as the module
  * comment says. Files it cannot read as DICOM are left alone and logged.
  */
-export function reconcileRecentFiles(
+export async function reconcileRecentFiles(
   root: string,
   since: number,
   index: IndexRepository,
   logger: Logger,
-): Promise<ReconcileReport> {
-  return reconcileFiles(root, index, logger, { since, duplicates: 'remove' });
+): Promise<ReconcileReport & { readonly missingRemoved: number }> {
+  const files = await reconcileFiles(root, index, logger, { since, duplicates: 'remove' });
+  // A file's folder and the index are flushed side by side before a success (see
+  // instance-store.ts): a crash between the two can leave a row whose file never reached the
+  // disk. Its sender got no success; the row goes, so that the instance sent again is stored.
+  const rows = await removeMissingFiles(root, index, {
+    receivedSince: new Date(since).toISOString(),
+  });
+  return { ...files, missingRemoved: rows.removed };
 }
 
 /**
@@ -240,6 +250,8 @@ export interface MissingFilesReport {
 
 /** How the index is checked against the files. */
 export interface MissingFilesOptions {
+  /** Only the instances received at or after this time (ISO) are checked; all when absent. */
+  readonly receivedSince?: string;
   /** Told of each instance whose file was gone, once its row is removed. */
   readonly onMissing?: (filePath: string, sizeBytes: number) => void;
   /** Told of the count checked so far, after each batch. */
@@ -266,7 +278,7 @@ export async function removeMissingFiles(
   let afterId = 0;
   for (;;) {
     if (options.signal?.aborted === true) break;
-    const rows = await index.instancesAfter(afterId, MISSING_BATCH);
+    const rows = await index.instancesAfter(afterId, MISSING_BATCH, options.receivedSince);
     if (rows.length === 0) break;
     afterId = rows.at(-1)?.id ?? afterId;
     const missing: typeof rows = [];

@@ -292,7 +292,7 @@ export class ServiceController {
       );
     const settings = this.#options.config.settings;
     try {
-      // The index's commits follow the files' durability (SQLite: synchronous FULL or NORMAL).
+      // The index's commits follow the files' durability (SQLite: its log fsynced or not).
       this.#options.database.setDurability(settings.durability);
       const root = await this.#checkStorage(settings);
       const handoff = new HandoffService({

@@ -28,7 +28,7 @@ import {
   writev,
   writevSync,
 } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Settings } from '../settings/schema.js';
@@ -46,13 +46,16 @@ export const TEMP_SUFFIX = '.part';
 /** Bytes gathered before they are written; also how much a writer holds at most while a write runs. */
 const FLUSH_BYTES = 256 * 1024;
 
-/** Flushes a directory's entries to disk. */
+/**
+ * Flushes a directory's entries to disk. Opening and closing a folder are quick: made on the
+ * calling thread, only the fsync goes to the thread pool (one round trip instead of three).
+ */
 export async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, fsConstants.O_RDONLY);
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
   try {
-    await handle.sync();
+    await syncFile(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -292,7 +295,8 @@ export class AtomicWriter {
    * Finishes the file and puts it under the first free name `pathFor(0)`, `pathFor(1)`, ...
    * Without `replace` an existing file is never touched (another process writing into the same
    * storage is not supported); with `replace`, `pathFor(0)` is replaced atomically. Returns
-   * the path used.
+   * the path used, once the file is durable under it (with `fsync`: its folder flushed too;
+   * on a failure to flush it, the file is removed again).
    */
   async commit(
     pathFor: (attempt: number) => string,
@@ -300,6 +304,23 @@ export class AtomicWriter {
     replace = false,
     directories: KnownDirectories = new KnownDirectories(),
   ): Promise<string> {
+    const placed = await this.place(pathFor, durability, replace, directories);
+    await placed.durable;
+    return placed.path;
+  }
+
+  /**
+   * As `commit`, but resolves as soon as the file is under its final name (complete, its data
+   * flushed with `fsync`), with the flush of its folder still running as `durable`: the caller
+   * may index meanwhile, and must wait for both before it answers. If the flush fails, the file
+   * is removed (unless it replaced another) and `durable` rejects.
+   */
+  async place(
+    pathFor: (attempt: number) => string,
+    durability: Durability,
+    replace = false,
+    directories: KnownDirectories = new KnownDirectories(),
+  ): Promise<{ readonly path: string; readonly durable: Promise<void> }> {
     await this.#finish(durability);
     let finalPath = pathFor(0);
     await directories.ensure(dirname(finalPath), durability);
@@ -331,16 +352,18 @@ export class AtomicWriter {
       }
     }
     this.#isDone = true;
-    if (durability === 'fsync') {
-      try {
-        await syncDirectory(dirname(finalPath));
-      } catch (error) {
-        // Not durable, so not stored: the caller answers a failure, and no file may stay.
-        if (!replace) rmSync(finalPath, { force: true });
-        throw error;
-      }
-    }
-    return finalPath;
+    const path = finalPath;
+    const durable =
+      durability === 'fsync'
+        ? syncDirectory(dirname(path)).catch((error: unknown) => {
+            // Not durable, so not stored: the caller answers a failure, and no file may stay.
+            if (!replace) rmSync(path, { force: true });
+            throw error;
+          })
+        : Promise.resolve();
+    // Rejections are the caller's, when it awaits `durable`: none goes unhandled meanwhile.
+    durable.catch(() => undefined);
+    return { path, durable };
   }
 
   /** Drops the temporary file. Safe to call after a failed commit. */

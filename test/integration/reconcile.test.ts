@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/dialect.js';
-import { IndexRepository } from '../../src/db/repositories/index-repository.js';
+import {
+  IndexRepository,
+  type InstanceRecord,
+} from '../../src/db/repositories/index-repository.js';
 import { readFileMeta } from '../../src/dicom/part10.js';
 import {
   FileInstanceStore,
@@ -49,6 +52,42 @@ async function startAndStop(dataDir: string, options: StorageOptions, isClean: b
   return { database, index, store };
 }
 
+/** The index record of a test file stored under `filePath`. */
+function recordOf(file: Buffer, filePath: string): InstanceRecord {
+  const meta = readFileMeta(file);
+  return {
+    patientId: 'P',
+    issuerOfPatientId: '',
+    patientName: null,
+    patientBirthDate: null,
+    patientSex: null,
+    studyInstanceUid: '1.2.3',
+    studyDate: null,
+    studyTime: null,
+    accessionNumber: null,
+    studyId: null,
+    studyDescription: null,
+    referringPhysicianName: null,
+    patientAge: null,
+    seriesInstanceUid: '1.2.3.4',
+    modality: 'CT',
+    seriesNumber: null,
+    seriesDescription: null,
+    bodyPartExamined: null,
+    seriesDate: null,
+    seriesTime: null,
+    protocolName: null,
+    sopInstanceUid: meta.mediaStorageSopInstanceUid!,
+    sopClassUid: meta.mediaStorageSopClassUid!,
+    instanceNumber: null,
+    transferSyntaxUid: meta.transferSyntaxUid!,
+    filePath,
+    fileSize: file.length,
+    callingAe: 'X',
+    receivedAt: new Date().toISOString(),
+  };
+}
+
 describe('start-up after an unclean stop', () => {
   it('indexes a file that reached storage but not the index, from its own header', async () => {
     const { dataDir, options } = await setUp();
@@ -78,39 +117,7 @@ describe('start-up after an unclean stop', () => {
     const original = await readFile(join(TESTDATA_DICOM, 'CT_small.dcm'));
     const uid = readFileMeta(original).mediaStorageSopInstanceUid!;
     await writeFile(join(options.root, `${uid}.dcm`), original);
-    await first.index.addInstances([
-      {
-        patientId: 'P',
-        issuerOfPatientId: '',
-        patientName: null,
-        patientBirthDate: null,
-        patientSex: null,
-        studyInstanceUid: '1.2.3',
-        studyDate: null,
-        studyTime: null,
-        accessionNumber: null,
-        studyId: null,
-        studyDescription: null,
-        referringPhysicianName: null,
-        patientAge: null,
-        seriesInstanceUid: '1.2.3.4',
-        modality: 'CT',
-        seriesNumber: null,
-        seriesDescription: null,
-        bodyPartExamined: null,
-        seriesDate: null,
-        seriesTime: null,
-        protocolName: null,
-        sopInstanceUid: uid,
-        sopClassUid: readFileMeta(original).mediaStorageSopClassUid!,
-        instanceNumber: null,
-        transferSyntaxUid: readFileMeta(original).transferSyntaxUid!,
-        filePath: `${uid}.dcm`,
-        fileSize: original.length,
-        callingAe: 'X',
-        receivedAt: new Date().toISOString(),
-      },
-    ]);
+    await first.index.addInstances([recordOf(original, `${uid}.dcm`)]);
     await first.database.close();
     // An overwrite cut short: the old file under another name is still there.
     await mkdir(join(options.root, 'old'), { recursive: true });
@@ -121,6 +128,28 @@ describe('start-up after an unclean stop', () => {
       code: 'ENOENT',
     });
     expect((await second.index.findInstance(uid))?.filePath).toBe(`${uid}.dcm`);
+    await second.database.close();
+  });
+
+  it('removes the row of an instance received since the previous start whose file never reached the disk', async () => {
+    const { dataDir, options } = await setUp();
+    const first = await startAndStop(dataDir, options, false);
+    const original = await readFile(join(TESTDATA_DICOM, 'CT_small.dcm'));
+    const uid = readFileMeta(original).mediaStorageSopInstanceUid!;
+    // As if power failed after the index was flushed but before the file's folder was: the row
+    // is there, the file is not. Its sender got no success and sends it again.
+    await first.index.addInstances([recordOf(original, `${uid}.dcm`)]);
+    // An older row whose file is gone is not the start-up's business (a rescan's).
+    const older = await readFile(join(TESTDATA_DICOM, 'MR_small.dcm'));
+    const olderUid = readFileMeta(older).mediaStorageSopInstanceUid!;
+    await first.index.addInstances([
+      { ...recordOf(older, `${olderUid}.dcm`), receivedAt: '2020-01-01T00:00:00.000Z' },
+    ]);
+    await first.database.close();
+
+    const second = await startAndStop(dataDir, options, true);
+    expect(await second.index.findInstance(uid)).toBeUndefined();
+    expect(await second.index.findInstance(olderUid)).toBeDefined();
     await second.database.close();
   });
 

@@ -518,16 +518,21 @@ export class IndexRepository {
     });
   }
 
-  /** Indexed instances after id `afterId`, by id, at most `limit` (a rescan reads them all). */
+  /**
+   * Indexed instances after id `afterId`, by id, at most `limit` (a rescan reads them all); only
+   * those received at or after `receivedSince` (ISO time) when given.
+   */
   async instancesAfter(
     afterId: number,
     limit: number,
+    receivedSince?: string,
   ): Promise<{ id: number; sopInstanceUid: string; filePath: string; fileSize: number }[]> {
     const rows = await this.#runner.runQuery(
       this.#db
         .selectFrom('instances')
         .select(['id', 'sop_instance_uid', 'file_path', 'file_size'])
         .where('id', '>', afterId)
+        .$if(receivedSince !== undefined, (qb) => qb.where('received_at', '>=', receivedSince!))
         .orderBy('id')
         .limit(limit)
         .compile(),
@@ -596,7 +601,15 @@ export class IndexRepository {
     return row === undefined ? undefined : toStoredInstance(row);
   }
 
-  /** Indexes several instances in one transaction (one commit, one fsync, for all). */
+  /**
+   * Resolves once every commit made before the call is on disk (see TransactionRunner.durable):
+   * what a success status waits for, after the instance's row and what its hooks wrote.
+   */
+  durable(): Promise<void> {
+    return this.#runner.durable();
+  }
+
+  /** Indexes several instances in one transaction (one commit for all). */
   async addInstances(records: readonly InstanceRecord[]): Promise<void> {
     const staged = new Map<string, CachedSeries>();
     const removalsBefore = this.#removals;

@@ -151,8 +151,16 @@ function writeAllSync(fd: number, buffers: Buffer[]): void {
   }
 }
 
+/** Tells apart the temporary files this process makes (a random start: another process's are others). */
+let tempCounter = randomBytes(4).readUInt32BE(0);
+
+/**
+ * A new temporary file's path: unique in this process by a counter (a random number per file
+ * cost more than its write), and opened with `wx`, so a name taken all the same fails.
+ */
 function newTempPath(incomingDir: string): string {
-  return join(incomingDir, `${Date.now()}-${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+  tempCounter = (tempCounter + 1) % 0x1_0000_0000;
+  return join(incomingDir, `${Date.now()}-${process.pid}-${tempCounter}${TEMP_SUFFIX}`);
 }
 
 /**

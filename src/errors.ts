@@ -36,6 +36,10 @@ export const ERROR_CODES = {
   ERR_INVALID_ARGUMENT: 'a caller passed a value outside its allowed range',
   ERR_HANDOFF_FAILED:
     'handing a completed series to processing failed (folder copy, webhook or command)',
+  ERR_TLS_CONFIG:
+    'a TLS certificate, private key or CA bundle cannot be used (missing, unreadable, not matching, expired)',
+  ERR_TLS_HANDSHAKE:
+    'a TLS handshake with a peer failed (no or untrusted certificate, no common protocol or cipher)',
 } as const;
 
 /** One of the registered error codes. */

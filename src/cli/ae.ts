@@ -29,6 +29,7 @@ interface AeAddCliOptions extends DatabaseCliOptions {
   retrieve: boolean;
   moveDestination: boolean;
   inactive?: boolean;
+  tls?: boolean;
 }
 
 interface AeListCliOptions extends DatabaseCliOptions {
@@ -53,6 +54,7 @@ function allowedAeInput(title: string, options: AeAddCliOptions): Record<string,
     may_query: options.query,
     may_retrieve: options.retrieve,
     is_move_destination: options.moveDestination,
+    use_tls: options.tls === true,
   };
 }
 
@@ -75,7 +77,7 @@ export function allowedAeTable(aes: readonly AllowedAe[]): string {
       ae.ae_title,
       ae.is_active ? 'yes' : 'no',
       ae.expected_ip === '' ? '-' : ae.expected_ip,
-      ae.host === '' ? '-' : `${ae.host}:${ae.port ?? ''}`,
+      ae.host === '' ? '-' : `${ae.host}:${ae.port ?? ''}${ae.use_tls ? ' (TLS)' : ''}`,
       permissionsText(ae),
       ae.description,
     ]),
@@ -141,6 +143,10 @@ export function registerAe(program: Command): void {
       .option('--no-query', 'may not query (C-FIND)')
       .option('--no-retrieve', 'may not retrieve (C-MOVE, C-GET)')
       .option('--no-move-destination', 'is no C-MOVE destination')
+      .option(
+        '--tls',
+        'reach it over TLS (C-MOVE, forwarding, C-ECHO tests) with the tls_* settings',
+      )
       .option('--inactive', 'add it switched off'),
   ).action(async (title: string, options: AeAddCliOptions) => {
     await withDatabase(options, async (database) => {

@@ -1,6 +1,6 @@
 /**
- * `dicom-server echo HOST PORT`: verifies a peer with C-ECHO; exit 0 on success, non-zero with
- * a message saying what failed otherwise.
+ * `dicom-server echo HOST PORT`: verifies a peer with C-ECHO, over TLS with `--tls`
+ * (tls-options.ts); exit 0 on success, non-zero with a message saying what failed otherwise.
  *
  * Layer: cli.
  */
@@ -11,6 +11,7 @@ import { describeAbort, describeRejection } from '../network/association/reasons
 import { formatStatus, statusMeaning } from '../network/dimse/status.js';
 import { echo } from '../services/scu/echo.js';
 import { integerIn, peerAeOptions, secondsToMs } from './options.js';
+import { addTlsOptions, clientTlsOf, type TlsCliOptions } from './tls-options.js';
 
 /** Exit codes of the SCU commands. */
 export const ExitCode = {
@@ -22,7 +23,7 @@ export const ExitCode = {
   Aborted: 6,
 } as const;
 
-interface EchoCliOptions {
+interface EchoCliOptions extends TlsCliOptions {
   aec: string;
   aet: string;
   timeout: number;
@@ -41,6 +42,7 @@ export function explainFailure(
   }
   const d = error.details;
   switch (error.code) {
+    case 'ERR_TLS_HANDSHAKE':
     case 'ERR_CONNECT_FAILED':
       return {
         message: `cannot connect to ${target}: ${error.message}`,
@@ -69,7 +71,7 @@ export function explainFailure(
 /** Adds the `echo` command. */
 export function registerEcho(program: Command): void {
   const [calledAe, callingAe] = peerAeOptions();
-  program
+  const command = program
     .command('echo')
     .description('verify a DICOM peer with C-ECHO')
     .argument('<host>', 'peer host name or address')
@@ -80,36 +82,36 @@ export function registerEcho(program: Command): void {
       new Option('--timeout <seconds>', 'connect, ACSE and DIMSE timeout')
         .default(30_000, '30')
         .argParser(secondsToMs),
-    )
-    .action(async (host: string, port: number, options: EchoCliOptions) => {
-      const target = `${options.aec}@${host}:${port}`;
-      try {
-        const result = await echo({
-          host,
-          port,
-          callingAeTitle: options.aet,
-          calledAeTitle: options.aec,
-          timeouts: {
-            artimMs: options.timeout,
-            acseMs: options.timeout,
-            networkMs: options.timeout,
-            dimseMs: options.timeout,
-          },
-        });
-        if (result.status !== 0) {
-          process.stderr.write(
-            `C-ECHO to ${target}: ${statusMeaning(result.status)} (${formatStatus(result.status)})\n`,
-          );
-          process.exit(ExitCode.Failed);
-        }
-        process.stdout.write(
-          `C-ECHO to ${target}: success in ${result.durationMs.toFixed(1)} ms\n`,
+    );
+  addTlsOptions(command).action(async (host: string, port: number, options: EchoCliOptions) => {
+    const target = `${options.aec}@${host}:${port}`;
+    try {
+      const tls = await clientTlsOf(options);
+      const result = await echo({
+        host,
+        port,
+        ...(tls !== undefined && { tls }),
+        callingAeTitle: options.aet,
+        calledAeTitle: options.aec,
+        timeouts: {
+          artimMs: options.timeout,
+          acseMs: options.timeout,
+          networkMs: options.timeout,
+          dimseMs: options.timeout,
+        },
+      });
+      if (result.status !== 0) {
+        process.stderr.write(
+          `C-ECHO to ${target}: ${statusMeaning(result.status)} (${formatStatus(result.status)})\n`,
         );
-        process.exit(ExitCode.Success);
-      } catch (error) {
-        const { message, exitCode } = explainFailure(error, target);
-        process.stderr.write(`${message}\n`);
-        process.exit(exitCode);
+        process.exit(ExitCode.Failed);
       }
-    });
+      process.stdout.write(`C-ECHO to ${target}: success in ${result.durationMs.toFixed(1)} ms\n`);
+      process.exit(ExitCode.Success);
+    } catch (error) {
+      const { message, exitCode } = explainFailure(error, target);
+      process.stderr.write(`${message}\n`);
+      process.exit(exitCode);
+    }
+  });
 }

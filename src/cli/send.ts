@@ -1,6 +1,7 @@
 /**
- * `dicom-server send HOST PORT PATH...`: sends files and folders with C-STORE; a progress bar on
- * a terminal, a summary at the end, and a non-zero exit code when anything failed.
+ * `dicom-server send HOST PORT PATH...`: sends files and folders with C-STORE, over TLS with
+ * `--tls` (tls-options.ts); a progress bar on a terminal, a summary at the end, and a non-zero
+ * exit code when anything failed.
  *
  * Layer: cli.
  */
@@ -10,8 +11,9 @@ import { formatStatus, statusMeaning } from '../network/dimse/status.js';
 import { type FileOutcome, sendFiles } from '../services/scu/store.js';
 import { ExitCode } from './echo.js';
 import { integerIn, peerAeOptions, secondsToMs } from './options.js';
+import { addTlsOptions, clientTlsOf, type TlsCliOptions } from './tls-options.js';
 
-interface SendCliOptions {
+interface SendCliOptions extends TlsCliOptions {
   aec: string;
   aet: string;
   associations: number;
@@ -27,7 +29,7 @@ function describeOutcome(outcome: FileOutcome): string {
 /** Adds the `send` command. */
 export function registerSend(program: Command): void {
   const [calledAe, callingAe] = peerAeOptions();
-  program
+  const command = program
     .command('send')
     .description('send DICOM files and folders (recursively) with C-STORE')
     .argument('<host>', 'peer host name or address')
@@ -44,8 +46,14 @@ export function registerSend(program: Command): void {
       new Option('--timeout <seconds>', 'connect, ACSE and DIMSE timeout')
         .default(60_000, '60')
         .argParser(secondsToMs),
-    )
-    .action(async (host: string, port: number, paths: string[], options: SendCliOptions) => {
+    );
+  addTlsOptions(command).action(
+    async (host: string, port: number, paths: string[], options: SendCliOptions) => {
+      // Certificate problems are said before any file is read or connection opened.
+      const tls = await clientTlsOf(options).catch((error: unknown) => {
+        process.stderr.write(`send: ${(error as Error).message}\n`);
+        process.exit(ExitCode.Failed);
+      });
       // The progress bar's package is loaded only when there is a terminal to draw it on.
       const { SingleBar } = process.stderr.isTTY
         ? await import('cli-progress')
@@ -67,6 +75,7 @@ export function registerSend(program: Command): void {
         callingAeTitle: options.aet,
         calledAeTitle: options.aec,
         associations: options.associations,
+        ...(tls !== undefined && { tls }),
         timeouts: { acseMs: options.timeout, artimMs: options.timeout, dimseMs: options.timeout },
         onFile: (outcome) => {
           done += 1;
@@ -92,5 +101,6 @@ export function registerSend(program: Command): void {
         `sent ${summary.sent.length}, failed ${summary.failed.length}, ${megabytes.toFixed(1)} MB in ${seconds.toFixed(2)} s (${(megabytes / Math.max(seconds, 0.001)).toFixed(1)} MB/s)\n`,
       );
       process.exit(summary.failed.length === 0 ? ExitCode.Success : ExitCode.Failed);
-    });
+    },
+  );
 }

@@ -119,6 +119,8 @@ export interface AllowedAeTitlesTable {
   may_query: number;
   may_retrieve: number;
   is_move_destination: number;
+  /** 1: we reach it over TLS (0008-tls). */
+  use_tls: number;
   created_at: string;
   updated_at: string;
 }

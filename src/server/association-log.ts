@@ -14,11 +14,12 @@ import type { OperationRecord } from '../network/dimse/channel.js';
 import { CommandField, commandName } from '../network/dimse/command.js';
 import { formatStatus, statusCategory, statusMeaning } from '../network/dimse/status.js';
 
-/** A child logger bound to one association. */
+/** A child logger bound to one association (`tls`: its protocol, when over TLS). */
 export function associationLogger(root: Logger, association: Association): Logger {
   return root.child({
     assoc: association.id,
     peer: `${association.remoteAddress}:${association.remotePort}`,
+    ...(association.tls !== undefined && { tls: association.tls.protocol }),
   });
 }
 
@@ -59,6 +60,10 @@ export function logAssociation(
         acceptedContexts: association.acceptedContexts.size,
         peerMaxPdu: association.peerMaxPduLength,
         peerImplementation: request?.userInformation.implementationVersionName,
+        ...(association.tls !== undefined && {
+          tlsCipher: association.tls.cipher,
+          clientCertificate: association.tls.peerCertificateSubject,
+        }),
       },
       'association accepted',
     );

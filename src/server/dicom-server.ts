@@ -22,6 +22,7 @@ import {
 import { CommandField } from '../network/dimse/command.js';
 import { Status } from '../network/dimse/status.js';
 import { RejectReason, RejectResult, RejectSource } from '../network/pdu/types.js';
+import type { TlsServerOptions, TlsSession } from '../network/tls.js';
 import { createDispatcher, type ServiceRegistration } from '../services/dispatcher.js';
 import { handleEcho } from '../services/echo.js';
 import type { InstanceStore, MoveDestinations, QuerySource } from '../services/ports.js';
@@ -31,14 +32,31 @@ import { decideAssociation, isPermitted, type Permission } from './access-contro
 import { associationLogger, logAssociation, logOperation } from './association-log.js';
 import type { LiveConfig } from './live-config.js';
 import { queryRetrieveRegistrations, queryRetrieveServiceOf } from './query-retrieve.js';
+import { type CertificateSummary, daysUntil } from './tls-credentials.js';
 import type { TransactionLog } from './transaction-log.js';
 import { recordAssociation, recordOperation } from './transaction-records.js';
+
+/** A certificate this close to its end of validity is warned about at start. */
+const CERTIFICATE_WARNING_DAYS = 30;
+
+/** The TLS listener (PS3.15 Annex B). */
+export interface DicomTlsOptions {
+  readonly listener: TlsServerOptions;
+  /** Its port; ignored when `isOnlyListener`. */
+  readonly port: number;
+  /** TLS on the main port and no plain listener (tls_port equals port). */
+  readonly isOnlyListener: boolean;
+  /** Our certificate, for the log. */
+  readonly certificate?: CertificateSummary;
+}
 
 /** The settings the DICOM service runs with. */
 export interface DicomServerOptions {
   readonly aeTitle: string;
   readonly host: string;
   readonly port: number;
+  /** A TLS listener beside the plain one, or instead of it; the same limits and access control. */
+  readonly tls?: DicomTlsOptions;
   readonly maxAssociations: number;
   /** The Maximum Length Received we announce. */
   readonly maxPduLength: number;
@@ -66,6 +84,8 @@ export interface DicomServerOptions {
   readonly onOperation?: (record: OperationRecord) => void;
   /** Told of each instance an association stored, and of its end (series completion). */
   readonly onAssociationActivity?: (activity: AssociationActivity) => void;
+  /** Told of each new connection's association, before its request is read (the metrics). */
+  readonly onAssociation?: (association: Association) => void;
 }
 
 /** What an association did, as series completion follows it. */
@@ -104,6 +124,8 @@ export interface LiveAssociation {
   readonly bytesOut: number;
   readonly startedAt: string;
   readonly durationMs: number;
+  /** The TLS protocol, cipher and client certificate; null over plain TCP. */
+  readonly tls: TlsSession | null;
 }
 
 /** The service's state as shown to an operator. */
@@ -121,6 +143,7 @@ export class DicomServer {
   readonly #counts = new WeakMap<Association, { operations: number; instancesStored: number }>();
   #storageClassesFor: { groups: readonly StorageGroup[]; classes: ReadonlySet<string> } | undefined;
   #address: AddressInfo | undefined;
+  #tlsAddress: AddressInfo | undefined;
   #startedAt: Date | undefined;
 
   constructor(options: DicomServerOptions) {
@@ -131,9 +154,13 @@ export class DicomServer {
   get state(): ServiceState {
     return this.#state;
   }
-  /** The bound address while running. */
+  /** The bound address while running (the TLS one when TLS is the only listener). */
   get address(): AddressInfo | undefined {
     return this.#address;
+  }
+  /** The TLS listener's bound address while running, if it has one. */
+  get tlsAddress(): AddressInfo | undefined {
+    return this.#tlsAddress;
   }
   get startedAt(): Date | undefined {
     return this.#startedAt;
@@ -171,6 +198,7 @@ export class DicomServer {
           bytesOut: association.bytesOut,
           startedAt: new Date(association.startedAt).toISOString(),
           durationMs: now - association.startedAt,
+          tls: association.tls ?? null,
         };
       })
       .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
@@ -200,6 +228,7 @@ export class DicomServer {
       authorize: (request, association) => this.#authorize(request.callingAeTitle, association),
     });
     acceptor.on('association', (association) => {
+      this.#options.onAssociation?.(association);
       const logger = associationLogger(this.#logger, association);
       // Asked as each line is due: the association's request refreshes the settings first.
       logAssociation(
@@ -270,20 +299,71 @@ export class DicomServer {
         'connection refused: too many pending',
       ),
     );
+    acceptor.on('tlsRefused', (refused) =>
+      this.#logger.warn(
+        {
+          peer:
+            refused.remoteAddress === ''
+              ? undefined
+              : `${refused.remoteAddress}:${refused.remotePort}`,
+          code: refused.code,
+          reason: refused.reason,
+        },
+        `TLS connection rejected: ${refused.reason}`,
+      ),
+    );
     try {
-      this.#address = await acceptor.listen(this.#options.host, this.#options.port);
+      await this.#listen(acceptor);
     } catch (error) {
+      await acceptor.stopListening();
+      this.#address = this.#tlsAddress = undefined;
       this.#state = 'stopped';
       throw error;
     }
+    const address = this.#address!;
     this.#acceptor = acceptor;
     this.#state = 'running';
     this.#startedAt = new Date();
     this.#logger.info(
-      { aeTitle: this.#options.aeTitle, host: this.#address.address, port: this.#address.port },
+      {
+        aeTitle: this.#options.aeTitle,
+        host: address.address,
+        port: address.port,
+        tlsPort: this.#tlsAddress?.port,
+      },
       'DICOM service listening',
     );
-    return this.#address;
+    this.#logTls();
+    return address;
+  }
+
+  /** Opens the plain listener, the TLS one, or both (one acceptor: one limit, one set). */
+  async #listen(acceptor: AssociationAcceptor): Promise<void> {
+    const { host, port, tls } = this.#options;
+    if (tls?.isOnlyListener !== true) this.#address = await acceptor.listen(host, port);
+    if (tls === undefined) return;
+    const tlsPort = tls.isOnlyListener ? port : tls.port;
+    this.#tlsAddress = await acceptor.listen(host, tlsPort, { tls: tls.listener });
+    if (tls.isOnlyListener) this.#address = this.#tlsAddress;
+  }
+
+  /** The TLS listener's certificate in the log; a warning when it ends within 30 days. */
+  #logTls(): void {
+    const tls = this.#options.tls;
+    if (tls === undefined || this.#tlsAddress === undefined) return;
+    const certificate = tls.certificate;
+    const fields = {
+      tlsPort: this.#tlsAddress.port,
+      requireClientCertificate: tls.listener.requireClientCertificate,
+      subject: certificate?.subject,
+      validTo: certificate?.validTo,
+    };
+    this.#logger.info(fields, 'DICOM TLS listening');
+    if (certificate === undefined) return;
+    const daysLeft = daysUntil(certificate.validTo);
+    if (daysLeft < CERTIFICATE_WARNING_DAYS) {
+      this.#logger.warn({ ...fields, daysLeft }, 'TLS certificate expires soon: renew it');
+    }
   }
 
   /**
@@ -311,6 +391,7 @@ export class DicomServer {
       // Whatever happened above, the service is stopped and can be started again.
       this.#acceptor = undefined;
       this.#address = undefined;
+      this.#tlsAddress = undefined;
       this.#startedAt = undefined;
       this.#state = 'stopped';
     }

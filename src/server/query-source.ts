@@ -9,6 +9,7 @@
 
 import type { RetrievableInstance } from '../dicom/query/model.js';
 import { hasCode } from '../errors.js';
+import type { TlsClientOptions } from '../network/tls.js';
 import type { MoveDestinations, QuerySource } from '../services/ports.js';
 import { resolveInside } from '../storage/layout.js';
 import type { AccessPolicy } from './access-control.js';
@@ -45,15 +46,23 @@ function withAbsolutePath(instance: RetrievableInstance, storageRoot: string): R
 
 /**
  * Move destinations: the active allowed AE titles marked as move destinations that have a host
- * and port, as the access policy holds them now (it is refreshed for every association).
+ * and port, as the access policy holds them now (it is refreshed for every association); one
+ * marked use_tls is reached over TLS with `clientTls`.
  */
-export function moveDestinationsOf(policy: () => AccessPolicy): MoveDestinations {
+export function moveDestinationsOf(
+  policy: () => AccessPolicy,
+  clientTls?: TlsClientOptions,
+): MoveDestinations {
   return {
     lookup: (aeTitle) => {
       const peer = policy().allowedAes.get(aeTitle.trim());
       if (peer === undefined || !peer.is_active || !peer.is_move_destination) return undefined;
       if (peer.host === '' || peer.port === null) return undefined;
-      return { host: peer.host, port: peer.port };
+      return {
+        host: peer.host,
+        port: peer.port,
+        ...(peer.use_tls && clientTls !== undefined && { tls: clientTls }),
+      };
     },
   };
 }

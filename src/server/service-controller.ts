@@ -32,11 +32,13 @@ import type { ServerEvents } from './events.js';
 import { HandoffService, type HandoffServiceOptions } from './handoff-service.js';
 import { FileInstanceStore } from './instance-store.js';
 import type { LiveConfig } from './live-config.js';
+import { ServiceMetrics } from './metrics.js';
 import { indexQuerySource, moveDestinationsOf } from './query-source.js';
 import { destinationLookupOf, Routing, type RoutingOptions } from './routing/index.js';
 import type { CleanupTiming } from './storage-cleanup.js';
 import { StorageLifecycle, type StorageStatus } from './storage-lifecycle.js';
 import type { RescanStatus } from './storage-rescan.js';
+import { loadTlsSetup, type TlsSetup, type TlsStatus, tlsStatusOf } from './tls-credentials.js';
 import { TransactionLog } from './transaction-log.js';
 
 /** How often the totals are stored while they move. */
@@ -57,6 +59,8 @@ export interface ServiceStatus extends StoredServiceStatus, StorageStatus {
   readonly aeTitle: string;
   readonly host: string;
   readonly port: number | null;
+  /** DICOM over TLS: the listener's port, our certificate and its expiry; null without TLS. */
+  readonly tls: TlsStatus | null;
 }
 
 /** What the controller runs with. */
@@ -87,6 +91,8 @@ export class ServiceController {
   readonly #statusRepository: ServiceStatusRepository;
   readonly #transactionLog: TransactionLog;
   readonly #logger: Logger;
+  /** The Prometheus metrics (GET /metrics), kept across restarts of the service. */
+  readonly metrics: ServiceMetrics;
   /** The index, the cleanup job, the intake rate, the rescan. */
   readonly #storage: StorageLifecycle;
   #state: ServiceState = 'stopped';
@@ -94,6 +100,7 @@ export class ServiceController {
   #store: FileInstanceStore | undefined;
   #handoff: HandoffService | undefined;
   #routing: Routing | undefined;
+  #tls: TlsSetup | undefined;
   #startedAt: string | null = null;
   #stoppedAt: string | null = null;
   #filesReceived = 0;
@@ -122,6 +129,12 @@ export class ServiceController {
       database: options.database,
       logger: options.logger,
       ...options.storage,
+    });
+    this.metrics = new ServiceMetrics({
+      database: options.database,
+      settings: () => options.config.settings,
+      logger: options.logger,
+      ...(options.events !== undefined && { events: options.events }),
     });
     this.#applyLogLevel(options.config.settings);
     options.config.onChange((settings) => this.#applyLogLevel(settings));
@@ -260,6 +273,7 @@ export class ServiceController {
       aeTitle: settings.ae_title,
       host: settings.host,
       port: this.port,
+      tls: tlsStatusOf(this.#tls, this.#server?.tlsAddress?.port ?? null),
     };
   }
 
@@ -294,6 +308,8 @@ export class ServiceController {
     try {
       // The index's commits follow the files' durability (SQLite: its log fsynced or not).
       this.#options.database.setDurability(settings.durability);
+      // Certificate problems (missing, not matching, expired) stop the start, before any file.
+      const tls = await loadTlsSetup(settings);
       const root = await this.#checkStorage(settings);
       const handoff = new HandoffService({
         database: this.#options.database,
@@ -315,7 +331,7 @@ export class ServiceController {
         database: this.#options.database,
         storageRoot: root,
         aeTitle: () => this.#options.config.settings.ae_title,
-        lookupDestination: destinationLookupOf(this.#options.config),
+        lookupDestination: destinationLookupOf(this.#options.config, tls.client),
         timeouts,
         maxPduLength: settings.max_pdu_length,
         logger: this.#logger,
@@ -342,17 +358,29 @@ export class ServiceController {
       const server = new DicomServer({
         instanceStore: store,
         querySource: indexQuerySource(new QueryRepository(this.#options.database), root),
-        moveDestinations: moveDestinationsOf(() => this.#options.config.policy),
+        moveDestinations: moveDestinationsOf(() => this.#options.config.policy, tls.client),
         aeTitle: settings.ae_title,
         host: settings.host,
         port: settings.port,
+        ...(tls.listener !== undefined && {
+          tls: {
+            listener: tls.listener,
+            port: settings.tls_port,
+            isOnlyListener: settings.tls_port === settings.port,
+            ...(tls.certificate !== undefined && { certificate: tls.certificate }),
+          },
+        }),
         maxAssociations: settings.max_associations,
         maxPduLength: settings.max_pdu_length,
         timeouts,
         logger: this.#logger,
         config: this.#options.config,
         transactionLog: this.#transactionLog,
-        onOperation: (record) => this.#count(record),
+        onOperation: (record) => {
+          this.#count(record);
+          this.metrics.operationServed(record);
+        },
+        onAssociation: (association) => this.metrics.followAssociation(association),
         onAssociationActivity: (activity) => handoff.associationActivity(activity),
       });
       try {
@@ -367,7 +395,13 @@ export class ServiceController {
       this.#store = store;
       this.#handoff = handoff;
       this.#routing = routing;
+      this.#tls = tls;
       this.#storage.started(store, root, settings);
+      this.metrics.serviceStarted({
+        storageRoot: root,
+        store,
+        receivingSeries: () => handoff.receivingCount,
+      });
       this.#startedAt = new Date().toISOString();
       this.#stoppedAt = null;
       this.#startErrorCode = undefined;
@@ -396,12 +430,14 @@ export class ServiceController {
       await this.#store?.close();
     } finally {
       this.#storage.stopped();
+      this.metrics.serviceStopped();
       await this.#handoff?.stop(this.#options.shutdownGraceMs);
       await this.#routing?.stop(this.#options.shutdownGraceMs);
       this.#server = undefined;
       this.#store = undefined;
       this.#handoff = undefined;
       this.#routing = undefined;
+      this.#tls = undefined;
       this.#stoppedAt = new Date().toISOString();
       await this.#transactionLog.flush();
       await this.#setState('stopped');
@@ -504,7 +540,8 @@ function startFailure(error: unknown, settings: Settings, storageRoot: string): 
   const code = (error as NodeJS.ErrnoException).code;
   switch (code) {
     case 'EADDRINUSE':
-      return `port ${settings.port} is already in use on ${settings.host}`;
+      // The TLS listener's port, or the plain one's.
+      return `port ${(error as { port?: number }).port ?? settings.port} is already in use on ${settings.host}`;
     case 'EACCES':
       return `permission denied (port ${settings.port} or storage path ${storageRoot})`;
     case 'EADDRNOTAVAIL':

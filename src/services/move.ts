@@ -24,6 +24,7 @@ import { describeRejection } from '../network/association/reasons.js';
 import { type ContextProposal, requestAssociation } from '../network/association/requestor.js';
 import { DimseChannel, type IncomingRequest, type ResponseSpec } from '../network/dimse/channel.js';
 import { Status } from '../network/dimse/status.js';
+import type { TlsClientOptions } from '../network/tls.js';
 import type { MoveDestinations, QuerySource } from './ports.js';
 import {
   instancesToRetrieve,
@@ -98,6 +99,7 @@ async function* serveMove(
     ...options,
     host: destination.host,
     port: destination.port,
+    ...(destination.tls !== undefined && { tls: destination.tls }),
     calledAeTitle: destinationAeTitle,
     moveOriginatorAeTitle: association.callingAeTitle,
     ...(request.command.messageId !== undefined && {
@@ -123,6 +125,8 @@ async function* serveMove(
 interface DestinationOptions extends MoveHandlerOptions {
   readonly host: string;
   readonly port: number;
+  /** The destination is reached over TLS with these options. */
+  readonly tls?: TlsClientOptions;
   readonly calledAeTitle: string;
   readonly moveOriginatorAeTitle: string;
   readonly moveOriginatorMessageId?: number;
@@ -245,6 +249,7 @@ class DestinationSender implements SubOperationSender {
       association = await requestAssociation({
         host: this.#options.host,
         port: this.#options.port,
+        ...(this.#options.tls !== undefined && { tls: this.#options.tls }),
         callingAeTitle: this.#options.aeTitle,
         calledAeTitle: this.#options.calledAeTitle,
         contexts: batch.proposals,

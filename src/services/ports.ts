@@ -11,6 +11,7 @@ import type {
   RetrievableInstance,
   SequenceValues,
 } from '../dicom/query/model.js';
+import type { TlsClientOptions } from '../network/tls.js';
 import type { Settings } from '../settings/schema.js';
 
 /** A C-STORE being received: what the command and the presentation context say. */
@@ -108,6 +109,11 @@ export interface QuerySource {
 
 /** Where a C-MOVE may send: the AE titles set up as move destinations. */
 export interface MoveDestinations {
-  /** Host and port of a known, active move destination; undefined when there is none. */
-  lookup(aeTitle: string): { readonly host: string; readonly port: number } | undefined;
+  /**
+   * Host and port of a known, active move destination, and the TLS options when it is reached
+   * over TLS; undefined when there is none.
+   */
+  lookup(
+    aeTitle: string,
+  ): { readonly host: string; readonly port: number; readonly tls?: TlsClientOptions } | undefined;
 }

@@ -459,6 +459,83 @@ describe('hand-off settings', () => {
   });
 });
 
+describe('TLS settings', () => {
+  const files = {
+    tls_certificate: 'tls/server.crt',
+    tls_private_key: 'tls/server.key',
+    tls_ca_certificates: 'tls/ca.crt',
+  };
+
+  it('starts with TLS off on port 2762 and no files', () => {
+    expect(DEFAULT_SETTINGS).toMatchObject({
+      tls_enabled: false,
+      tls_port: 2762,
+      tls_certificate: '',
+      tls_private_key: '',
+      tls_ca_certificates: '',
+      tls_require_client_certificate: false,
+    });
+  });
+
+  it('takes paths as given, trimmed (relative ones are resolved when the service starts)', () => {
+    const value = validValue(validateSettings({ ...files, tls_certificate: ' tls/server.crt ' }));
+    expect(value.tls_certificate).toBe('tls/server.crt');
+  });
+
+  it('takes the TLS port in the range of the DICOM port, the same port included', () => {
+    expect(validValue(validateSettings({ tls_port: 11112 })).tls_port).toBe(11112);
+    expect(settingError({ tls_port: 443 }, 'tls_port')).toBe('must be at least 1024');
+  });
+
+  it('needs a certificate and its key for the listener', () => {
+    expect(errorsOf(validateSettings({ tls_enabled: true }))).toEqual({
+      tls_certificate: 'must be set when tls_enabled is on',
+      tls_private_key: 'must be set when tls_enabled is on',
+    });
+    expect(validValue(validateSettings({ ...files, tls_enabled: true })).tls_enabled).toBe(true);
+  });
+
+  it('needs the CA bundle to require client certificates', () => {
+    const { tls_ca_certificates: _, ...withoutCa } = files;
+    expect(
+      errorsOf(
+        validateSettings({ ...withoutCa, tls_enabled: true, tls_require_client_certificate: true }),
+      ),
+    ).toEqual({ tls_ca_certificates: 'must be set when tls_require_client_certificate is on' });
+  });
+
+  it('takes a certificate only with its key, also for client use with TLS off', () => {
+    expect(errorsOf(validateSettings({ tls_certificate: 'a.crt' }))).toEqual({
+      tls_private_key: 'must be set with tls_certificate',
+    });
+    expect(errorsOf(validateSettings({ tls_private_key: 'a.key' }))).toEqual({
+      tls_certificate: 'must be set with tls_private_key',
+    });
+    expect(validValue(validateSettings({ tls_ca_certificates: 'ca.crt' })).tls_enabled).toBe(false);
+  });
+
+  it('refuses a change that breaks the rules between TLS settings, naming the field', () => {
+    const current = validValue(validateSettings(files));
+    expect(errorsOf(applySettingsChange(current, { tls_private_key: '' }))).toEqual({
+      tls_private_key: 'must be set with tls_certificate',
+    });
+  });
+
+  it('applies the TLS settings when the service restarts (the listener is made at start)', () => {
+    for (const key of SETTING_KEYS.filter((k) => k.startsWith('tls_'))) {
+      expect(RESTART_SETTINGS.has(key), key).toBe(true);
+    }
+  });
+
+  it('reaches an allowed peer over plain TCP unless it is marked use_tls', () => {
+    expect(validValue(validateAllowedAe({ ae_title: 'PACS' })).use_tls).toBe(false);
+    expect(validValue(validateAllowedAe({ ae_title: 'PACS', use_tls: true })).use_tls).toBe(true);
+    expect(errorsOf(validateAllowedAe({ ae_title: 'PACS', use_tls: 'yes' }))).toEqual({
+      use_tls: 'must be true or false',
+    });
+  });
+});
+
 describe('validating and changing settings', () => {
   it('refuses an unknown setting by its name', () => {
     const errors = errorsOf(validateSettings({ ae_titel: 'PACS', colour: 'blue' }));
@@ -653,6 +730,7 @@ describe('an allowed peer', () => {
       may_query: true,
       may_retrieve: true,
       is_move_destination: true,
+      use_tls: false,
     });
     expect(errorsOf(validateAllowedAe({}))).toEqual({ ae_title: 'must be text' });
   });

@@ -130,6 +130,15 @@ const webhookUrlList = z
     },
   });
 
+/** A file's path, or empty for none. */
+function filePath() {
+  return z
+    .string({ error: 'must be text' })
+    .trim()
+    .max(4_096, { error: 'must be at most 4096 characters' })
+    .default('');
+}
+
 /** Every setting, with its default. */
 export const SettingsSchema = z.object({
   // Network
@@ -168,6 +177,20 @@ export const SettingsSchema = z.object({
   require_calling_ae_validation: z.boolean({ error: 'must be true or false' }).default(false),
   ae_validation_observe_only: z.boolean({ error: 'must be true or false' }).default(false),
   allowed_ip_addresses: addressList.default(''),
+  // DICOM over TLS (PS3.15 Annex B, BCP 195 profile). Paths are taken as given: a relative one
+  // is relative to the server's working directory.
+  /** A TLS listener beside the plain one (on tls_port; TLS only when tls_port equals port). */
+  tls_enabled: z.boolean({ error: 'must be true or false' }).default(false),
+  /** The TLS listener's port: 2762, DICOM's registered port for DICOM over TLS. */
+  tls_port: integer(1024, 65535).default(2762),
+  /** Our certificate (PEM, the chain after it): the TLS listener's, and our client certificate. */
+  tls_certificate: filePath(),
+  /** The certificate's private key (PEM, unencrypted). */
+  tls_private_key: filePath(),
+  /** CA certificates (PEM bundle) that peers' certificates must chain to, both ways. */
+  tls_ca_certificates: filePath(),
+  /** A TLS client without a certificate signed by one of those CAs is refused. */
+  tls_require_client_certificate: z.boolean({ error: 'must be true or false' }).default(false),
   // What is accepted
   accepted_sop_class_groups: z
     .array(oneOf(STORAGE_GROUPS), { error: 'must be a list of SOP class groups' })
@@ -196,6 +219,15 @@ export const SettingsSchema = z.object({
   log_connection_attempts: z.boolean({ error: 'must be true or false' }).default(true),
   log_received_files: z.boolean({ error: 'must be true or false' }).default(true),
   enable_performance_metrics: z.boolean({ error: 'must be true or false' }).default(true),
+  /** The bearer token that may read GET /metrics (Prometheus); empty: only a console login may. */
+  metrics_token: z
+    .string({ error: 'must be text' })
+    .trim()
+    .refine((token) => token === '' || (token.length >= 16 && token.length <= 1_000), {
+      error: 'must be empty or 16 to 1000 characters',
+    })
+    .refine((token) => !/\s/.test(token), { error: 'must not contain spaces' })
+    .default(''),
   enable_transaction_log: z.boolean({ error: 'must be true or false' }).default(true),
   transaction_log_retention_days: integer(1, 3650, 'days').default(90),
   // Service
@@ -259,7 +291,35 @@ export const RESTART_SETTINGS: ReadonlySet<SettingKey> = new Set<SettingKey>([
   'storage_cleanup_low_water_percent',
   'duplicate_policy',
   'durability',
+  'tls_enabled',
+  'tls_port',
+  'tls_certificate',
+  'tls_private_key',
+  'tls_ca_certificates',
+  'tls_require_client_certificate',
 ]);
+
+/**
+ * The rules between TLS settings: a listener needs a certificate and its key, a required
+ * client certificate needs the CAs to check it against, and a certificate goes with its key.
+ * A message per field to set; the files themselves are checked when the service starts.
+ */
+export function tlsSettingErrors(settings: Settings): FieldErrors {
+  const errors: FieldErrors = {};
+  const needs = (key: SettingKey, message: string) => {
+    if (settings[key] === '') errors[key] ??= message;
+  };
+  if (settings.tls_enabled) {
+    needs('tls_certificate', 'must be set when tls_enabled is on');
+    needs('tls_private_key', 'must be set when tls_enabled is on');
+  }
+  if (settings.tls_enabled && settings.tls_require_client_certificate) {
+    needs('tls_ca_certificates', 'must be set when tls_require_client_certificate is on');
+  }
+  if (settings.tls_private_key !== '') needs('tls_certificate', 'must be set with tls_private_key');
+  if (settings.tls_certificate !== '') needs('tls_private_key', 'must be set with tls_certificate');
+  return errors;
+}
 
 /** A message per field that failed. */
 export type FieldErrors = Record<string, string>;
@@ -289,9 +349,15 @@ function validated<T>(result: z.ZodSafeParseResult<T>, unknownMessage?: string):
     : { isValid: false, errors: fieldErrors(result.error, unknownMessage) };
 }
 
-/** Validates complete settings (missing fields take their defaults; unknown ones are errors). */
+/**
+ * Validates complete settings (missing fields take their defaults; unknown ones are errors),
+ * then the rules between fields.
+ */
 export function validateSettings(input: unknown): Validated<Settings> {
-  return validated(SettingsSchema.strict().safeParse(input), 'is not a known setting');
+  const result = validated(SettingsSchema.strict().safeParse(input), 'is not a known setting');
+  if (!result.isValid) return result;
+  const errors = tlsSettingErrors(result.value);
+  return Object.keys(errors).length === 0 ? result : { isValid: false, errors };
 }
 
 /** Applies a change to settings: unknown names and invalid values are errors, per field. */
@@ -378,6 +444,11 @@ export const AllowedAeSchema = z.object({
   may_query: z.boolean({ error: 'must be true or false' }).default(true),
   may_retrieve: z.boolean({ error: 'must be true or false' }).default(true),
   is_move_destination: z.boolean({ error: 'must be true or false' }).default(true),
+  /**
+   * We reach it over TLS (C-MOVE sub-operations, forwarding, C-ECHO tests) with our certificate
+   * as client certificate, its certificate checked against tls_ca_certificates.
+   */
+  use_tls: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
 /** An allowed peer. */

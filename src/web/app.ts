@@ -1,7 +1,8 @@
 /**
  * The HTTP side: a Fastify app serving the REST API under `/dicom-server/api/` (and, with the
- * console issue, the console under `/dicom-server/`). Every route needs a login except the
- * health check and the login itself; a viewer may read, an administrator may also change; a
+ * console issue, the console under `/dicom-server/`), and the Prometheus metrics at `/metrics`.
+ * Every route needs a login except the health check and the login itself (and `/metrics`, which
+ * also takes the metrics token); a viewer may read, an administrator may also change; a
  * change made with the session cookie must carry the CSRF token. Request schemas are zod (the
  * settings schema among them), and the OpenAPI document is generated from them.
  *
@@ -10,12 +11,7 @@
 
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyError,
-  type FastifyInstance,
-  type FastifyRequest,
-} from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -23,9 +19,10 @@ import {
   validatorCompiler,
 } from 'fastify-type-provider-zod';
 import { CSRF_HEADER, mayChange, SESSION_COOKIE, safeEqual } from './auth.js';
-import { fail, type WebContext } from './context.js';
+import { bearerOf, fail, type WebContext } from './context.js';
 import { registerAssociationRoutes } from './routes/associations.js';
 import { registerAuthRoutes } from './routes/auth.js';
+import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerProcessingRoutes } from './routes/processing.js';
 import { registerRoutingRoutes } from './routes/routing.js';
 import { registerServiceRoutes } from './routes/service.js';
@@ -38,13 +35,6 @@ import { registerUserRoutes } from './routes/users.js';
 export const API_PREFIX = '/dicom-server/api';
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-function bearerOf(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  if (header === undefined) return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return match?.[1] ?? '';
-}
 
 /** Builds the app (not listening yet). */
 export async function buildWebApp(context: WebContext): Promise<FastifyInstance> {
@@ -142,6 +132,8 @@ export async function buildWebApp(context: WebContext): Promise<FastifyInstance>
     },
     { prefix: API_PREFIX },
   );
+  // Where Prometheus looks by default: beside the API, not under it.
+  registerMetricsRoutes(app, context);
   await app.register((await import('./console.js')).consolePlugin);
   return app;
 }

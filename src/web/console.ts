@@ -24,6 +24,7 @@ export const CONSOLE_PAGES = [
   'transactions/',
   'associations/',
   'processing/',
+  'routing/',
 ];
 
 /** Vite's hashed output: the name changes with the content, so it may be cached for good. */

@@ -70,6 +70,17 @@ export function createWebContext(parts: {
   };
 }
 
+/**
+ * The token of an `Authorization: Bearer <token>` header: undefined without the header, '' when
+ * the header is not a bearer token.
+ */
+export function bearerOf(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1] ?? '';
+}
+
 /** The caller of a route behind the auth hook. */
 export function callerOf(request: FastifyRequest): Caller {
   if (request.caller === undefined) throw new Error('route reached without authentication');

@@ -21,31 +21,40 @@
  * Layer: test (end to end).
  */
 
-import { accessSync, constants, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
-import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserRepository } from '../../src/db/repositories/user-repository.js';
 import { hashPassword } from '../../src/web/auth.js';
+import {
+  apiGet,
+  BrowserWalk,
+  CALLED_AE,
+  HOST,
+  launchChromium,
+  logIn,
+  MODALITY_AE,
+  navLink,
+  openPage,
+  SCREENSHOTS,
+  screenshot,
+  sendWithStorescu,
+  startConsoleServe,
+  stopServeCleanly,
+  stopServeIfRunning,
+  UI_TIMEOUT_MS,
+  waitForText,
+} from '../helpers/browser.js';
 import { runTool, type ToolRun } from '../helpers/dcmtk.js';
 import { freePort } from '../helpers/net.js';
 import { writeSeries } from '../helpers/series-files.js';
-import {
-  createDataDir,
-  type DataDir,
-  type ServeProcess,
-  startListening,
-} from '../helpers/serve-process.js';
+import { createDataDir, type DataDir, type ServeProcess } from '../helpers/serve-process.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
-const SCREENSHOTS = join(ROOT, 'test-artifacts', 'screenshots');
-const BUILT_CONSOLE = join(ROOT, 'dist', 'web', 'index.html');
-const HOST = '127.0.0.1';
-const CALLED_AE = 'DRAW_SCP';
-const ADMIN_PASSWORD = 'e2e-admin-password-1';
+const ADMIN = { username: 'admin', password: 'e2e-admin-password-1' } as const;
 const KNOWN_AE = 'E2E_SCU';
 const UNKNOWN_AE = 'STRANGER';
 const CT_FILE = join(TESTDATA_DICOM, 'CT_small.dcm');
@@ -56,80 +65,14 @@ const COPIED_STUDY = `${HANDOFF_ROOT}.1`;
 const COPIED_SERIES = `${HANDOFF_ROOT}.1.1`;
 const WEBHOOK_STUDY = `${HANDOFF_ROOT}.2`;
 const WEBHOOK_SERIES = `${HANDOFF_ROOT}.2.1`;
-/** How long one thing may take to show in the page. */
-const UI_TIMEOUT_MS = 10_000;
 
 let browser: Browser | undefined;
 let serve: ServeProcess | undefined;
 let dir: DataDir | undefined;
 /** Where completed series are copied (copy_to_handler_folder). */
 let handlerDir: string | undefined;
-/** Console errors, page errors and failed API answers, as they came. */
-const browserProblems: string[] = [];
-
-/** Chromium's path: DICOM_SERVER_TEST_CHROMIUM, else `chromium` on the PATH; or why not. */
-function findChromium(): { path: string } | { problem: string } {
-  const isExecutable = (path: string) => {
-    try {
-      accessSync(path, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const given = process.env.DICOM_SERVER_TEST_CHROMIUM?.trim();
-  if (given !== undefined && given !== '') {
-    return isExecutable(given)
-      ? { path: given }
-      : { problem: `DICOM_SERVER_TEST_CHROMIUM=${given} is not an executable file` };
-  }
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const path = join(dir, 'chromium');
-    if (dir !== '' && isExecutable(path)) return { path };
-  }
-  return { problem: 'no `chromium` on the PATH and DICOM_SERVER_TEST_CHROMIUM is not set' };
-}
-
-/** Runs `action`; a failure names the step (and the browser's complaints so far). */
-async function step(name: string, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    const problems = browserProblems.length === 0 ? '' : `\nbrowser: ${browserProblems.join('\n')}`;
-    const log = serve === undefined ? '' : `\n--- serve output (tail) ---\n${tail(serve.output())}`;
-    throw new Error(`step "${name}" failed: ${(error as Error).message}${problems}${log}`, {
-      cause: error,
-    });
-  }
-}
-
-function tail(text: string, lines = 40): string {
-  return text.split('\n').slice(-lines).join('\n');
-}
-
-/** Waits until the locator's text matches `expected`; the failure shows the last text. */
-async function waitForText(
-  locator: Locator,
-  expected: RegExp,
-  what: string,
-  timeoutMs = UI_TIMEOUT_MS,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: string | null = null;
-  for (;;) {
-    last = (await locator.count()) > 0 ? await locator.first().textContent() : null;
-    if (last !== null && expected.test(last.trim())) return;
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: expected ${expected}, last text ${JSON.stringify(last)}`);
-    }
-    await new Promise((done) => setTimeout(done, 50));
-  }
-}
-
-/** The whole page; the viewport only for a modal dialog (its backdrop covers only that). */
-async function screenshot(page: Page, name: string, isFullPage = true): Promise<void> {
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: isFullPage });
-}
+const walk = new BrowserWalk(() => serve);
+const step = walk.step.bind(walk);
 
 function echoscu(port: number, callingAe: string): Promise<ToolRun> {
   return runTool('echoscu', ['-aet', callingAe, '-aec', CALLED_AE, HOST, String(port)], 15_000);
@@ -141,17 +84,7 @@ async function storeSeries(
   folder: string,
   series: { studyInstanceUid: string; seriesInstanceUid: string; count: number },
 ): Promise<void> {
-  const files = await writeSeries(folder, series);
-  const store = await runTool('storescu', [
-    '-aet',
-    'E2E_MODALITY',
-    '-aec',
-    CALLED_AE,
-    HOST,
-    String(port),
-    ...files,
-  ]);
-  expect(store.exitCode, store.output).toBe(0);
+  await sendWithStorescu(port, await writeSeries(folder, series));
 }
 
 describe('the web console in Chromium', () => {
@@ -159,23 +92,8 @@ describe('the web console in Chromium', () => {
   let firstPort = 0;
 
   beforeAll(async () => {
-    const found = findChromium();
-    if ('problem' in found) {
-      throw new Error(
-        `Chromium is needed for the console's end-to-end test: ${found.problem}. ` +
-          'Install it (apt-get install chromium; scripts/test.sh does) or set ' +
-          'DICOM_SERVER_TEST_CHROMIUM to its path.',
-      );
-    }
-    if (!existsSync(BUILT_CONSOLE)) {
-      throw new Error(`the console is not built (${BUILT_CONSOLE} is missing): run npm run build`);
-    }
-    await mkdir(SCREENSHOTS, { recursive: true });
     // Launched while serve starts: both take a moment.
-    const launching = chromium.launch({
-      executablePath: found.path,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
-    });
+    const launching = launchChromium();
     dir = await createDataDir('console-e2e-');
     handlerDir = await mkdtemp(join(tmpdir(), 'console-e2e-handler-'));
     firstPort = await freePort();
@@ -188,22 +106,13 @@ describe('the web console in Chromium', () => {
       handler_folder_path: handlerDir,
     });
     if (!stored.isValid) throw new Error(`settings rejected: ${JSON.stringify(stored.errors)}`);
-    serve = await startListening(['--data-dir', dir.path, '--shutdown-grace', '1'], {
-      env: { DICOM_SERVER_ADMIN_PASSWORD: ADMIN_PASSWORD },
-    });
-    const web = await serve.waitForLine(
-      (line) => line.msg === 'web console and REST API listening',
-      'the web console address',
-    );
-    consoleUrl = String(web.url);
+    ({ serve, consoleUrl } = await startConsoleServe(dir, ADMIN.password));
     browser = await launching;
   });
 
   afterAll(async () => {
     await browser?.close();
-    if (serve !== undefined && serve.child.exitCode === null && serve.child.signalCode === null) {
-      await serve.stop();
-    }
+    await stopServeIfRunning(serve);
     await dir?.remove();
     if (handlerDir !== undefined) await rm(handlerDir, { recursive: true, force: true });
   });
@@ -214,34 +123,25 @@ describe('the web console in Chromium', () => {
     const dataDir = dir;
     const launched = browser;
     const running = serve;
-    const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
-    const page = await context.newPage();
-    page.setDefaultTimeout(UI_TIMEOUT_MS);
-    page.on('console', (message) => {
-      if (message.type() !== 'error') return;
-      browserProblems.push(`console error: ${message.text()} (${message.location().url})`);
-    });
-    page.on('pageerror', (error) => browserProblems.push(`page error: ${error.message}`));
+    const { context, page } = await openPage(launched);
+    walk.watchConsoleErrors(page);
+    walk.watchPageErrors(page);
     page.on('response', (response) => {
       if (response.status() >= 400) {
-        browserProblems.push(
+        walk.problems.push(
           `HTTP ${response.status()} ${response.request().method()} ${response.url()}`,
         );
       }
     });
 
-    const nav = (name: string) =>
-      page.getByRole('navigation', { name: 'Console pages' }).getByRole('link', { name });
+    const nav = (name: string) => navLink(page, name);
     const statusCard = page.getByRole('region', { name: 'DICOM service' });
     const serviceState = statusCard.locator('.state-banner .state-label');
     const fact = (term: string) => statusCard.locator(`dt:text-is("${term}") + dd`);
 
     await step('log in', async () => {
       await page.goto(consoleUrl);
-      await page.getByLabel('Username').fill('admin');
-      await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-      await screenshot(page, '1-login');
-      await page.getByRole('button', { name: 'Log in' }).click();
+      await logIn(page, ADMIN, '1-login');
       await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
     });
 
@@ -252,21 +152,12 @@ describe('the web console in Chromium', () => {
     });
 
     await step('a study sent with storescu shows up without a reload', async () => {
-      const store = await runTool('storescu', [
-        '-aet',
-        'E2E_MODALITY',
-        '-aec',
-        CALLED_AE,
-        HOST,
-        String(firstPort),
-        CT_FILE,
-      ]);
-      expect(store.exitCode, store.output).toBe(0);
+      await sendWithStorescu(firstPort, [CT_FILE]);
       await waitForText(fact('Files received'), /^1$/, 'files received after the store');
       const recent = page.getByRole('region', { name: 'Recent transactions' });
       const storeRow = recent.locator('tbody tr').filter({ hasText: 'C-STORE' });
       await waitForText(storeRow, /success/, 'the C-STORE row in recent transactions');
-      expect(await storeRow.first().textContent()).toContain('E2E_MODALITY');
+      expect(await storeRow.first().textContent()).toContain(MODALITY_AE);
       // The recent studies list reads the new study after a short pause.
       const studies = page.getByRole('region', { name: 'Recent studies' });
       await waitForText(studies.locator('tbody tr'), /1 \/ 1/, 'the study in recent studies');
@@ -321,10 +212,10 @@ describe('the web console in Chromium', () => {
       await page
         .locator('#group-handoff')
         .screenshot({ path: join(SCREENSHOTS, 'configuration-handoff.png') });
-      const read = (await page.evaluate(async () => {
-        const response = await fetch('/dicom-server/api/settings/');
-        return response.json();
-      })) as { settings: Record<string, unknown>; webhook_secret_set: boolean };
+      const read = await apiGet<{ settings: Record<string, unknown>; webhook_secret_set: boolean }>(
+        page,
+        'settings/',
+      );
       expect(read.settings.webhook_secret).not.toBe('e2e-webhook-secret');
       expect(read.webhook_secret_set).toBe(true);
       // The mask the form holds is not a change.
@@ -377,17 +268,11 @@ describe('the web console in Chromium', () => {
         await hashPassword(VIEWER.password),
         'viewer',
       );
-      const viewerContext = await launched.newContext({ viewport: { width: 1366, height: 900 } });
-      const viewerPage = await viewerContext.newPage();
-      viewerPage.setDefaultTimeout(UI_TIMEOUT_MS);
-      viewerPage.on('pageerror', (error) =>
-        browserProblems.push(`viewer page error: ${error.message}`),
-      );
+      const { context: viewerContext, page: viewerPage } = await openPage(launched);
+      walk.watchPageErrors(viewerPage, 'viewer page error');
       // The page's own address, loaded directly.
       await viewerPage.goto(new URL('/dicom-server/processing/?kind=webhook', consoleUrl).href);
-      await viewerPage.getByLabel('Username').fill(VIEWER.username);
-      await viewerPage.getByLabel('Password').fill(VIEWER.password);
-      await viewerPage.getByRole('button', { name: 'Log in' }).click();
+      await logIn(viewerPage, VIEWER);
       await viewerPage.getByRole('heading', { name: 'Processing', level: 1 }).waitFor();
       const webhookRow = viewerPage.locator('#jobs tbody tr').filter({ hasText: WEBHOOK_SERIES });
       await waitForText(webhookRow, /Failed/, 'the failed webhook, for a viewer');
@@ -511,10 +396,7 @@ describe('the web console in Chromium', () => {
     });
 
     await context.close();
-    expect(browserProblems, 'browser console errors, page errors or failed requests').toEqual([]);
-    const exit = await running.stop();
-    expect(exit, running.output()).toEqual({ code: 0, signal: null });
-    const errors = running.lines.filter((line) => Number(line.level) >= 50);
-    expect(errors, running.output()).toEqual([]);
+    expect(walk.problems, 'browser console errors, page errors or failed requests').toEqual([]);
+    await stopServeCleanly(running);
   }, 120_000);
 });

@@ -249,6 +249,7 @@ describe.each([
         may_query: true,
         may_retrieve: true,
         is_move_destination: true,
+        use_tls: false,
       };
       expect(added).toEqual(expected);
       expect(await settings.findAllowedAe('CT_ROOM_1')).toEqual(expected);
@@ -269,6 +270,7 @@ describe.each([
         may_query: true,
         may_retrieve: false,
         is_move_destination: false,
+        use_tls: true,
       };
       validValue(await settings.addAllowedAe(peer));
       expect(await settings.findAllowedAe('query_only')).toEqual(peer);
@@ -280,6 +282,7 @@ describe.each([
           may_query: false,
           may_retrieve: true,
           is_move_destination: true,
+          use_tls: false,
         }),
       );
       expect(await settings.findAllowedAe('query_only')).toEqual(flipped);
@@ -290,6 +293,7 @@ describe.each([
         may_query: false,
         may_retrieve: true,
         is_move_destination: true,
+        use_tls: false,
       });
     });
 

@@ -171,11 +171,11 @@ describe.each([
       completedAt: null,
     });
     expect(await states.receivingSeries()).toEqual([
-      { seriesInstanceUid: SERIES, lastReceivedAt: at(5) },
+      { seriesInstanceUid: SERIES, lastReceivedAt: at(5), completion: 0 },
     ]);
     await index.addInstances([record(1, { receivedAt: at(7) })]);
     expect(await states.receivingSeries()).toEqual([
-      { seriesInstanceUid: SERIES, lastReceivedAt: at(7) },
+      { seriesInstanceUid: SERIES, lastReceivedAt: at(7), completion: 0 },
     ]);
   });
 

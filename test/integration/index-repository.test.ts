@@ -571,6 +571,7 @@ describe.each([
       '0005-sequence-items',
       '0006-handoff',
       '0007-routing',
+      '0008-tls',
     ]);
   });
 

@@ -608,6 +608,7 @@ describe('allowed AE titles', () => {
       may_query: true,
       may_retrieve: true,
       is_move_destination: true,
+      use_tls: false,
     };
     expect(created.json()).toEqual(expected);
     expect((await call('GET', 'ae-titles/')).json()).toEqual([expected]);
@@ -616,6 +617,7 @@ describe('allowed AE titles', () => {
       may_store: false,
       host: 'modality1.example',
       port: 104,
+      use_tls: true,
     });
     expect(changed.statusCode).toBe(200);
     expect(changed.json()).toEqual({
@@ -623,6 +625,7 @@ describe('allowed AE titles', () => {
       may_store: false,
       host: 'modality1.example',
       port: 104,
+      use_tls: true,
     });
     expect((await call('GET', 'ae-titles/MODALITY1')).json().may_store).toBe(false);
     expect((await call('DELETE', 'ae-titles/MODALITY1')).statusCode).toBe(204);
@@ -630,7 +633,7 @@ describe('allowed AE titles', () => {
     const entries = await auditEntries(web(), { session: admin });
     expect(entries.map((e) => [e.action, e.outcome, e.username, e.detail]).slice(0, 3)).toEqual([
       ['AE title remove', 'success', 'admin', 'MODALITY1'],
-      ['AE title change', 'success', 'admin', 'MODALITY1: may_store, host, port'],
+      ['AE title change', 'success', 'admin', 'MODALITY1: may_store, host, port, use_tls'],
       ['AE title add', 'success', 'admin', 'MODALITY1'],
     ]);
   });

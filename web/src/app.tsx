@@ -14,6 +14,7 @@ import { ConfigurationPage } from './pages/configuration.js';
 import { DashboardPage } from './pages/dashboard.js';
 import { LoginPage } from './pages/login.js';
 import { ProcessingPage } from './pages/processing.js';
+import { RoutingPage } from './pages/routing.js';
 import { TransactionsPage } from './pages/transactions.js';
 import { CONSOLE_BASE, Link, PAGES, type PageId, pageAt, useLocation } from './router.js';
 import { SessionProvider, useSession } from './session.js';
@@ -154,6 +155,8 @@ function Page({ id }: { readonly id: PageId | undefined }) {
       return <TransactionsPage />;
     case 'processing':
       return <ProcessingPage />;
+    case 'routing':
+      return <RoutingPage />;
     case undefined:
       return (
         <section className="card">

@@ -21,6 +21,7 @@ export const PAGES = [
   { id: 'ae-titles', path: `${CONSOLE_BASE}ae-titles/`, title: 'AE titles' },
   { id: 'transactions', path: `${CONSOLE_BASE}transactions/`, title: 'Transaction log' },
   { id: 'processing', path: `${CONSOLE_BASE}processing/`, title: 'Processing' },
+  { id: 'routing', path: `${CONSOLE_BASE}routing/`, title: 'Routing' },
 ] as const;
 
 export type PageId = (typeof PAGES)[number]['id'];

@@ -13,6 +13,7 @@ import * as query from './0004-query.js';
 import * as sequenceItems from './0005-sequence-items.js';
 import * as handoff from './0006-handoff.js';
 import * as routing from './0007-routing.js';
+import * as tls from './0008-tls.js';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005-sequence-items': sequenceItems,
   '0006-handoff': handoff,
   '0007-routing': routing,
+  '0008-tls': tls,
 };
 
 /** Hands Kysely's Migrator the migrations above. */

@@ -52,6 +52,7 @@ function toAllowedAe(row: Selectable<AllowedAeTitlesTable>): AllowedAe {
     may_query: Boolean(row.may_query),
     may_retrieve: Boolean(row.may_retrieve),
     is_move_destination: Boolean(row.is_move_destination),
+    use_tls: Boolean(row.use_tls),
   };
 }
 
@@ -67,6 +68,7 @@ function toRow(ae: AllowedAe, now: string) {
     may_query: ae.may_query ? 1 : 0,
     may_retrieve: ae.may_retrieve ? 1 : 0,
     is_move_destination: ae.is_move_destination ? 1 : 0,
+    use_tls: ae.use_tls ? 1 : 0,
     updated_at: now,
   };
 }

@@ -1,14 +1,17 @@
 /**
- * The association acceptor: a TCP listener that runs one Association per connection, decides
- * on each A-ASSOCIATE-RQ (called AE title, application context, the server's own checks,
- * presentation context negotiation) and holds the association limit.
+ * The association acceptor: one or more listeners (plain TCP, TLS: PS3.15 Annex B) whose
+ * connections each run one Association, the decision on each A-ASSOCIATE-RQ (called AE title,
+ * application context, the server's own checks, presentation context negotiation) and the
+ * association limit, shared by every listener. A TLS connection becomes an association only
+ * once its handshake is done and its client certificate passed `checkClientCertificate`.
  *
  * Layer: network/association. Sees no data sets; the DIMSE layer attaches to each association
- * it announces.
+ * it announces. Reads no certificate files: a TLS listener gets its options built.
  */
 
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
 import {
   DICOM_APPLICATION_CONTEXT,
   IMPLEMENTATION_CLASS_UID,
@@ -22,7 +25,13 @@ import {
   RejectResult,
   RejectSource,
 } from '../pdu/types.js';
-import { type AssociateResponse, Association, type AssociationTimeouts } from './association.js';
+import { checkClientCertificate, describeTlsFailure, type TlsServerOptions } from '../tls.js';
+import {
+  type AssociateResponse,
+  Association,
+  type AssociationTimeouts,
+  DEFAULT_TIMEOUTS,
+} from './association.js';
 import { negotiate, type ServedSyntaxes } from './negotiation.js';
 
 /** What the acceptor needs to know to answer requests. */
@@ -51,6 +60,24 @@ export interface AcceptorEvents {
   association: [Association];
   /** A connection closed at once because too many were awaiting their request. */
   connectionRefused: [{ remoteAddress: string; remotePort: number }];
+  /** A TLS connection that failed its handshake or client certificate check: never associated. */
+  tlsRefused: [TlsRefusedConnection];
+}
+
+/** A TLS connection refused, and why. */
+export interface TlsRefusedConnection {
+  /** Empty when the peer had gone before its address could be read. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** OpenSSL's or Node's code, or NO_CLIENT_CERTIFICATE. */
+  readonly code: string;
+  readonly reason: string;
+}
+
+/** How one listener takes its connections. */
+export interface ListenOptions {
+  /** TLS on this listener (built by the caller from its certificates); plain TCP without. */
+  readonly tls?: TlsServerOptions;
 }
 
 /** A rejection with the given result, source and reason. */
@@ -102,7 +129,7 @@ export function buildAcceptance(
 /** Listens for DICOM connections and accepts or rejects their associations. */
 export class AssociationAcceptor extends EventEmitter<AcceptorEvents> {
   readonly #config: AcceptorConfig;
-  readonly #server: net.Server;
+  readonly #servers: net.Server[] = [];
   readonly #live = new Set<Association>();
   /** Associations past the provider's check (AE-6) and not yet closed: what the limit counts. */
   readonly #admitted = new Set<Association>();
@@ -110,7 +137,6 @@ export class AssociationAcceptor extends EventEmitter<AcceptorEvents> {
   constructor(config: AcceptorConfig) {
     super();
     this.#config = config;
-    this.#server = net.createServer((socket) => this.#onConnection(socket));
   }
 
   /** Associations currently open in any state. */
@@ -123,23 +149,30 @@ export class AssociationAcceptor extends EventEmitter<AcceptorEvents> {
     return this.#admitted.size;
   }
 
-  /** Starts listening; resolves with the bound address (port 0 picks a free port). */
-  listen(host: string, port: number): Promise<net.AddressInfo> {
+  /**
+   * Starts a listener (another one each call: plain and TLS side by side, one set of
+   * associations and one limit); resolves with the bound address (port 0 picks a free port).
+   */
+  listen(host: string, port: number, options: ListenOptions = {}): Promise<net.AddressInfo> {
+    const server = options.tls === undefined ? this.#plainServer() : this.#tlsServer(options.tls);
     return new Promise((resolve, reject) => {
       const onError = (error: Error) => reject(error);
-      this.#server.once('error', onError);
-      this.#server.listen({ host, port }, () => {
-        this.#server.off('error', onError);
-        resolve(this.#server.address() as net.AddressInfo);
+      server.once('error', onError);
+      server.listen({ host, port }, () => {
+        server.off('error', onError);
+        this.#servers.push(server);
+        resolve(server.address() as net.AddressInfo);
       });
     });
   }
 
-  /** Stops accepting connections; associations already open go on. */
+  /** Stops accepting connections on every listener; associations already open go on. */
   stopListening(): Promise<void> {
     // close() stops accepting at once; its callback would wait for every open connection,
     // which is what the caller's grace period decides about, not this.
-    if (this.#server.listening) this.#server.close();
+    for (const server of this.#servers.splice(0)) {
+      if (server.listening) server.close();
+    }
     return Promise.resolve();
   }
 
@@ -155,6 +188,42 @@ export class AssociationAcceptor extends EventEmitter<AcceptorEvents> {
       }
     }
     await Promise.all(open.map((association) => association.closed));
+  }
+
+  #plainServer(): net.Server {
+    return net.createServer((socket) => this.#onConnection(socket));
+  }
+
+  /**
+   * A TLS listener: a connection becomes an association once its handshake is done and its
+   * client certificate checked; a handshake that fails, or a refused certificate, is announced
+   * (`tlsRefused`) and the connection closed.
+   */
+  #tlsServer(settings: TlsServerOptions): tls.Server {
+    // The handshake is bounded as the wait for an A-ASSOCIATE-RQ is: by ARTIM.
+    const handshakeTimeout = this.#config.timeouts?.artimMs ?? DEFAULT_TIMEOUTS.artimMs;
+    const server = tls.createServer({ ...settings.options, handshakeTimeout }, (socket) => {
+      const refusal = checkClientCertificate(socket, settings.requireClientCertificate);
+      if (refusal === undefined) {
+        this.#onConnection(socket);
+        return;
+      }
+      this.emit('tlsRefused', {
+        remoteAddress: socket.remoteAddress ?? '',
+        remotePort: socket.remotePort ?? 0,
+        ...refusal,
+      });
+      socket.destroy();
+    });
+    server.on('tlsClientError', (error, socket) => {
+      this.emit('tlsRefused', {
+        remoteAddress: socket.remoteAddress ?? '',
+        remotePort: socket.remotePort ?? 0,
+        code: String((error as NodeJS.ErrnoException).code ?? 'UNKNOWN'),
+        reason: describeTlsFailure(error),
+      });
+    });
+    return server;
   }
 
   #onConnection(socket: net.Socket): void {

@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
 import { DicomServerError } from '../../errors.js';
 import { decodePdu } from '../pdu/decode.js';
 import { encodePDataHeader, encodePdu } from '../pdu/encode.js';
@@ -30,6 +31,13 @@ import {
   RejectResult,
   RejectSource,
 } from '../pdu/types.js';
+import {
+  describeTlsFailure,
+  isTlsFailure,
+  type TlsClientOptions,
+  type TlsSession,
+  tlsSessionOf,
+} from '../tls.js';
 import {
   ACTIONS,
   type ActionContext,
@@ -145,6 +153,8 @@ export interface RequestorOptions extends AssociationOptions {
   readonly port: number;
   readonly request: AAssociateRq;
   readonly connectTimeoutMs?: number;
+  /** Connect over TLS (PS3.15 Annex B) with these options; plain TCP without. */
+  readonly tls?: TlsClientOptions;
 }
 
 /** Rejects requests whose protocol version lacks bit 0 (PS3.8 §9.3.2). */
@@ -214,6 +224,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
   #acseTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #wasEstablished = false;
+  #tlsSession: TlsSession | undefined;
   #isReleased = false;
   #abortSent: { source: number; reason: number } | undefined;
   #abortReceived: { source: number; reason: number } | undefined;
@@ -242,6 +253,7 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
   /** Takes over an accepted TCP connection (Evt5) and awaits its A-ASSOCIATE-RQ. */
   static accept(options: AcceptorOptions): Association {
     const association = new Association(options, 'acceptor');
+    association.#tlsSession = tlsSessionOf(options.socket);
     association.#attach(options.socket);
     association.#dispatch({ event: 'Evt5' });
     return association;
@@ -285,6 +297,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
   }
   get remotePort(): number {
     return this.#socket?.remotePort ?? this.#requestor?.port ?? 0;
+  }
+  /** The TLS protocol, cipher and peer certificate; undefined over plain TCP. */
+  get tls(): TlsSession | undefined {
+    return this.#tlsSession;
   }
   get bytesIn(): number {
     return this.#bytesIn;
@@ -777,10 +793,13 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
 
   // ---- ActionContext ------------------------------------------------------------------
 
-  /** AE-1: open the transport connection to the peer. */
+  /** AE-1: open the transport connection to the peer (TCP, or TLS when the options say so). */
   openTransport(): void {
     const options = this.#requestor!;
-    const socket = net.connect({ host: options.host, port: options.port });
+    const target = { host: options.host, port: options.port };
+    const socket =
+      options.tls === undefined ? net.connect(target) : tls.connect({ ...options.tls, ...target });
+    if (options.tls !== undefined) this.#watchTlsFailures(socket);
     const connectTimer = setTimeout(() => {
       this.#closeError = new DicomServerError('ERR_TIMEOUT', 'TCP connect timed out', {
         timer: 'connect',
@@ -789,12 +808,43 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
       });
       socket.destroy();
     }, options.connectTimeoutMs ?? this.timeouts.acseMs);
-    socket.once('connect', () => {
+    // Over TLS the transport is open once the handshake is done.
+    socket.once(options.tls === undefined ? 'connect' : 'secureConnect', () => {
       clearTimeout(connectTimer);
+      this.#tlsSession = tlsSessionOf(socket);
       this.#guard(() => this.#dispatch({ event: 'Evt2' }));
     });
     socket.once('close', () => clearTimeout(connectTimer));
     this.#attach(socket);
+  }
+
+  /**
+   * Names a TLS failure (handshake, the peer's certificate, an alert such as a client
+   * certificate required) as ERR_TLS_HANDSHAKE; listening before `#attach` makes it the close
+   * error rather than the bare socket error. A peer that closes right after the handshake,
+   * before any answer, is said to have likely refused our certificate: with TLS 1.3 that is
+   * how a refused client certificate looks to the client (ours closes so too).
+   */
+  #watchTlsFailures(socket: net.Socket): void {
+    const { host, port } = this.#requestor!;
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (!isTlsFailure(error)) return;
+      this.#closeError ??= new DicomServerError(
+        'ERR_TLS_HANDSHAKE',
+        `TLS with ${host}:${port} failed: ${describeTlsFailure(error)}`,
+        { host, port, tlsCode: error.code },
+        error,
+      );
+    });
+    socket.once('close', () => {
+      // A bare socket error (ECONNRESET) says less than this; our own errors say more.
+      if (this.#state !== 'Sta5' || this.#closeError instanceof DicomServerError) return;
+      this.#closeError = new DicomServerError(
+        'ERR_CONNECTION_CLOSED',
+        `${host}:${port} closed the TLS connection without answering the association request (did it refuse our client certificate, or want one?)`,
+        { host, port },
+      );
+    });
   }
 
   /** AE-2: send our A-ASSOCIATE-RQ. */

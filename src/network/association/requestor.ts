@@ -1,6 +1,6 @@
 /**
  * Requesting an association: builds the A-ASSOCIATE-RQ from AE titles and abstract syntaxes,
- * then opens it through the state machine.
+ * then opens it through the state machine, over TCP or TLS.
  *
  * Layer: network/association.
  */
@@ -19,6 +19,7 @@ import {
   type RoleSelection,
   type SopClassExtendedNegotiation,
 } from '../pdu/types.js';
+import type { TlsClientOptions } from '../tls.js';
 import { Association, type AssociationTimeouts } from './association.js';
 
 /** An abstract syntax to propose with the transfer syntaxes we can use for it. */
@@ -39,6 +40,8 @@ export interface AssociationRequestOptions {
   readonly extendedNegotiations?: readonly SopClassExtendedNegotiation[];
   readonly maxPduLength?: number;
   readonly timeouts?: Partial<AssociationTimeouts>;
+  /** Over TLS (PS3.15 Annex B) with these options; plain TCP without. */
+  readonly tls?: TlsClientOptions;
 }
 
 /** Our default Maximum Length Received: large PDUs cost fewer writes and headers. */
@@ -82,6 +85,7 @@ export function requestAssociation(options: AssociationRequestOptions): Promise<
     request: buildAssociateRequest(options),
     maxPduLength: options.maxPduLength ?? DEFAULT_MAX_PDU_LENGTH,
     ...(options.timeouts !== undefined && { timeouts: options.timeouts }),
+    ...(options.tls !== undefined && { tls: options.tls }),
   });
   return established;
 }

@@ -13,6 +13,7 @@ import type { RetrievableInstance } from '../../dicom/query/model.js';
 import type { AssociationTimeouts } from '../../network/association/association.js';
 import { requestAssociation } from '../../network/association/requestor.js';
 import { DimseChannel } from '../../network/dimse/channel.js';
+import type { TlsClientOptions } from '../../network/tls.js';
 import { planAssociations } from '../../services/move.js';
 import { chooseContext } from '../../services/retrieve.js';
 import { failureText } from '../handoff-worker.js';
@@ -22,6 +23,8 @@ export interface DestinationAe {
   readonly host: string;
   readonly port: number | null;
   readonly isActive: boolean;
+  /** Reached over TLS with these options (the AE title's use_tls). */
+  readonly tls?: TlsClientOptions;
 }
 
 /** Looks a destination AE title up among the AE titles (at send time). */
@@ -36,6 +39,8 @@ export type ForwardTimeouts = AssociationTimeouts & { readonly dimseMs: number }
 export interface DestinationAddress {
   readonly host: string;
   readonly port: number;
+  /** Over TLS with these options; plain TCP without. */
+  readonly tls?: TlsClientOptions;
 }
 
 /** Where a destination is now, or why it cannot be sent to. */
@@ -62,7 +67,12 @@ export async function resolveDestination(
   if (ae.host === '' || ae.port === null) {
     return { isKnown: false, error: `AE title ${destination} has no host and port` };
   }
-  return { isKnown: true, host: ae.host, port: ae.port };
+  return {
+    isKnown: true,
+    host: ae.host,
+    port: ae.port,
+    ...(ae.tls !== undefined && { tls: ae.tls }),
+  };
 }
 
 /** How the link's associations are requested. */
@@ -90,10 +100,14 @@ export class DestinationLink {
     this.#options = options;
   }
 
-  /** True when this link goes to `address`. */
+  /** True when this link goes to `address` (and over TLS when it does). */
   isFor(address: DestinationAddress): boolean {
     const own = this.#options.address;
-    return own.host === address.host && own.port === address.port;
+    return (
+      own.host === address.host &&
+      own.port === address.port &&
+      (own.tls === undefined) === (address.tls === undefined)
+    );
   }
 
   /** The open association's id, if one is open. */
@@ -119,10 +133,11 @@ export class DestinationLink {
     await this.close();
     const [batch] = planAssociations([instance, ...upcoming]);
     if (batch === undefined) throw new Error('nothing planned to send');
-    const { timeouts, maxPduLength } = this.#options;
+    const { timeouts, maxPduLength, address } = this.#options;
     const association = await requestAssociation({
-      host: this.#options.address.host,
-      port: this.#options.address.port,
+      host: address.host,
+      port: address.port,
+      ...(address.tls !== undefined && { tls: address.tls }),
       callingAeTitle: this.#options.aeTitle(),
       calledAeTitle: this.#options.destination,
       contexts: batch.proposals,

@@ -237,7 +237,7 @@ export class Forwarder {
           await session.link?.close();
           session.link = new DestinationLink({
             destination,
-            address: { host: target.host, port: target.port },
+            address: target,
             aeTitle: this.#options.aeTitle,
             timeouts: this.#options.timeouts,
             logger: this.#logger,

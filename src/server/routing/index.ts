@@ -17,6 +17,7 @@ import type { OpenDatabase } from '../../db/dialect.js';
 import type { InstanceRecord } from '../../db/repositories/index-repository.js';
 import { type ForwardEntry, RoutingRepository } from '../../db/repositories/routing-repository.js';
 import { RoutingRulesRepository } from '../../db/repositories/routing-rules-repository.js';
+import type { TlsClientOptions } from '../../network/tls.js';
 import type { RoutingEvent, ServerEvents } from '../events.js';
 import type { RetryPolicy } from '../handoff-worker.js';
 import type { LiveConfig } from '../live-config.js';
@@ -51,14 +52,22 @@ export interface RoutingOptions {
 
 /**
  * Destinations from the live settings' AE titles: refreshed (one indexed read; a reload only
- * when they changed), then looked up by title.
+ * when they changed), then looked up by title; one marked use_tls is reached with `clientTls`.
  */
-export function destinationLookupOf(config: LiveConfig): DestinationLookup {
+export function destinationLookupOf(
+  config: LiveConfig,
+  clientTls?: TlsClientOptions,
+): DestinationLookup {
   return async (aeTitle) => {
     await config.refresh();
     const peer = config.policy.allowedAes.get(aeTitle);
     if (peer === undefined) return undefined;
-    return { host: peer.host, port: peer.port, isActive: peer.is_active };
+    return {
+      host: peer.host,
+      port: peer.port,
+      isActive: peer.is_active,
+      ...(peer.use_tls && clientTls !== undefined && { tls: clientTls }),
+    };
   };
 }
 

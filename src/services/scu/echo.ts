@@ -11,6 +11,7 @@ import type { AssociationTimeouts } from '../../network/association/association.
 import { requestAssociation } from '../../network/association/requestor.js';
 import { DimseChannel } from '../../network/dimse/channel.js';
 import { CommandField } from '../../network/dimse/command.js';
+import type { TlsClientOptions } from '../../network/tls.js';
 
 /** Where to echo, and as whom. */
 export interface EchoOptions {
@@ -19,6 +20,8 @@ export interface EchoOptions {
   readonly callingAeTitle: string;
   readonly calledAeTitle: string;
   readonly timeouts?: Partial<AssociationTimeouts> & { readonly dimseMs?: number };
+  /** Over TLS (PS3.15 Annex B) with these options; plain TCP without. */
+  readonly tls?: TlsClientOptions;
 }
 
 /** The outcome of a C-ECHO. */
@@ -46,6 +49,7 @@ export async function echo(options: EchoOptions): Promise<EchoResult> {
       },
     ],
     ...(options.timeouts !== undefined && { timeouts: options.timeouts }),
+    ...(options.tls !== undefined && { tls: options.tls }),
   });
   try {
     const channel = new DimseChannel(association, {

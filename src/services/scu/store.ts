@@ -26,6 +26,7 @@ import { requestAssociation } from '../../network/association/requestor.js';
 import { DimseChannel } from '../../network/dimse/channel.js';
 import { CommandField, Priority } from '../../network/dimse/command.js';
 import { Status, statusCategory } from '../../network/dimse/status.js';
+import type { TlsClientOptions } from '../../network/tls.js';
 
 /** A file to send, with what its meta group says. */
 export interface SendableFile {
@@ -53,6 +54,8 @@ export interface SendOptions {
   readonly calledAeTitle: string;
   readonly associations?: number;
   readonly timeouts?: Partial<AssociationTimeouts> & { readonly dimseMs?: number };
+  /** Over TLS (PS3.15 Annex B) with these options; plain TCP without. */
+  readonly tls?: TlsClientOptions;
   /** Called after each file, successful or not. */
   readonly onFile?: (outcome: FileOutcome) => void;
 }
@@ -155,6 +158,7 @@ async function openChannel(
       transferSyntaxes: [file.transferSyntaxUid],
     })),
     ...(options.timeouts !== undefined && { timeouts: options.timeouts }),
+    ...(options.tls !== undefined && { tls: options.tls }),
   });
   return new DimseChannel(association, { dimseTimeoutMs: options.timeouts?.dimseMs ?? 60_000 });
 }

@@ -9,6 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { loadClientTls } from '../../server/tls-credentials.js';
 import { echo } from '../../services/scu/echo.js';
 import { RESTART_SETTINGS, type SettingKey, type Settings } from '../../settings/schema.js';
 import { audit, fail, type WebContext } from '../context.js';
@@ -17,7 +18,7 @@ const AnyObject = z.record(z.string(), z.unknown());
 const TitleParams = z.object({ title: z.string().min(1).max(16) });
 
 /** Settings no answer shows: anyone may read the settings, a viewer too. */
-export const SECRET_SETTINGS: readonly SettingKey[] = ['webhook_secret'];
+export const SECRET_SETTINGS: readonly SettingKey[] = ['webhook_secret', 'metrics_token'];
 
 /**
  * What a secret that is set reads as (an empty one reads as ''). Sent back in a change, it keeps
@@ -199,7 +200,12 @@ export function registerSettingsRoutes(api: FastifyInstance, context: WebContext
 
   app.post(
     '/ae-titles/:title/echo',
-    { schema: { summary: "C-ECHO to the AE title's host and port", params: TitleParams } },
+    {
+      schema: {
+        summary: "C-ECHO to the AE title's host and port (over TLS when it is marked use_tls)",
+        params: TitleParams,
+      },
+    },
     async (request, reply) => {
       const { title } = request.params;
       const ae = await context.settings.findAllowedAe(title);
@@ -209,9 +215,12 @@ export function registerSettingsRoutes(api: FastifyInstance, context: WebContext
       }
       const started = performance.now();
       try {
+        // The certificates are read for each test: one fixed since the service started counts.
+        const tls = ae.use_tls ? await loadClientTls(context.config.settings) : undefined;
         const result = await echo({
           host: ae.host,
           port: ae.port,
+          ...(tls !== undefined && { tls }),
           callingAeTitle: context.config.settings.ae_title,
           calledAeTitle: ae.ae_title,
           timeouts: { acseMs: 10_000, dimseMs: 10_000 },

@@ -38,6 +38,29 @@ export interface ServiceStatus {
   readonly port: number | null;
   readonly storageLimitBytes: number | null;
   readonly maxAssociations: number;
+  /** DICOM over TLS while running (the server's TlsStatus); null without TLS or stopped. */
+  readonly tls: TlsStatus | null;
+}
+
+/** Our TLS certificate as the status shows it. */
+export interface TlsCertificate {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly validFrom: string;
+  readonly validTo: string;
+  readonly serialNumber: string;
+  readonly fingerprint256: string;
+  /** Whole days until validTo (negative once expired). */
+  readonly daysLeft: number;
+}
+
+/** The `tls` part of the status. */
+export interface TlsStatus {
+  /** The TLS listener's port; null when tls_enabled is off (a client certificate only). */
+  readonly port: number | null;
+  readonly requireClientCertificate: boolean;
+  readonly certificate: TlsCertificate | null;
+  readonly caCertificateCount: number;
 }
 
 /** What a transaction row records (the server's TRANSACTION_TYPES). */
@@ -222,6 +245,12 @@ export interface LiveAssociation {
   readonly startedAt: string;
   /** How long it had been open when the answer was made. */
   readonly durationMs: number;
+  /** Over TLS: protocol, cipher and the client certificate's subject; null over plain TCP. */
+  readonly tls: {
+    readonly protocol: string;
+    readonly cipher: string;
+    readonly peerCertificateSubject?: string;
+  } | null;
 }
 
 /** Where a series is in its hand-off (the server's SERIES_STATES). */
@@ -366,3 +395,103 @@ export interface SeriesStateChange {
   /** Receiving only: still being sent (an association open), or waiting for completion. */
   readonly isSending?: boolean;
 }
+
+/** A forwarding rule (`routing/rules`): conditions on an instance's attributes, destination AEs. */
+export interface RoutingRule {
+  readonly id: number;
+  readonly name: string;
+  readonly description: string;
+  readonly isEnabled: boolean;
+  /** Attribute name to pattern: `*` and `?` wildcards, `\` between alternatives. */
+  readonly conditions: Readonly<Record<string, string>>;
+  readonly destinations: readonly string[];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** A rule as POST and PUT `routing/rules` take it. */
+export interface RoutingRuleInput {
+  readonly name: string;
+  readonly description: string;
+  readonly isEnabled: boolean;
+  readonly conditions: Readonly<Record<string, string>>;
+  readonly destinations: readonly string[];
+}
+
+/** `routing/rules`: the rules in matching order, and the attributes a condition may name. */
+export interface RoutingRuleList {
+  readonly items: RoutingRule[];
+  readonly attributes: string[];
+}
+
+/**
+ * A forward job's state (the server's FORWARD_STATES): pending (due), in_progress (being sent),
+ * done, failed (tried again at nextAttemptAt), dead (attempts exhausted, until retried).
+ */
+export const FORWARD_STATES = ['pending', 'in_progress', 'done', 'failed', 'dead'] as const;
+export type ForwardState = (typeof FORWARD_STATES)[number];
+
+/** A job of the forward queue (`routing/queue`, and the `routing` event's `job`). */
+export interface ForwardJob {
+  readonly id: number;
+  /** The rule that matched; null when it was deleted since. */
+  readonly ruleId: number | null;
+  readonly ruleName: string;
+  readonly destination: string;
+  readonly sopInstanceUid: string;
+  readonly sopClassUid: string;
+  readonly transferSyntaxUid: string;
+  readonly filePath: string;
+  readonly fileSize: number;
+  readonly patientId: string;
+  readonly studyInstanceUid: string;
+  readonly seriesInstanceUid: string;
+  readonly state: ForwardState;
+  readonly attempts: number;
+  readonly nextAttemptAt: string | null;
+  readonly lastError: string | null;
+  readonly claimedBy: string | null;
+  readonly claimedAt: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** `routing/queue`: a page of forward jobs, newest first. */
+export interface ForwardJobPage {
+  readonly items: ForwardJob[];
+  readonly nextBefore: number | null;
+  readonly total: number;
+}
+
+/** A row of `routing/destinations`: where one destination stands. */
+export interface ForwardDestination {
+  readonly aeTitle: string;
+  /** Jobs waiting for their first attempt or under way. */
+  readonly queued: number;
+  /** Jobs waiting for a retry. */
+  readonly failed: number;
+  readonly dead: number;
+  /** The soonest time a failed job is tried again. */
+  readonly nextAttemptAt: string | null;
+  readonly lastSuccessAt: string | null;
+  readonly lastError: string | null;
+  readonly lastErrorAt: string | null;
+  /** Named by a rule (enabled or not). */
+  readonly isInRules: boolean;
+  /** Its entry among the AE titles; null when it has none. */
+  readonly ae: {
+    readonly host: string;
+    readonly port: number | null;
+    readonly isActive: boolean;
+  } | null;
+}
+
+/** `routing/destinations`. */
+export interface ForwardDestinationList {
+  readonly items: ForwardDestination[];
+}
+
+/** The `routing` event: a forward job changed, or the rules did. */
+export type RoutingChange =
+  | { readonly type: 'job'; readonly job: ForwardJob }
+  | { readonly type: 'rules' };

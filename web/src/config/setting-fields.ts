@@ -20,6 +20,7 @@ export const SETTING_GROUPS = [
   { id: 'network', title: 'Network' },
   { id: 'storage', title: 'Storage' },
   { id: 'security', title: 'Security & access control' },
+  { id: 'tls', title: 'DICOM over TLS' },
   { id: 'accepted', title: 'SOP classes & transfer syntaxes' },
   { id: 'dimse', title: 'DIMSE services' },
   { id: 'logging', title: 'Logging & monitoring' },
@@ -203,6 +204,42 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, SettingField>> = {
     hint: 'Comma-separated IPv4 or IPv6 addresses or CIDR ranges, e.g. 192.168.1.100, 10.0.0.0/24. Empty: every address.',
     control: { type: 'address-list' },
   },
+  tls_enabled: {
+    group: 'tls',
+    label: 'TLS listener',
+    hint: 'Accept DICOM over TLS (TLS 1.2 or later, BCP 195 cipher suites) on the TLS port, beside the plain port. Needs a certificate and its key.',
+    control: boolean,
+  },
+  tls_port: {
+    group: 'tls',
+    label: 'TLS port',
+    hint: "2762 is DICOM's port for TLS. The same as the DICOM port: TLS only, no plain listener.",
+    control: number(),
+  },
+  tls_certificate: {
+    group: 'tls',
+    label: 'Certificate file',
+    hint: "Path on the server of our certificate (PEM, the chain after it). Also our client certificate toward peers marked 'TLS'. A relative path is relative to the server's working directory.",
+    control: text('/etc/dicom-server/tls/server.crt'),
+  },
+  tls_private_key: {
+    group: 'tls',
+    label: 'Private key file',
+    hint: "Path of the certificate's private key (PEM, not encrypted). Checked at start: it must belong to the certificate, which must not have expired.",
+    control: text('/etc/dicom-server/tls/server.key'),
+  },
+  tls_ca_certificates: {
+    group: 'tls',
+    label: 'CA certificates file',
+    hint: "The CA bundle (PEM) that peers' certificates must chain to: clients of the TLS listener, and the peers we reach over TLS. Empty: no client certificate is asked for, peers are checked against the system's CAs.",
+    control: text('/etc/dicom-server/tls/ca.crt'),
+  },
+  tls_require_client_certificate: {
+    group: 'tls',
+    label: 'Require a client certificate',
+    hint: 'Refuse TLS clients without a certificate signed by one of the CAs (each refusal is logged with its reason).',
+    control: boolean,
+  },
   accepted_sop_class_groups: {
     group: 'accepted',
     label: 'Accepted SOP classes',
@@ -259,8 +296,14 @@ export const SETTING_FIELDS: Readonly<Record<SettingKey, SettingField>> = {
   enable_performance_metrics: {
     group: 'logging',
     label: 'Record performance metrics',
-    hint: 'Duration and transfer rate of each operation in the transaction log.',
+    hint: 'Duration and transfer rate of each operation in the transaction log; bytes received and the receive and C-FIND latency histograms at /metrics.',
     control: boolean,
+  },
+  metrics_token: {
+    group: 'logging',
+    label: 'Metrics token',
+    hint: 'Lets Prometheus read /metrics with Authorization: Bearer <token> (16 characters or more). Empty: only a logged-in console user may. Once saved it is never shown again: type a new one to replace it.',
+    control: { type: 'secret' },
   },
   enable_transaction_log: {
     group: 'logging',

@@ -1,7 +1,7 @@
 /**
  * The live side of the console: one EventSource on GET /dicom-server/api/events/ for the whole
- * app (events `status`, `transactions`, and the hand-off's `series` and `handoff`), shared by
- * the header's status dot, the dashboard and the processing page. The status event comes when
+ * app (events `status`, `transactions`, the hand-off's `series` and `handoff`, and `routing`),
+ * shared by the header's status dot, the dashboard, the processing and routing pages. The status event comes when
  * the state changes or the totals move; association rows (opened, released, aborted) do not
  * move the totals, so they trigger a fresh read of the status for the number of active
  * associations. A lost stream is opened again after a pause, once `auth/me` says the session
@@ -21,6 +21,7 @@ import {
 import { API_BASE, type ApiClient } from '../api/client.js';
 import {
   type HandoffJob,
+  type RoutingChange,
   rowOfRecord,
   type SeriesStateChange,
   type ServiceStatus,
@@ -46,6 +47,8 @@ export type HandoffChange =
 
 type HandoffListener = (change: HandoffChange) => void;
 
+type RoutingListener = (change: RoutingChange) => void;
+
 interface Live {
   /** The latest status, and when it arrived (for the uptime counter). */
   readonly status: ServiceStatus | undefined;
@@ -59,6 +62,8 @@ interface Live {
   readonly subscribeRows: (listener: RowsListener) => () => void;
   /** Calls `listener` with each `series` and `handoff` event; returns the unsubscribe. */
   readonly subscribeHandoff: (listener: HandoffListener) => () => void;
+  /** Calls `listener` with each `routing` event; returns the unsubscribe. */
+  readonly subscribeRouting: (listener: RoutingListener) => () => void;
 }
 
 const LiveContext = createContext<Live | undefined>(undefined);
@@ -72,6 +77,7 @@ export function LiveProvider({ api, children }: { api: ApiClient; children: Reac
   const [connection, setConnection] = useState<Connection>('connecting');
   const listeners = useRef(new Set<RowsListener>());
   const handoffListeners = useRef(new Set<HandoffListener>());
+  const routingListeners = useRef(new Set<RoutingListener>());
   const refreshTimer = useRef<number | undefined>(undefined);
 
   const setStatus = useCallback((status: ServiceStatus) => {
@@ -111,6 +117,10 @@ export function LiveProvider({ api, children }: { api: ApiClient; children: Reac
         const job = JSON.parse((event as MessageEvent<string>).data) as HandoffJob;
         for (const listener of handoffListeners.current) listener({ type: 'handoff', job });
       });
+      source.addEventListener('routing', (event) => {
+        const change = JSON.parse((event as MessageEvent<string>).data) as RoutingChange;
+        for (const listener of routingListeners.current) listener(change);
+      });
       source.addEventListener('error', () => {
         setConnection('reconnecting');
         // The browser retries a dropped stream by itself; a refused one (401, server gone
@@ -148,9 +158,32 @@ export function LiveProvider({ api, children }: { api: ApiClient; children: Reac
     };
   }, []);
 
+  const subscribeRouting = useCallback((listener: RoutingListener) => {
+    routingListeners.current.add(listener);
+    return () => {
+      routingListeners.current.delete(listener);
+    };
+  }, []);
+
   const value = useMemo<Live>(
-    () => ({ ...state, connection, setStatus, refreshStatus, subscribeRows, subscribeHandoff }),
-    [state, connection, setStatus, refreshStatus, subscribeRows, subscribeHandoff],
+    () => ({
+      ...state,
+      connection,
+      setStatus,
+      refreshStatus,
+      subscribeRows,
+      subscribeHandoff,
+      subscribeRouting,
+    }),
+    [
+      state,
+      connection,
+      setStatus,
+      refreshStatus,
+      subscribeRows,
+      subscribeHandoff,
+      subscribeRouting,
+    ],
   );
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }
@@ -176,6 +209,14 @@ export function useLiveHandoff(listener: HandoffListener): void {
   const latest = useRef(listener);
   latest.current = listener;
   useEffect(() => subscribeHandoff((change) => latest.current(change)), [subscribeHandoff]);
+}
+
+/** Calls `listener` with each live `routing` event (a forward job or the rules changed) while mounted. */
+export function useLiveRouting(listener: RoutingListener): void {
+  const { subscribeRouting } = useLive();
+  const latest = useRef(listener);
+  latest.current = listener;
+  useEffect(() => subscribeRouting((change) => latest.current(change)), [subscribeRouting]);
 }
 
 /** The time, ticking every `intervalMs` while mounted (for counters). */

@@ -2,7 +2,7 @@
  * The form of an allowed AE title (add or edit), in a dialog: validated as typed with the
  * shared schema (validateAllowedAe, applyAllowedAeChange: the API's own checks), the server's
  * message per field shown too. Host and port make it reachable for C-ECHO tests and as a
- * C-MOVE destination.
+ * C-MOVE destination; "Use TLS" has it reached over TLS (the TLS settings' certificates).
  */
 
 import { type FormEvent, useMemo, useState } from 'react';
@@ -29,10 +29,17 @@ interface Draft {
   may_query: boolean;
   may_retrieve: boolean;
   is_move_destination: boolean;
+  use_tls: boolean;
 }
 
 type TextKey = 'ae_title' | 'description' | 'expected_ip' | 'host' | 'port';
-type FlagKey = 'is_active' | 'may_store' | 'may_query' | 'may_retrieve' | 'is_move_destination';
+type FlagKey =
+  | 'is_active'
+  | 'may_store'
+  | 'may_query'
+  | 'may_retrieve'
+  | 'is_move_destination'
+  | 'use_tls';
 
 /** A new AE title: the schema's defaults (active, every permission), no title yet. */
 const NEW_AE: AllowedAe = { ...AllowedAeSchema.parse({ ae_title: 'NEW' }), ae_title: '' };
@@ -180,6 +187,13 @@ export function AeForm(props: {
               {textField('host', 'Host', 'For C-ECHO tests and as a move destination.')}
               {textField('port', 'Port', undefined, '104')}
             </div>
+            <CheckboxField
+              label="Use TLS"
+              checked={draft.use_tls}
+              onChange={(value) => set('use_tls', value)}
+              hint="Reach it over DICOM TLS (C-MOVE, forwarding, the C-ECHO test) with our certificate, its own checked against the CA certificates of the TLS settings. Its port is then its TLS port (often 2762)."
+              error={errorOf('use_tls')}
+            />
           </div>
           <fieldset className="fieldset">
             <legend>Status and permissions</legend>

@@ -250,6 +250,14 @@ function AeRow(props: {
         </td>
         <td className="mono nowrap" data-label="Host : port">
           {isReachable ? `${ae.host}:${ae.port}` : <span className="muted">—</span>}
+          {ae.use_tls && (
+            <>
+              {' '}
+              <span className="tag tag-changed" title="Reached over TLS">
+                TLS
+              </span>
+            </>
+          )}
         </td>
         <td data-label="Permissions">
           <div className="chips">

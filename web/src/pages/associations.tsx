@@ -307,6 +307,23 @@ function AssociationRow(props: {
             </span>
             <span className="mono">{peerOf(association)}</span>
           </button>
+          {association.tls !== null && (
+            <>
+              {' '}
+              <span
+                className="tag tag-changed"
+                title={[
+                  association.tls.protocol,
+                  association.tls.cipher,
+                  association.tls.peerCertificateSubject,
+                ]
+                  .filter(Boolean)
+                  .join(', ')}
+              >
+                TLS
+              </span>
+            </>
+          )}
         </td>
         <td className="mono strong" data-label="Calling AE">
           {association.callingAeTitle}

@@ -11,6 +11,7 @@ import type {
   RecentStudy,
   ServiceStatus,
   SettingsDocument,
+  TlsStatus,
   TransactionPage,
   TransactionRow,
 } from '../api/types.js';
@@ -164,6 +165,7 @@ function StatusCard() {
             )}
           </dd>
         </div>
+        {status.tls !== null && <TlsFact tls={status.tls} />}
         <div>
           <dt>Uptime</dt>
           <dd className="mono">{uptime === null ? '—' : formatUptime(uptime)}</dd>
@@ -449,5 +451,53 @@ function RecentStudies() {
         </div>
       )}
     </section>
+  );
+}
+
+/** A certificate this close to its end is shown as a warning. */
+const CERTIFICATE_WARNING_DAYS = 30;
+
+/**
+ * DICOM over TLS: the TLS port (or "client certificate only" when the listener is off), our
+ * certificate's subject and its expiry, in red once expired and amber within 30 days.
+ */
+function TlsFact(props: { readonly tls: TlsStatus }) {
+  const { tls } = props;
+  const certificate = tls.certificate;
+  const expiryClass =
+    certificate === null
+      ? undefined
+      : certificate.daysLeft < 0
+        ? 'text-bad'
+        : certificate.daysLeft < CERTIFICATE_WARNING_DAYS
+          ? 'text-warn'
+          : undefined;
+  return (
+    <div className="facts-wide">
+      <dt>DICOM TLS</dt>
+      <dd>
+        <span className="mono">
+          {tls.port === null ? 'client certificate only' : `port ${tls.port}`}
+        </span>
+        {tls.requireClientCertificate && (
+          <span className="muted small"> · client certificates required</span>
+        )}
+        {certificate !== null && (
+          <>
+            <br />
+            <span className="small" title={`Issuer: ${certificate.issuer}`}>
+              {certificate.subject}
+            </span>{' '}
+            <span className={`small ${expiryClass ?? 'muted'}`} data-testid="tls-expiry">
+              {certificate.daysLeft < 0 ? 'expired' : 'expires'} {formatTime(certificate.validTo)} (
+              {certificate.daysLeft < 0
+                ? `${-certificate.daysLeft} days ago`
+                : `${certificate.daysLeft} days left`}
+              )
+            </span>
+          </>
+        )}
+      </dd>
+    </div>
   );
 }

@@ -24,6 +24,7 @@ const SUBCOMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
   ae: async () => (await import('./ae.js')).registerAe,
   migrate: async () => (await import('./migrate.js')).registerMigrate,
   user: async () => (await import('./user.js')).registerUser,
+  health: async () => (await import('./health.js')).registerHealth,
 };
 
 /** The package's version, from the nearest package.json above this file (built or not). */

@@ -39,7 +39,10 @@ export interface OpenDatabase {
 
 /** Options of `openDatabase`. */
 export interface OpenDatabaseOptions {
-  /** A `postgres://` URL, a SQLite file path, or undefined for `<dataDir>/dicom-server.sqlite`. */
+  /**
+   * A `postgres://` URL, a SQLite file path, or undefined (or empty: an environment variable
+   * set to nothing) for `<dataDir>/dicom-server.sqlite`.
+   */
   readonly url?: string;
   readonly dataDir: string;
   /** PostgreSQL schema to use (created if missing); tests use one per file. */
@@ -57,6 +60,12 @@ function isPostgresUrl(url: string | undefined): url is string {
 
 /** Opens (and migrates) the database. */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<OpenDatabase> {
+  // An empty path would give better-sqlite3 a temporary database, gone at the stop, while the
+  // files it indexed stay: empty means the default file.
+  if (options.url?.trim() === '') {
+    const { url: _empty, ...rest } = options;
+    return openDatabase(rest);
+  }
   const opened = isPostgresUrl(options.url)
     ? await openPostgres(options.url, options.schema)
     : openSqlite(options);

@@ -197,6 +197,12 @@ describe.concurrent('dicom-server migrate and the database options', {
     expect(again.exitCode, again.output).toBe(0);
     expect(again.stdout, again.output).toContain(join(dir, 'dicom-server.sqlite'));
     expect(again.stdout, again.output).toMatch(/up to date/);
+    // DICOM_SERVER_DB set to nothing (a compose file's `DICOM_SERVER_DB=`) is the default file,
+    // not a temporary database that would be gone at the stop.
+    const empty = await runCli(['migrate'], { DICOM_SERVER_DATA_DIR: dir, DICOM_SERVER_DB: '' });
+    expect(empty.exitCode, empty.output).toBe(0);
+    expect(empty.stdout, empty.output).toContain(join(dir, 'dicom-server.sqlite'));
+    expect(empty.stdout, empty.output).toMatch(/up to date/);
   });
 
   it('exits 1 with a one-line message, not a stack, when the database cannot be opened', async ({
@@ -372,6 +378,7 @@ describe.concurrent('dicom-server ae', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
         '104',
         '--no-store',
         '--no-query',
+        '--tls',
         '--inactive',
         '--data-dir',
         dir,
@@ -397,7 +404,9 @@ describe.concurrent('dicom-server ae', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     expect(lines[1]).toMatch(
       /^MODALITY1\s+yes\s+10\.0\.0\.0\/24\s+-\s+store,query,retrieve,move-destination\s+CT scanner$/,
     );
-    expect(lines[2]).toMatch(/^PACS\s+no\s+-\s+pacs\.example:104\s+retrieve,move-destination$/);
+    expect(lines[2]).toMatch(
+      /^PACS\s+no\s+-\s+pacs\.example:104 \(TLS\)\s+retrieve,move-destination$/,
+    );
 
     expect(json.exitCode, json.output).toBe(0);
     expect(JSON.parse(json.stdout)).toEqual([
@@ -412,6 +421,7 @@ describe.concurrent('dicom-server ae', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
         may_query: true,
         may_retrieve: true,
         is_move_destination: true,
+        use_tls: false,
       },
       {
         ae_title: 'PACS',
@@ -424,6 +434,7 @@ describe.concurrent('dicom-server ae', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
         may_query: false,
         may_retrieve: true,
         is_move_destination: true,
+        use_tls: true,
       },
     ]);
   });

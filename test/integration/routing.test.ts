@@ -373,6 +373,47 @@ describe.each([
       (await routing.destinationSummaries()).find((d) => d.aeTitle === 'ARCHIVE'),
     ).toMatchObject({ queued: 0, lastSuccessAt: at(2), isInRules: false });
   });
+
+  it("moves the rules' fingerprint with each change, and a second server sharing the index follows them", async () => {
+    const before = await rules.fingerprint();
+    const created = await rules.createRule(CT_TO_AI, at(0));
+    if (!created.isChanged) throw new Error(created.message);
+    const afterAdd = await rules.fingerprint();
+    await rules.updateRule(created.rule.id, { ...CT_TO_AI, isEnabled: false }, at(1));
+    const afterEdit = await rules.fingerprint();
+    await rules.deleteRule(created.rule.id);
+    const afterDelete = await rules.fingerprint();
+    expect(afterAdd).not.toBe(before);
+    expect(afterEdit).not.toBe(afterAdd);
+    expect(afterDelete).not.toBe(afterEdit);
+
+    // A server told of nothing (no event, no call): it sees the rule at its next check.
+    const other = new Routing({
+      database,
+      storageRoot: tmpdir(),
+      aeTitle: () => 'OTHER',
+      lookupDestination: () => undefined,
+      timeouts: TEST_TIMEOUTS,
+      logger: pino({ level: 'silent' }),
+      rulesCheckMs: 50,
+    });
+    await other.start();
+    try {
+      expect(other.onIndexed(record(1))).toBeUndefined();
+      await rules.createRule(CT_TO_AI, at(2));
+      await within(
+        (async () => {
+          while (other.onIndexed(record(2)) === undefined) {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+        })(),
+        5_000,
+        'the rule made elsewhere matched',
+      );
+    } finally {
+      await other.stop(1_000);
+    }
+  });
 });
 
 /** The shared files sent, with the storescu option that proposes their transfer syntax. */

@@ -6,8 +6,9 @@
  *
  * The receive path pays nothing for an instance no rule matches: no I/O, `onIndexed` returns
  * undefined. The rules reload when `rulesChanged` is called or a `{ type: 'rules' }` routing
- * event is emitted (the API does, after an edit); a `routing` event of a job back to pending
- * (an operator's retry) wakes the forwarder.
+ * event is emitted (the API does, after an edit), and when their fingerprint in the database
+ * moved (checked every few seconds: another server sharing a PostgreSQL index edited them); a
+ * `routing` event of a job back to pending (an operator's retry) wakes the forwarder.
  *
  * Layer: server.
  */
@@ -48,7 +49,12 @@ export interface RoutingOptions {
   readonly retry?: Partial<RetryPolicy>;
   /** Destinations served at once (default 4). */
   readonly concurrency?: number;
+  /** How often the rules are checked for changes made elsewhere (default 10 s; tests shorten it). */
+  readonly rulesCheckMs?: number;
 }
+
+/** How often the rules are checked for changes another server made, by default. */
+const RULES_CHECK_MS = 10_000;
 
 /**
  * Destinations from the live settings' AE titles: refreshed (one indexed read; a reload only
@@ -79,6 +85,9 @@ export class Routing {
   readonly #forwarder: Forwarder;
   readonly #logger: Logger;
   #rules: CompiledRules | undefined;
+  /** The rules' fingerprint when they were last loaded. */
+  #fingerprint: string | undefined;
+  #checkTimer: NodeJS.Timeout | undefined;
   #loading: Promise<void> | undefined;
   /** Counts loads started, so that a slow load never overwrites the rules of a later one. */
   #generation = 0;
@@ -138,6 +147,12 @@ export class Routing {
       // Tried again by the first instance received.
       this.#logger.error({ err: error }, 'routing rules not loaded');
     }
+    this.#checkTimer = setInterval(() => {
+      this.#reloadIfChanged().catch((error: unknown) =>
+        this.#logger.warn({ err: error }, 'routing rules not checked for changes'),
+      );
+    }, this.#options.rulesCheckMs ?? RULES_CHECK_MS);
+    this.#checkTimer.unref();
     await this.#forwarder.start();
   }
 
@@ -147,6 +162,8 @@ export class Routing {
    */
   async stop(graceMs: number): Promise<void> {
     this.#options.events?.off('routing', this.#onEvent);
+    clearInterval(this.#checkTimer);
+    this.#checkTimer = undefined;
     try {
       await this.#forwarder.stop(graceMs);
     } catch (error) {
@@ -173,10 +190,22 @@ export class Routing {
     return this.#loading;
   }
 
+  /** Reloads the rules when their fingerprint moved since they were loaded (another server). */
+  async #reloadIfChanged(): Promise<void> {
+    if (this.#rules === undefined || this.#loading !== undefined) return;
+    const fingerprint = await this.#rulesRepository.fingerprint();
+    if (fingerprint === this.#fingerprint) return;
+    await this.#load();
+    this.#logger.info('routing rules changed in the database: reloaded');
+  }
+
   async #load(): Promise<void> {
     const generation = ++this.#generation;
+    // Read first: a change made between the two reads is seen again at the next check.
+    const fingerprint = await this.#rulesRepository.fingerprint();
     const rules = await this.#rulesRepository.listRules();
     if (generation !== this.#generation) return;
+    this.#fingerprint = fingerprint;
     this.#rules = compileRules(rules);
     const enabled = this.#rules.rules.length;
     this.#logger.debug({ rules: rules.length, enabled }, 'routing rules loaded');

@@ -9,6 +9,11 @@ export function formatCount(value: number): string {
   return numberFormat.format(value);
 }
 
+/** The rows shown of a list: 51–100 of 1,234 (`firstIndex` counted from 0). */
+export function formatRange(firstIndex: number, count: number, total: number): string {
+  return `${formatCount(firstIndex + 1)}–${formatCount(firstIndex + count)} of ${formatCount(total)}`;
+}
+
 /** Binary units, as storage limits are set (GB = 1024³ bytes in the settings). */
 export function formatBytes(bytes: number | null | undefined): string {
   if (bytes === null || bytes === undefined) return '—';
@@ -49,6 +54,16 @@ export function formatTime(iso: string | null | undefined): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** A wait in whole seconds: 45 s, 3 min 20 s, 2 h 5 min. */
+export function formatWait(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) {
+    const rest = seconds % 60;
+    return `${Math.floor(seconds / 60)} min${rest === 0 ? '' : ` ${rest} s`}`;
+  }
+  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
 }
 
 /** 14:05:09 today, the full date and time otherwise. */

@@ -1,6 +1,6 @@
 /**
- * Modal dialogs on the native <dialog> element (focus kept inside, Escape closes), and a
- * confirmation built on it for actions that cannot be undone.
+ * Modal dialogs on the native <dialog> element (focus kept inside, Escape closes), a
+ * confirmation built on it for actions that cannot be undone, and the buttons of a form in one.
  */
 
 import { type ReactNode, useEffect, useId, useRef } from 'react';
@@ -68,5 +68,24 @@ export function ConfirmDialog(props: {
         </button>
       </div>
     </Dialog>
+  );
+}
+
+/** A form dialog's buttons: Cancel, and the submit button saying what it does (Saving… meanwhile). */
+export function FormDialogActions(props: {
+  readonly submitLabel: string;
+  readonly isSaving: boolean;
+  readonly onCancel: () => void;
+}) {
+  const { submitLabel, isSaving, onCancel } = props;
+  return (
+    <div className="dialog-actions">
+      <button type="button" className="button" onClick={onCancel}>
+        Cancel
+      </button>
+      <button type="submit" className="button button-primary" disabled={isSaving}>
+        {isSaving ? 'Saving…' : submitLabel}
+      </button>
+    </div>
   );
 }

@@ -5,17 +5,10 @@
  */
 
 import type { ForwardDestination, ForwardState } from '../api/types.js';
-
-type Tone = 'neutral' | 'info' | 'success' | 'warning' | 'failure';
-
-interface Meaning {
-  readonly label: string;
-  readonly tone: Tone;
-  readonly meaning: string;
-}
+import { StateBadge, type StateMeaning } from './state-badge.js';
 
 /** A forward job's state: its label, colour and meaning. */
-export const FORWARD_STATE_MEANINGS: Readonly<Record<ForwardState, Meaning>> = {
+export const FORWARD_STATE_MEANINGS: Readonly<Record<ForwardState, StateMeaning>> = {
   pending: { label: 'Pending', tone: 'neutral', meaning: 'Waiting to be sent (due now).' },
   in_progress: { label: 'Sending', tone: 'info', meaning: 'Being sent to its destination now.' },
   done: { label: 'Done', tone: 'success', meaning: 'The destination stored the instance.' },
@@ -33,12 +26,7 @@ export const FORWARD_STATE_MEANINGS: Readonly<Record<ForwardState, Meaning>> = {
 
 /** A forward job's state as a badge, its meaning as the tooltip. */
 export function ForwardStateBadge({ state }: { readonly state: ForwardState }) {
-  const meaning = FORWARD_STATE_MEANINGS[state];
-  return (
-    <span className={`badge badge-${meaning.tone} badge-label`} title={meaning.meaning}>
-      {meaning.label}
-    </span>
-  );
+  return <StateBadge meaning={FORWARD_STATE_MEANINGS[state]} />;
 }
 
 /** Whether an administrator may retry the job (the API's rule). */

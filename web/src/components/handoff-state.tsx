@@ -5,17 +5,10 @@
  */
 
 import type { JobKind, JobState, SeriesState } from '../api/types.js';
-
-type Tone = 'neutral' | 'info' | 'success' | 'warning' | 'failure';
-
-interface Meaning {
-  readonly label: string;
-  readonly tone: Tone;
-  readonly meaning: string;
-}
+import { StateBadge, type StateMeaning } from './state-badge.js';
 
 /** A series' state: its label, colour and meaning. */
-export const SERIES_STATE_MEANINGS: Readonly<Record<SeriesState, Meaning>> = {
+export const SERIES_STATE_MEANINGS: Readonly<Record<SeriesState, StateMeaning>> = {
   receiving: {
     label: 'Receiving',
     tone: 'info',
@@ -44,7 +37,7 @@ export const SERIES_STATE_MEANINGS: Readonly<Record<SeriesState, Meaning>> = {
 };
 
 /** A job's state: its label, colour and meaning. */
-export const JOB_STATE_MEANINGS: Readonly<Record<JobState, Meaning>> = {
+export const JOB_STATE_MEANINGS: Readonly<Record<JobState, StateMeaning>> = {
   pending: { label: 'Pending', tone: 'neutral', meaning: 'Waiting for its turn (or for a tool).' },
   in_progress: { label: 'In progress', tone: 'info', meaning: 'Being delivered now.' },
   processing: {
@@ -73,14 +66,6 @@ export const JOB_KIND_LABELS: Readonly<Record<JobKind, string>> = {
   command: 'Command',
 };
 
-function Badge({ meaning }: { readonly meaning: Meaning }) {
-  return (
-    <span className={`badge badge-${meaning.tone} badge-label`} title={meaning.meaning}>
-      {meaning.label}
-    </span>
-  );
-}
-
 /** What a receiving series is doing: being sent, waiting for completion, reopened late. */
 const RECEIVING_MEANINGS = {
   waiting: {
@@ -95,7 +80,7 @@ const RECEIVING_MEANINGS = {
     meaning:
       'An instance arrived after the series was complete: once complete again, it is handed off again as an update.',
   },
-} as const satisfies Record<string, Meaning>;
+} as const satisfies Record<string, StateMeaning>;
 
 /** A series as its state shows it; for a receiving one, whether it is still being sent. */
 export interface SeriesStateOf {
@@ -110,16 +95,20 @@ export interface SeriesStateOf {
  * instance arrived (with, below, which of the two it is doing).
  */
 export function SeriesStateBadge({ series }: { readonly series: SeriesStateOf }) {
-  if (series.state !== 'receiving') return <Badge meaning={SERIES_STATE_MEANINGS[series.state]} />;
+  if (series.state !== 'receiving') {
+    return <StateBadge meaning={SERIES_STATE_MEANINGS[series.state]} />;
+  }
   const isWaiting = series.isSending === false;
   if (series.completion === 0) {
     return (
-      <Badge meaning={isWaiting ? RECEIVING_MEANINGS.waiting : SERIES_STATE_MEANINGS.receiving} />
+      <StateBadge
+        meaning={isWaiting ? RECEIVING_MEANINGS.waiting : SERIES_STATE_MEANINGS.receiving}
+      />
     );
   }
   return (
     <>
-      <Badge meaning={RECEIVING_MEANINGS.late} />
+      <StateBadge meaning={RECEIVING_MEANINGS.late} />
       <div className="muted small">{isWaiting ? 'waiting for completion' : 'receiving'}</div>
     </>
   );
@@ -127,7 +116,7 @@ export function SeriesStateBadge({ series }: { readonly series: SeriesStateOf })
 
 /** A job's state as a badge, its meaning as the tooltip. */
 export function JobStateBadge({ state }: { readonly state: JobState }) {
-  return <Badge meaning={JOB_STATE_MEANINGS[state]} />;
+  return <StateBadge meaning={JOB_STATE_MEANINGS[state]} />;
 }
 
 /** Whether an administrator may retry the job (the API's rule). */

@@ -1,6 +1,6 @@
 /**
  * A message box: an error, a warning, information or a success; errors and warnings are
- * announced to screen readers.
+ * announced to screen readers. An action's outcome is one, until dismissed.
  */
 
 import type { ReactNode } from 'react';
@@ -25,5 +25,25 @@ export function Notice(props: {
         </button>
       )}
     </div>
+  );
+}
+
+/** What an action came to, in words: done, nothing to do, or the API's message. */
+export interface Outcome {
+  readonly kind: 'success' | 'info' | 'error';
+  readonly text: string;
+}
+
+/** An action's outcome (nothing when there is none), with a button to dismiss it. */
+export function OutcomeNotice(props: {
+  readonly outcome: Outcome | undefined;
+  readonly onClose: () => void;
+}) {
+  const { outcome, onClose } = props;
+  if (outcome === undefined) return null;
+  return (
+    <Notice kind={outcome.kind} onClose={onClose}>
+      {outcome.text}
+    </Notice>
   );
 }

@@ -1,7 +1,9 @@
 /**
  * Newer and Older buttons for a list read a page at a time, newest first (the API's
- * `nextBefore`).
+ * `nextBefore`); for a list read with usePagedList, wired to it.
  */
+
+import type { ListPage, PagedList } from '../use-paged-list.js';
 
 export function Pager(props: {
   readonly hasNewer: boolean;
@@ -30,5 +32,18 @@ export function Pager(props: {
         Older →
       </button>
     </div>
+  );
+}
+
+/** Newer and Older for a list read with usePagedList. */
+export function ListPager<T, P extends ListPage<T>>({ list }: { readonly list: PagedList<T, P> }) {
+  return (
+    <Pager
+      hasNewer={!list.isFirstPage}
+      hasOlder={list.hasOlder}
+      isLoading={list.isLoading}
+      onNewer={list.newer}
+      onOlder={list.older}
+    />
   );
 }

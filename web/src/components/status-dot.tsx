@@ -1,6 +1,7 @@
 /**
  * The service state as a coloured dot and a word: green running, red stopped or failed, amber
- * on the way between.
+ * on the way between; and whether a thing is switched on (an AE title active, a rule enabled):
+ * green, or grey and muted.
  */
 
 import type { ServiceState } from '../api/types.js';
@@ -33,6 +34,21 @@ export function ServiceStateLabel({ state }: { readonly state: ServiceState | un
     <span className="state-label">
       <StatusDot state={state} />
       {state === undefined ? 'Unknown' : LABELS[state]}
+    </span>
+  );
+}
+
+/** Whether a thing is on: a green dot and `on` ("Active"), or a grey dot and `off`, muted. */
+export function SwitchLabel(props: {
+  readonly isOn: boolean;
+  readonly on: string;
+  readonly off: string;
+}) {
+  const { isOn, on, off } = props;
+  return (
+    <span className={isOn ? 'state-label' : 'state-label muted'}>
+      <span className={isOn ? 'dot dot-ok' : 'dot dot-unknown'} aria-hidden="true" />
+      {isOn ? on : off}
     </span>
   );
 }

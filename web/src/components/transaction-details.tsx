@@ -3,22 +3,10 @@
  * explained in plain words and, where the console can tell, what to do about it.
  */
 
-import type { ReactNode } from 'react';
 import type { TransactionRow } from '../api/types.js';
 import { describeReason, describeStatus, formatStatus, sopClassName } from '../dicom-meanings.js';
 import { formatBytes, formatDurationMs, formatTime } from '../format.js';
-
-function Item({ label, children }: { readonly label: string; readonly children: ReactNode }) {
-  return (
-    <div className="detail-item">
-      <dt>{label}</dt>
-      <dd>{children}</dd>
-    </div>
-  );
-}
-
-const orDash = (value: string | number | null) =>
-  value === null || value === '' ? <span className="muted">—</span> : value;
+import { DetailItem, orDash } from './detail-item.js';
 
 export function TransactionDetails(props: {
   readonly row: TransactionRow;
@@ -43,13 +31,13 @@ export function TransactionDetails(props: {
         </div>
       ) : null}
       <dl className="detail-grid">
-        <Item label="Time">
+        <DetailItem label="Time">
           {formatTime(row.occurred_at)} <span className="muted mono small">{row.occurred_at}</span>
-        </Item>
-        <Item label="Row">{orDash(row.id)}</Item>
-        <Item label="Type">{row.type}</Item>
-        <Item label="Status">{row.status}</Item>
-        <Item label="Status code">
+        </DetailItem>
+        <DetailItem label="Row">{orDash(row.id)}</DetailItem>
+        <DetailItem label="Type">{row.type}</DetailItem>
+        <DetailItem label="Status">{row.status}</DetailItem>
+        <DetailItem label="Status code">
           {row.status_code === null ? (
             orDash(null)
           ) : (
@@ -57,9 +45,9 @@ export function TransactionDetails(props: {
               <span className="mono">{formatStatus(row.status_code)}</span> {status?.meaning}
             </>
           )}
-        </Item>
-        <Item label="Message">{orDash(row.message)}</Item>
-        <Item label="Calling AE">
+        </DetailItem>
+        <DetailItem label="Message">{orDash(row.message)}</DetailItem>
+        <DetailItem label="Calling AE">
           <span className="mono">{row.calling_ae}</span>
           {onFilterAe !== undefined && row.calling_ae !== '' && (
             <button
@@ -70,19 +58,19 @@ export function TransactionDetails(props: {
               only this AE
             </button>
           )}
-        </Item>
-        <Item label="Called AE">
-          <span className="mono">{row.called_ae}</span>
-        </Item>
-        <Item label="Peer">
+        </DetailItem>
+        <DetailItem label="Called AE" isMono>
+          {row.called_ae}
+        </DetailItem>
+        <DetailItem label="Peer">
           <span className="mono">
             {row.remote_address}:{row.remote_port}
           </span>
-        </Item>
-        <Item label="Association">
-          <span className="mono">{row.association_id}</span>
-        </Item>
-        <Item label="SOP class">
+        </DetailItem>
+        <DetailItem label="Association" isMono>
+          {row.association_id}
+        </DetailItem>
+        <DetailItem label="SOP class">
           {row.sop_class_uid === null ? (
             orDash(null)
           ) : (
@@ -90,31 +78,31 @@ export function TransactionDetails(props: {
               {className ?? 'unknown'} <span className="mono muted small">{row.sop_class_uid}</span>
             </>
           )}
-        </Item>
-        <Item label="SOP instance UID">
-          <span className="mono">{orDash(row.sop_instance_uid)}</span>
-        </Item>
-        <Item label="Patient ID">
-          <span className="mono">{orDash(row.patient_id)}</span>
-        </Item>
-        <Item label="Study instance UID">
-          <span className="mono">{orDash(row.study_instance_uid)}</span>
-        </Item>
-        <Item label="Series instance UID">
-          <span className="mono">{orDash(row.series_instance_uid)}</span>
-        </Item>
-        <Item label="File">
+        </DetailItem>
+        <DetailItem label="SOP instance UID" isMono>
+          {orDash(row.sop_instance_uid)}
+        </DetailItem>
+        <DetailItem label="Patient ID" isMono>
+          {orDash(row.patient_id)}
+        </DetailItem>
+        <DetailItem label="Study instance UID" isMono>
+          {orDash(row.study_instance_uid)}
+        </DetailItem>
+        <DetailItem label="Series instance UID" isMono>
+          {orDash(row.series_instance_uid)}
+        </DetailItem>
+        <DetailItem label="File">
           <span className="mono break">{orDash(row.file_path)}</span>
-        </Item>
-        <Item label="Size">
+        </DetailItem>
+        <DetailItem label="Size">
           {row.bytes === null ? orDash(null) : `${formatBytes(row.bytes)} (${row.bytes} bytes)`}
-        </Item>
-        <Item label="Duration">{formatDurationMs(row.duration_ms)}</Item>
-        <Item label="Transfer rate">
+        </DetailItem>
+        <DetailItem label="Duration">{formatDurationMs(row.duration_ms)}</DetailItem>
+        <DetailItem label="Transfer rate">
           {row.transfer_rate_mbps === null
             ? orDash(null)
             : `${row.transfer_rate_mbps.toFixed(2)} MB/s`}
-        </Item>
+        </DetailItem>
       </dl>
     </div>
   );

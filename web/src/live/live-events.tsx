@@ -40,6 +40,23 @@ export type Connection = 'connecting' | 'open' | 'reconnecting';
 
 type RowsListener = (rows: readonly TransactionRow[]) => void;
 
+/** The listeners of one kind of event: subscribe adds one (its answer removes it), emit calls each. */
+class Listeners<T> {
+  readonly #listeners = new Set<(value: T) => void>();
+
+  /** Adds `listener`; returns its removal. Bound, and the same for the set's life. */
+  readonly subscribe = (listener: (value: T) => void): (() => void) => {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  };
+
+  emit(value: T): void {
+    for (const listener of this.#listeners) listener(value);
+  }
+}
+
 /** A live change of the hand-off: a series' state moved, or a job changed. */
 export type HandoffChange =
   | { readonly type: 'series'; readonly series: SeriesStateChange }
@@ -75,9 +92,9 @@ export function LiveProvider({ api, children }: { api: ApiClient; children: Reac
     statusAt: 0,
   });
   const [connection, setConnection] = useState<Connection>('connecting');
-  const listeners = useRef(new Set<RowsListener>());
-  const handoffListeners = useRef(new Set<HandoffListener>());
-  const routingListeners = useRef(new Set<RoutingListener>());
+  const rowsListeners = useRef(new Listeners<readonly TransactionRow[]>());
+  const handoffListeners = useRef(new Listeners<HandoffChange>());
+  const routingListeners = useRef(new Listeners<RoutingChange>());
   const refreshTimer = useRef<number | undefined>(undefined);
 
   const setStatus = useCallback((status: ServiceStatus) => {
@@ -106,20 +123,20 @@ export function LiveProvider({ api, children }: { api: ApiClient; children: Reac
       source.addEventListener('transactions', (event) => {
         const records = JSON.parse((event as MessageEvent<string>).data) as TransactionRecord[];
         const rows = records.map(rowOfRecord);
-        for (const listener of listeners.current) listener(rows);
+        rowsListeners.current.emit(rows);
         if (rows.some((row) => ASSOCIATION_TYPES.has(row.type))) refreshStatus();
       });
       source.addEventListener('series', (event) => {
         const series = JSON.parse((event as MessageEvent<string>).data) as SeriesStateChange;
-        for (const listener of handoffListeners.current) listener({ type: 'series', series });
+        handoffListeners.current.emit({ type: 'series', series });
       });
       source.addEventListener('handoff', (event) => {
         const job = JSON.parse((event as MessageEvent<string>).data) as HandoffJob;
-        for (const listener of handoffListeners.current) listener({ type: 'handoff', job });
+        handoffListeners.current.emit({ type: 'handoff', job });
       });
       source.addEventListener('routing', (event) => {
         const change = JSON.parse((event as MessageEvent<string>).data) as RoutingChange;
-        for (const listener of routingListeners.current) listener(change);
+        routingListeners.current.emit(change);
       });
       source.addEventListener('error', () => {
         setConnection('reconnecting');
@@ -144,46 +161,17 @@ export function LiveProvider({ api, children }: { api: ApiClient; children: Reac
     };
   }, [api, setStatus, refreshStatus]);
 
-  const subscribeRows = useCallback((listener: RowsListener) => {
-    listeners.current.add(listener);
-    return () => {
-      listeners.current.delete(listener);
-    };
-  }, []);
-
-  const subscribeHandoff = useCallback((listener: HandoffListener) => {
-    handoffListeners.current.add(listener);
-    return () => {
-      handoffListeners.current.delete(listener);
-    };
-  }, []);
-
-  const subscribeRouting = useCallback((listener: RoutingListener) => {
-    routingListeners.current.add(listener);
-    return () => {
-      routingListeners.current.delete(listener);
-    };
-  }, []);
-
   const value = useMemo<Live>(
     () => ({
       ...state,
       connection,
       setStatus,
       refreshStatus,
-      subscribeRows,
-      subscribeHandoff,
-      subscribeRouting,
+      subscribeRows: rowsListeners.current.subscribe,
+      subscribeHandoff: handoffListeners.current.subscribe,
+      subscribeRouting: routingListeners.current.subscribe,
     }),
-    [
-      state,
-      connection,
-      setStatus,
-      refreshStatus,
-      subscribeRows,
-      subscribeHandoff,
-      subscribeRouting,
-    ],
+    [state, connection, setStatus, refreshStatus],
   );
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }
@@ -195,28 +183,32 @@ export function useLive(): Live {
   return live;
 }
 
-/** Calls `listener` with each batch of live transaction rows while mounted. */
-export function useLiveRows(listener: RowsListener): void {
-  const { subscribeRows } = useLive();
+/** Calls the latest `listener` with each value `subscribe` hands out while mounted. */
+function useSubscription<T>(
+  subscribe: (listener: (value: T) => void) => () => void,
+  listener: (value: T) => void,
+): void {
   const latest = useRef(listener);
   latest.current = listener;
-  useEffect(() => subscribeRows((rows) => latest.current(rows)), [subscribeRows]);
+  useEffect(() => subscribe((value) => latest.current(value)), [subscribe]);
+}
+
+/** Calls `listener` with each batch of live transaction rows while mounted. */
+export function useLiveRows(listener: RowsListener): void {
+  useSubscription(useLive().subscribeRows, listener);
 }
 
 /** Calls `listener` with each live change of the hand-off while mounted. */
 export function useLiveHandoff(listener: HandoffListener): void {
-  const { subscribeHandoff } = useLive();
-  const latest = useRef(listener);
-  latest.current = listener;
-  useEffect(() => subscribeHandoff((change) => latest.current(change)), [subscribeHandoff]);
+  useSubscription(useLive().subscribeHandoff, listener);
 }
 
-/** Calls `listener` with each live `routing` event (a forward job or the rules changed) while mounted. */
+/**
+ * Calls `listener` with each live `routing` event (a forward job or the rules changed) while
+ * mounted.
+ */
 export function useLiveRouting(listener: RoutingListener): void {
-  const { subscribeRouting } = useLive();
-  const latest = useRef(listener);
-  latest.current = listener;
-  useEffect(() => subscribeRouting((change) => latest.current(change)), [subscribeRouting]);
+  useSubscription(useLive().subscribeRouting, listener);
 }
 
 /** The time, ticking every `intervalMs` while mounted (for counters). */

@@ -13,7 +13,7 @@ import {
   validateAllowedAe,
 } from '../../../src/settings/schema.js';
 import { ApiError, messageOf } from '../api/client.js';
-import { Dialog } from '../components/dialog.js';
+import { Dialog, FormDialogActions } from '../components/dialog.js';
 import { CheckboxField, Field } from '../components/form-field.js';
 import { Notice } from '../components/notice.js';
 import { useSession } from '../session.js';
@@ -218,14 +218,11 @@ export function AeForm(props: {
             </div>
           </fieldset>
         </div>
-        <div className="dialog-actions">
-          <button type="button" className="button" onClick={onCancel}>
-            Cancel
-          </button>
-          <button type="submit" className="button button-primary" disabled={isSaving}>
-            {isSaving ? 'Saving…' : editing === undefined ? 'Add AE title' : 'Save changes'}
-          </button>
-        </div>
+        <FormDialogActions
+          submitLabel={editing === undefined ? 'Add AE title' : 'Save changes'}
+          isSaving={isSaving}
+          onCancel={onCancel}
+        />
       </form>
     </Dialog>
   );

@@ -8,14 +8,18 @@
 import { useState } from 'react';
 import { messageOf } from '../api/client.js';
 import type { AllowedAe, EchoResult, SeenCallingAe } from '../api/types.js';
+import { ActionsHeading } from '../components/actions-heading.js';
 import { ConfirmDialog } from '../components/dialog.js';
-import { Notice } from '../components/notice.js';
+import { DetailRow } from '../components/expandable-row.js';
+import { Notice, OutcomeNotice } from '../components/notice.js';
+import { SwitchLabel } from '../components/status-dot.js';
 import { StatusBadge } from '../components/transaction-status.js';
 import { describeReason, describeStatus, formatStatus } from '../dicom-meanings.js';
 import { formatAgo, formatCount, formatTime } from '../format.js';
 import { Link, pathOf } from '../router.js';
 import { useSession } from '../session.js';
 import { useApi } from '../use-api.js';
+import { useItemActions } from '../use-item-actions.js';
 import { AeForm } from './ae-form.js';
 
 const SEEN_HOURS = 168;
@@ -31,45 +35,29 @@ export function AeTitlesPage() {
   const list = useApi<AllowedAe[]>('ae-titles/');
   const seen = useApi<SeenCallingAe[]>(`ae-titles/seen?hours=${SEEN_HOURS}`);
   const [editing, setEditing] = useState<Editing | undefined>(undefined);
-  const [deleting, setDeleting] = useState<AllowedAe | undefined>(undefined);
   const [echoes, setEchoes] = useState<Readonly<Record<string, EchoState>>>({});
-  const [notice, setNotice] = useState<{ kind: 'success' | 'error'; text: string }>();
-  const [busyTitle, setBusyTitle] = useState<string | undefined>(undefined);
+  // Activate, deactivate and delete (a deletion confirmed first), by AE title.
+  const actions = useItemActions<AllowedAe, string>();
+  const deleting = actions.asking;
 
   const reload = () => {
     list.reload();
     seen.reload();
   };
 
-  const setActive = async (ae: AllowedAe, isActive: boolean) => {
-    setBusyTitle(ae.ae_title);
-    try {
+  const setActive = (ae: AllowedAe, isActive: boolean) =>
+    actions.run(ae.ae_title, async () => {
       await api.patch(`ae-titles/${encodeURIComponent(ae.ae_title)}`, { is_active: isActive });
-      setNotice({
-        kind: 'success',
-        text: `${ae.ae_title} is now ${isActive ? 'active' : 'inactive'}.`,
-      });
       list.reload();
-    } catch (failure) {
-      setNotice({ kind: 'error', text: messageOf(failure) });
-    } finally {
-      setBusyTitle(undefined);
-    }
-  };
+      return `${ae.ae_title} is now ${isActive ? 'active' : 'inactive'}.`;
+    });
 
-  const remove = async (ae: AllowedAe) => {
-    setBusyTitle(ae.ae_title);
-    try {
+  const remove = (ae: AllowedAe) =>
+    actions.run(ae.ae_title, async () => {
       await api.delete(`ae-titles/${encodeURIComponent(ae.ae_title)}`);
-      setNotice({ kind: 'success', text: `${ae.ae_title} was removed from the list.` });
       reload();
-    } catch (failure) {
-      setNotice({ kind: 'error', text: messageOf(failure) });
-    } finally {
-      setBusyTitle(undefined);
-      setDeleting(undefined);
-    }
-  };
+      return `${ae.ae_title} was removed from the list.`;
+    });
 
   const echo = async (ae: AllowedAe) => {
     setEchoes((current) => ({ ...current, [ae.ae_title]: { kind: 'busy' } }));
@@ -101,11 +89,7 @@ export function AeTitlesPage() {
         <Link to={`${pathOf('config')}#group-security`}>Configuration → Security</Link>), with what
         each may do. Host and port make a peer testable and a C-MOVE destination.
       </p>
-      {notice !== undefined && (
-        <Notice kind={notice.kind} onClose={() => setNotice(undefined)}>
-          {notice.text}
-        </Notice>
-      )}
+      <OutcomeNotice outcome={actions.outcome} onClose={() => actions.setOutcome(undefined)} />
       <section className="card" aria-labelledby="allowed-title">
         <div className="card-head">
           <h2 id="allowed-title">Allowed AE titles</h2>
@@ -133,11 +117,7 @@ export function AeTitlesPage() {
                   <th scope="col">Expected IP</th>
                   <th scope="col">Host : port</th>
                   <th scope="col">Permissions</th>
-                  {isAdmin && (
-                    <th scope="col" className="actions-col">
-                      Actions
-                    </th>
-                  )}
+                  {isAdmin && <ActionsHeading />}
                 </tr>
               </thead>
               <tbody>
@@ -146,12 +126,12 @@ export function AeTitlesPage() {
                     key={ae.ae_title}
                     ae={ae}
                     isAdmin={isAdmin}
-                    isBusy={busyTitle === ae.ae_title}
+                    isBusy={actions.busyKey === ae.ae_title}
                     echo={echoes[ae.ae_title]}
                     onEcho={() => void echo(ae)}
                     onEdit={() => setEditing({ kind: 'edit', ae })}
                     onToggle={() => void setActive(ae, !ae.is_active)}
-                    onDelete={() => setDeleting(ae)}
+                    onDelete={() => actions.ask(ae)}
                   />
                 ))}
               </tbody>
@@ -175,7 +155,7 @@ export function AeTitlesPage() {
             })}
           onCancel={() => setEditing(undefined)}
           onDone={(saved) => {
-            setNotice({
+            actions.setOutcome({
               kind: 'success',
               text:
                 editing.kind === 'add'
@@ -192,9 +172,9 @@ export function AeTitlesPage() {
           title={`Delete ${deleting.ae_title}?`}
           confirmLabel="Delete"
           isDanger
-          isBusy={busyTitle === deleting.ae_title}
+          isBusy={actions.busyKey === deleting.ae_title}
           onConfirm={() => void remove(deleting)}
-          onCancel={() => setDeleting(undefined)}
+          onCancel={actions.cancel}
         >
           <p>
             <strong className="mono">{deleting.ae_title}</strong>
@@ -240,10 +220,7 @@ function AeRow(props: {
           </div>
         </td>
         <td className="nowrap" data-label="Status">
-          <span className={ae.is_active ? 'state-label' : 'state-label muted'}>
-            <span className={ae.is_active ? 'dot dot-ok' : 'dot dot-unknown'} aria-hidden="true" />
-            {ae.is_active ? 'Active' : 'Inactive'}
-          </span>
+          <SwitchLabel isOn={ae.is_active} on="Active" off="Inactive" />
         </td>
         <td className="mono" data-label="Expected IP">
           {ae.expected_ip === '' ? <span className="muted">any</span> : ae.expected_ip}
@@ -303,11 +280,9 @@ function AeRow(props: {
         )}
       </tr>
       {echo?.kind === 'done' && (
-        <tr className="row-detail">
-          <td colSpan={isAdmin ? 6 : 5}>
-            <EchoOutcome ae={ae} result={echo.result} />
-          </td>
-        </tr>
+        <DetailRow columns={isAdmin ? 6 : 5}>
+          <EchoOutcome ae={ae} result={echo.result} />
+        </DetailRow>
       )}
     </>
   );

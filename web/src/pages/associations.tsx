@@ -8,8 +8,10 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { ApiError, messageOf } from '../api/client.js';
 import type { AcceptedContext, LiveAssociation } from '../api/types.js';
+import { ActionsHeading } from '../components/actions-heading.js';
 import { ConfirmDialog } from '../components/dialog.js';
-import { Notice } from '../components/notice.js';
+import { DetailRow, RowToggle, useOpenRows } from '../components/expandable-row.js';
+import { Notice, type Outcome, OutcomeNotice } from '../components/notice.js';
 import { sopClassName, TRANSFER_SYNTAX_NAMES } from '../dicom-meanings.js';
 import { formatBytes, formatCount, formatShortTime, formatTime, formatUptime } from '../format.js';
 import { useLive, useNow } from '../live/live-events.js';
@@ -120,20 +122,11 @@ export function AssociationsPage() {
   const { api, isAdmin } = useSession();
   const { status } = useLive();
   const { snapshot, error, read, drop } = useAssociations();
-  const [expanded, setExpanded] = useState<ReadonlySet<string>>(new Set());
+  const openRows = useOpenRows<string>();
   const [aborting, setAborting] = useState<LiveAssociation | undefined>(undefined);
   const [isBusy, setIsBusy] = useState(false);
-  const [notice, setNotice] = useState<
-    { readonly kind: 'success' | 'info' | 'error'; readonly text: string } | undefined
-  >(undefined);
+  const [notice, setNotice] = useState<Outcome | undefined>(undefined);
   const now = useNow();
-
-  const toggle = (id: string) =>
-    setExpanded((current) => {
-      const next = new Set(current);
-      if (!next.delete(id)) next.add(id);
-      return next;
-    });
 
   const abort = async (association: LiveAssociation) => {
     const who = `${association.callingAeTitle} (${peerOf(association)})`;
@@ -167,11 +160,7 @@ export function AssociationsPage() {
         The associations established with this server now, read every 2 seconds while this page is
         shown. What each one did is in the <Link to={pathOf('transactions')}>transaction log</Link>.
       </p>
-      {notice !== undefined && (
-        <Notice kind={notice.kind} onClose={() => setNotice(undefined)}>
-          {notice.text}
-        </Notice>
-      )}
+      <OutcomeNotice outcome={notice} onClose={() => setNotice(undefined)} />
       {error !== undefined && (
         <Notice kind="error">
           Could not read the associations: {error}
@@ -226,11 +215,7 @@ export function AssociationsPage() {
                   <th scope="col" className="num">
                     Duration
                   </th>
-                  {isAdmin && (
-                    <th scope="col" className="actions-col">
-                      Actions
-                    </th>
-                  )}
+                  {isAdmin && <ActionsHeading />}
                 </tr>
               </thead>
               <tbody>
@@ -239,10 +224,10 @@ export function AssociationsPage() {
                     key={association.id}
                     association={association}
                     durationMs={association.durationMs + Math.max(0, now - snapshot.at)}
-                    isOpen={expanded.has(association.id)}
+                    isOpen={openRows.isOpen(association.id)}
                     columns={columns}
                     isAdmin={isAdmin}
-                    onToggle={() => toggle(association.id)}
+                    onToggle={() => openRows.toggle(association.id)}
                     onAbort={() => setAborting(association)}
                   />
                 ))}
@@ -294,19 +279,14 @@ function AssociationRow(props: {
     <>
       <tr className={isOpen ? 'row-open' : undefined}>
         <td className="nowrap" data-label="Peer">
-          <button
-            type="button"
-            className="row-toggle"
-            aria-expanded={isOpen}
-            aria-controls={detailId}
-            onClick={onToggle}
+          <RowToggle
+            isOpen={isOpen}
+            controls={detailId}
+            onToggle={onToggle}
             title={isOpen ? 'Hide the accepted contexts' : 'Show the accepted contexts'}
           >
-            <span className="caret" aria-hidden="true">
-              {isOpen ? '▾' : '▸'}
-            </span>
             <span className="mono">{peerOf(association)}</span>
-          </button>
+          </RowToggle>
           {association.tls !== null && (
             <>
               {' '}
@@ -401,11 +381,9 @@ function AssociationRow(props: {
         )}
       </tr>
       {isOpen && (
-        <tr className="row-detail" id={detailId}>
-          <td colSpan={columns}>
-            <AssociationDetails association={association} />
-          </td>
-        </tr>
+        <DetailRow id={detailId} columns={columns}>
+          <AssociationDetails association={association} />
+        </DetailRow>
       )}
     </>
   );

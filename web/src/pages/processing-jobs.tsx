@@ -8,7 +8,7 @@
  */
 
 import { useEffect, useState } from 'react';
-import { messageOf, queryString } from '../api/client.js';
+import { queryString } from '../api/client.js';
 import {
   type HandoffJob,
   type HandoffJobPage,
@@ -17,13 +17,16 @@ import {
   type ListedHandoffJob,
 } from '../api/types.js';
 import { ConfirmDialog } from '../components/dialog.js';
+import { useOpenRows } from '../components/expandable-row.js';
 import { JOB_KIND_LABELS, JOB_STATE_MEANINGS } from '../components/handoff-state.js';
-import { Notice } from '../components/notice.js';
-import { Pager } from '../components/pager.js';
-import { formatAgo, formatCount, formatTime } from '../format.js';
+import { FailedJobExplanation, type JobColumn, JobTableHead } from '../components/job-table.js';
+import { Notice, OutcomeNotice } from '../components/notice.js';
+import { ListPager } from '../components/pager.js';
+import { formatAgo, formatRange, formatTime } from '../format.js';
 import { useLiveHandoff } from '../live/live-events.js';
 import { useLocation } from '../router.js';
 import { useSession } from '../session.js';
+import { useItemActions } from '../use-item-actions.js';
 import { useCoalesced, usePagedList } from '../use-paged-list.js';
 import { JobRow, targetText } from './processing-job-row.js';
 import {
@@ -33,6 +36,13 @@ import {
 } from './processing-view.js';
 
 const JOBS_PAGE_SIZE = 50;
+
+/** The table's own columns, between Job and State. */
+const JOB_COLUMNS: readonly JobColumn[] = [
+  { heading: 'Kind', widthClass: 'col-kind' },
+  { heading: 'Target' },
+  { heading: 'Series' },
+];
 
 /** A Series Instance UID as the API takes it. */
 const isUid = (text: string) => /^[0-9]+(\.[0-9]+)*$/.test(text) && text.length <= 64;
@@ -45,10 +55,8 @@ export function JobsPanel(props: {
   const { api, isAdmin } = useSession();
   const { hash } = useLocationHash();
   const [seriesText, setSeriesText] = useState(filters.series);
-  const [expanded, setExpanded] = useState<ReadonlySet<number>>(new Set());
-  const [retrying, setRetrying] = useState<ListedHandoffJob | undefined>(undefined);
-  const [isBusy, setIsBusy] = useState(false);
-  const [notice, setNotice] = useState<{ kind: 'success' | 'error'; text: string }>();
+  const openRows = useOpenRows<number>();
+  const actions = useItemActions<ListedHandoffJob, number>();
 
   const series = filters.series.trim();
   const seriesError = series !== '' && !isUid(series) ? 'must be a UID (digits and dots)' : '';
@@ -87,34 +95,17 @@ export function JobsPanel(props: {
     return () => window.clearTimeout(timer);
   });
 
-  const retry = async (job: ListedHandoffJob) => {
-    setIsBusy(true);
-    try {
+  const retry = (job: ListedHandoffJob) =>
+    actions.run(job.id, async () => {
       merge(await api.post<HandoffJob>(`processing/${job.id}/retry`));
-      setNotice({
-        kind: 'success',
-        text:
-          job.kind === 'queue'
-            ? `Queue item ${job.id} is back in the queue: the next tool to claim takes it.`
-            : `${JOB_KIND_LABELS[job.kind]} ${job.id} is pending again and is tried now.`,
-      });
       reloadSoon();
-    } catch (failure) {
-      setNotice({ kind: 'error', text: messageOf(failure) });
-    } finally {
-      setIsBusy(false);
-      setRetrying(undefined);
-    }
-  };
-
-  const toggle = (id: number) =>
-    setExpanded((current) => {
-      const next = new Set(current);
-      if (!next.delete(id)) next.add(id);
-      return next;
+      return job.kind === 'queue'
+        ? `Queue item ${job.id} is back in the queue: the next tool to claim takes it.`
+        : `${JOB_KIND_LABELS[job.kind]} ${job.id} is pending again and is tried now.`;
     });
 
   const { page } = list;
+  const retrying = actions.asking;
   const columns = isAdmin ? 10 : 9;
   return (
     <section className="card" id="jobs" aria-labelledby="jobs-title" aria-busy={list.isLoading}>
@@ -124,15 +115,9 @@ export function JobsPanel(props: {
             ? 'Jobs'
             : page.total === 0
               ? 'No jobs'
-              : `Jobs ${formatCount(list.firstIndex + 1)}–${formatCount(list.firstIndex + page.items.length)} of ${formatCount(page.total)}`}
+              : `Jobs ${formatRange(list.firstIndex, page.items.length, page.total)}`}
         </h2>
-        <Pager
-          hasNewer={!list.isFirstPage}
-          hasOlder={list.hasOlder}
-          isLoading={list.isLoading}
-          onNewer={list.newer}
-          onOlder={list.older}
-        />
+        <ListPager list={list} />
       </div>
       <form
         className="filters filters-inline"
@@ -204,11 +189,7 @@ export function JobsPanel(props: {
           </button>
         </div>
       </form>
-      {notice !== undefined && (
-        <Notice kind={notice.kind} onClose={() => setNotice(undefined)}>
-          {notice.text}
-        </Notice>
-      )}
+      <OutcomeNotice outcome={actions.outcome} onClose={() => actions.setOutcome(undefined)} />
       {list.error !== undefined && <Notice kind="error">{list.error}</Notice>}
       {page === undefined && list.error === undefined && <p className="muted">Loading…</p>}
       {page !== undefined && page.items.length === 0 && (
@@ -221,38 +202,7 @@ export function JobsPanel(props: {
       {page !== undefined && page.items.length > 0 && (
         <div className="table-wrap">
           <table className="table table-fixed table-jobs">
-            <colgroup>
-              <col className="col-job" />
-              <col className="col-kind" />
-              <col />
-              <col />
-              <col className="col-job-state" />
-              <col className="col-attempts" />
-              <col className="col-next" />
-              <col className="col-error" />
-              <col className="col-updated" />
-              {isAdmin && <col className="col-actions" />}
-            </colgroup>
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Target</th>
-                <th scope="col">Series</th>
-                <th scope="col">State</th>
-                <th scope="col" className="num">
-                  Attempts
-                </th>
-                <th scope="col">Next attempt</th>
-                <th scope="col">Last error</th>
-                <th scope="col">Updated</th>
-                {isAdmin && (
-                  <th scope="col" className="actions-col">
-                    Actions
-                  </th>
-                )}
-              </tr>
-            </thead>
+            <JobTableHead columns={JOB_COLUMNS} isAdmin={isAdmin} />
             <tbody>
               {page.items.map((job) => (
                 <JobRow
@@ -260,10 +210,10 @@ export function JobsPanel(props: {
                   job={job}
                   filters={filters}
                   columns={columns}
-                  isOpen={expanded.has(job.id)}
+                  isOpen={openRows.isOpen(job.id)}
                   isAdmin={isAdmin}
-                  onToggle={() => toggle(job.id)}
-                  onRetry={() => setRetrying(job)}
+                  onToggle={() => openRows.toggle(job.id)}
+                  onRetry={() => actions.ask(job)}
                   onFilterSeries={() => update({ series: job.seriesInstanceUid })}
                 />
               ))}
@@ -275,9 +225,9 @@ export function JobsPanel(props: {
         <ConfirmDialog
           title={`Retry ${JOB_KIND_LABELS[retrying.kind].toLowerCase()} ${retrying.id}?`}
           confirmLabel="Retry"
-          isBusy={isBusy}
+          isBusy={actions.busyKey === retrying.id}
           onConfirm={() => void retry(retrying)}
-          onCancel={() => setRetrying(undefined)}
+          onCancel={actions.cancel}
         >
           <RetryExplanation job={retrying} />
         </ConfirmDialog>
@@ -294,7 +244,6 @@ function useLocationHash(): { hash: string } {
 
 /** What a retry does to this job, in words. */
 function RetryExplanation({ job }: { readonly job: ListedHandoffJob }) {
-  const what = <strong>{targetText(job)}</strong>;
   if (job.kind === 'queue' && job.state === 'processing') {
     return (
       <>
@@ -319,15 +268,14 @@ function RetryExplanation({ job }: { readonly job: ListedHandoffJob }) {
     );
   }
   return (
-    <>
-      <p>
-        {JOB_KIND_LABELS[job.kind]} {what}{' '}
-        {job.state === 'dead'
-          ? `gave up after ${job.attempts} ${job.attempts === 1 ? 'attempt' : 'attempts'}`
-          : `failed ${job.attempts === 1 ? 'once' : `${job.attempts} times`}`}
-        . Retry tries it now, its attempts counted from zero.
-      </p>
-      {job.lastError !== null && <p className="muted small">Last error: {job.lastError}</p>}
-    </>
+    <FailedJobExplanation
+      subject={
+        <>
+          {JOB_KIND_LABELS[job.kind]} <strong>{targetText(job)}</strong>
+        </>
+      }
+      job={job}
+      retryDoes="Retry tries it now, its attempts counted from zero."
+    />
   );
 }

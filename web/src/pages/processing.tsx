@@ -6,7 +6,7 @@
  * can be bookmarked; a series' link shows its jobs.
  */
 
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useMemo } from 'react';
 import { queryString } from '../api/client.js';
 import {
   SERIES_STATES,
@@ -17,11 +17,11 @@ import {
 } from '../api/types.js';
 import { SERIES_STATE_MEANINGS, SeriesStateBadge } from '../components/handoff-state.js';
 import { Notice } from '../components/notice.js';
-import { Pager } from '../components/pager.js';
-import { formatCount, formatShortTime, formatTime } from '../format.js';
+import { ListPager } from '../components/pager.js';
+import { StateTabs, useStateCounts } from '../components/state-tabs.js';
+import { formatCount, formatRange, formatShortTime, formatTime } from '../format.js';
 import { useLiveHandoff } from '../live/live-events.js';
 import { Link, navigate, pathOf, useLocation } from '../router.js';
-import { useSession } from '../session.js';
 import { useApi } from '../use-api.js';
 import { useCoalesced, usePagedList } from '../use-paged-list.js';
 import { JobsPanel } from './processing-jobs.js';
@@ -106,36 +106,8 @@ function HandoffActions({ settings }: { readonly settings: SettingsDocument['eff
   );
 }
 
-type Counts = Readonly<Record<SeriesState | 'all', number>>;
-
-/** The number of series in each state (one read each), and a reload. */
-function useSeriesCounts(): { counts: Counts | undefined; reload: () => void } {
-  const { api } = useSession();
-  const [counts, setCounts] = useState<Counts | undefined>(undefined);
-  const [generation, setGeneration] = useState(0);
-  const latest = useRef(0);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: generation asks for a reload
-  useEffect(() => {
-    const ticket = ++latest.current;
-    const states = ['all', ...SERIES_STATES] as const;
-    Promise.all(
-      states.map((state) =>
-        api
-          .get<SeriesPage>(
-            `series/${queryString({ state: state === 'all' ? '' : state, limit: 1 })}`,
-          )
-          .then((page) => [state, page.total] as const),
-      ),
-    ).then(
-      (totals) => {
-        if (ticket === latest.current) setCounts(Object.fromEntries(totals) as Counts);
-      },
-      // The counts are a help: the list says what went wrong.
-      () => undefined,
-    );
-  }, [api, generation]);
-  return { counts, reload: () => setGeneration((n) => n + 1) };
-}
+/** The series list's path for a state ('' for all). */
+const seriesPath = (state: SeriesState | '') => `series/${queryString({ state })}`;
 
 function SeriesPanel(props: {
   readonly filters: ProcessingFilters;
@@ -143,10 +115,10 @@ function SeriesPanel(props: {
 }) {
   const { filters, update } = props;
   const list = usePagedList<SeriesStatus, SeriesPage>(
-    `series/${queryString({ state: filters.seriesState })}`,
+    seriesPath(filters.seriesState),
     SERIES_PAGE_SIZE,
   );
-  const { counts, reload: reloadCounts } = useSeriesCounts();
+  const { counts, reload: reloadCounts } = useStateCounts(SERIES_STATES, seriesPath);
   const reloadAll = () => {
     list.reload();
     reloadCounts();
@@ -165,39 +137,19 @@ function SeriesPanel(props: {
   });
 
   const { page } = list;
-  const tabs = ['all', ...SERIES_STATES] as const;
   return (
     <section className="card" aria-labelledby="series-title" aria-busy={list.isLoading}>
       <div className="card-head">
         <h2 id="series-title">Series</h2>
-        <fieldset className="segmented" aria-label="Series by state">
-          {tabs.map((key) => {
-            const value = key === 'all' ? '' : key;
-            const isCurrent = filters.seriesState === value;
-            const count = counts?.[key];
-            return (
-              <button
-                key={key}
-                type="button"
-                className={isCurrent ? 'segment segment-current' : 'segment'}
-                aria-pressed={isCurrent}
-                onClick={() => update({ seriesState: value })}
-                title={key === 'all' ? undefined : SERIES_STATE_MEANINGS[key].meaning}
-              >
-                {key === 'all' ? 'All' : SERIES_STATE_MEANINGS[key].label}
-                {count !== undefined && (
-                  <span
-                    className={
-                      key === 'failed' && count > 0 ? 'segment-count segment-bad' : 'segment-count'
-                    }
-                  >
-                    {formatCount(count)}
-                  </span>
-                )}
-              </button>
-            );
-          })}
-        </fieldset>
+        <StateTabs
+          label="Series by state"
+          states={SERIES_STATES}
+          meanings={SERIES_STATE_MEANINGS}
+          badStates={['failed']}
+          current={filters.seriesState}
+          counts={counts}
+          onPick={(seriesState) => update({ seriesState })}
+        />
       </div>
       {list.error !== undefined && <Notice kind="error">{list.error}</Notice>}
       {page === undefined && list.error === undefined && <p className="muted">Loading…</p>}
@@ -239,16 +191,9 @@ function SeriesPanel(props: {
           </div>
           <div className="card-foot card-foot-spread">
             <span className="muted small">
-              {formatCount(list.firstIndex + 1)}–{formatCount(list.firstIndex + page.items.length)}{' '}
-              of {formatCount(page.total)}
+              {formatRange(list.firstIndex, page.items.length, page.total)}
             </span>
-            <Pager
-              hasNewer={!list.isFirstPage}
-              hasOlder={list.hasOlder}
-              isLoading={list.isLoading}
-              onNewer={list.newer}
-              onOlder={list.older}
-            />
+            <ListPager list={list} />
           </div>
         </>
       )}

@@ -2,12 +2,11 @@
  * The routing page's forward queue: one job per instance and destination, newest first, with a
  * count per state, filtered by state and destination (kept in the address); each with its
  * instance, destination, rule, state, attempts, next attempt and last error, opening to show
- * every field (routing-job-row.tsx). An administrator retries a failed or dead job after a confirmation; viewers see
- * no buttons. Jobs move live with the `routing` events.
+ * every field (routing-job-row.tsx). An administrator retries a failed or dead job after a
+ * confirmation; viewers see no buttons. Jobs move live with the `routing` events.
  */
 
-import { useEffect, useRef, useState } from 'react';
-import { messageOf, queryString } from '../api/client.js';
+import { queryString } from '../api/client.js';
 import {
   FORWARD_STATES,
   type ForwardJob,
@@ -15,12 +14,16 @@ import {
   type ForwardState,
 } from '../api/types.js';
 import { ConfirmDialog } from '../components/dialog.js';
+import { useOpenRows } from '../components/expandable-row.js';
 import { FORWARD_STATE_MEANINGS } from '../components/forward-state.js';
-import { Notice } from '../components/notice.js';
-import { Pager } from '../components/pager.js';
-import { formatCount } from '../format.js';
+import { FailedJobExplanation, type JobColumn, JobTableHead } from '../components/job-table.js';
+import { Notice, OutcomeNotice } from '../components/notice.js';
+import { ListPager } from '../components/pager.js';
+import { StateTabs, useStateCounts } from '../components/state-tabs.js';
+import { formatRange } from '../format.js';
 import { useLiveRouting } from '../live/live-events.js';
 import { useSession } from '../session.js';
+import { useItemActions } from '../use-item-actions.js';
 import { useCoalesced, usePagedList } from '../use-paged-list.js';
 import { LIVE_READ_DELAY_MS, useReloadOnReconnect } from './processing-view.js';
 import { ForwardJobRow } from './routing-job-row.js';
@@ -28,36 +31,16 @@ import type { QueueFilters } from './routing-view.js';
 
 const QUEUE_PAGE_SIZE = 50;
 
-type Counts = Readonly<Record<ForwardState | 'all', number>>;
+/** The table's own columns, between Job and State. */
+const QUEUE_COLUMNS: readonly JobColumn[] = [
+  { heading: 'Instance' },
+  { heading: 'Destination', widthClass: 'col-destination' },
+  { heading: 'Rule', widthClass: 'col-rule' },
+];
 
-/** The number of jobs in each state for a destination ('' for all; one read each), and a reload. */
-function useQueueCounts(destination: string): { counts: Counts | undefined; reload: () => void } {
-  const { api } = useSession();
-  const [counts, setCounts] = useState<Counts | undefined>(undefined);
-  const [generation, setGeneration] = useState(0);
-  const latest = useRef(0);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: generation asks for a reload
-  useEffect(() => {
-    const ticket = ++latest.current;
-    const states = ['all', ...FORWARD_STATES] as const;
-    Promise.all(
-      states.map((state) =>
-        api
-          .get<ForwardJobPage>(
-            `routing/queue${queryString({ state: state === 'all' ? '' : state, destination, limit: 1 })}`,
-          )
-          .then((page) => [state, page.total] as const),
-      ),
-    ).then(
-      (totals) => {
-        if (ticket === latest.current) setCounts(Object.fromEntries(totals) as Counts);
-      },
-      // The counts are a help: the list says what went wrong.
-      () => undefined,
-    );
-  }, [api, destination, generation]);
-  return { counts, reload: () => setGeneration((n) => n + 1) };
-}
+/** The queue's path for a state ('' for all) and a destination ('' for all). */
+const queuePath = (state: ForwardState | '', destination: string) =>
+  `routing/queue${queryString({ state, destination })}`;
 
 export function QueuePanel(props: {
   readonly filters: QueueFilters;
@@ -67,16 +50,16 @@ export function QueuePanel(props: {
 }) {
   const { filters, update, destinations } = props;
   const { api, isAdmin } = useSession();
-  const [expanded, setExpanded] = useState<ReadonlySet<number>>(new Set());
-  const [retrying, setRetrying] = useState<ForwardJob | undefined>(undefined);
-  const [isBusy, setIsBusy] = useState(false);
-  const [notice, setNotice] = useState<{ kind: 'success' | 'error'; text: string }>();
+  const openRows = useOpenRows<number>();
+  const actions = useItemActions<ForwardJob, number>();
 
   const list = usePagedList<ForwardJob, ForwardJobPage>(
-    `routing/queue${queryString({ state: filters.state, destination: filters.destination })}`,
+    queuePath(filters.state, filters.destination),
     QUEUE_PAGE_SIZE,
   );
-  const { counts, reload: reloadCounts } = useQueueCounts(filters.destination);
+  const { counts, reload: reloadCounts } = useStateCounts(FORWARD_STATES, (state) =>
+    queuePath(state, filters.destination),
+  );
   const reloadAll = () => {
     list.reload();
     reloadCounts();
@@ -90,31 +73,15 @@ export function QueuePanel(props: {
     reloadSoon();
   });
 
-  const retry = async (job: ForwardJob) => {
-    setIsBusy(true);
-    try {
+  const retry = (job: ForwardJob) =>
+    actions.run(job.id, async () => {
       merge(await api.post<ForwardJob>(`routing/queue/${job.id}/retry`));
-      setNotice({
-        kind: 'success',
-        text: `Forward job ${job.id} to ${job.destination} is pending again and is sent now.`,
-      });
       reloadSoon();
-    } catch (failure) {
-      setNotice({ kind: 'error', text: messageOf(failure) });
-    } finally {
-      setIsBusy(false);
-      setRetrying(undefined);
-    }
-  };
-
-  const toggle = (id: number) =>
-    setExpanded((current) => {
-      const next = new Set(current);
-      if (!next.delete(id)) next.add(id);
-      return next;
+      return `Forward job ${job.id} to ${job.destination} is pending again and is sent now.`;
     });
 
   const { page } = list;
+  const retrying = actions.asking;
   const columns = isAdmin ? 10 : 9;
   const isFiltered = filters.state !== '' || filters.destination !== '';
   const destinationChoices =
@@ -127,15 +94,9 @@ export function QueuePanel(props: {
         <h2 id="queue-title">
           {page === undefined || page.total === 0
             ? 'Forward queue'
-            : `Forward queue ${formatCount(list.firstIndex + 1)}–${formatCount(list.firstIndex + page.items.length)} of ${formatCount(page.total)}`}
+            : `Forward queue ${formatRange(list.firstIndex, page.items.length, page.total)}`}
         </h2>
-        <Pager
-          hasNewer={!list.isFirstPage}
-          hasOlder={list.hasOlder}
-          isLoading={list.isLoading}
-          onNewer={list.newer}
-          onOlder={list.older}
-        />
+        <ListPager list={list} />
       </div>
       <div className="filters filters-inline queue-filters">
         <div className="filter">
@@ -143,6 +104,10 @@ export function QueuePanel(props: {
             State
           </span>
           <StateTabs
+            label="Forward jobs by state"
+            states={FORWARD_STATES}
+            meanings={FORWARD_STATE_MEANINGS}
+            badStates={['failed', 'dead']}
             current={filters.state}
             counts={counts}
             onPick={(state) => update({ state })}
@@ -176,11 +141,7 @@ export function QueuePanel(props: {
           </div>
         )}
       </div>
-      {notice !== undefined && (
-        <Notice kind={notice.kind} onClose={() => setNotice(undefined)}>
-          {notice.text}
-        </Notice>
-      )}
+      <OutcomeNotice outcome={actions.outcome} onClose={() => actions.setOutcome(undefined)} />
       {list.error !== undefined && <Notice kind="error">{list.error}</Notice>}
       {page === undefined && list.error === undefined && <p className="muted">Loading…</p>}
       {page !== undefined && page.items.length === 0 && (
@@ -191,48 +152,17 @@ export function QueuePanel(props: {
       {page !== undefined && page.items.length > 0 && (
         <div className="table-wrap">
           <table className="table table-fixed table-jobs table-forward">
-            <colgroup>
-              <col className="col-job" />
-              <col />
-              <col className="col-destination" />
-              <col className="col-rule" />
-              <col className="col-job-state" />
-              <col className="col-attempts" />
-              <col className="col-next" />
-              <col className="col-error" />
-              <col className="col-updated" />
-              {isAdmin && <col className="col-actions" />}
-            </colgroup>
-            <thead>
-              <tr>
-                <th scope="col">Job</th>
-                <th scope="col">Instance</th>
-                <th scope="col">Destination</th>
-                <th scope="col">Rule</th>
-                <th scope="col">State</th>
-                <th scope="col" className="num">
-                  Attempts
-                </th>
-                <th scope="col">Next attempt</th>
-                <th scope="col">Last error</th>
-                <th scope="col">Updated</th>
-                {isAdmin && (
-                  <th scope="col" className="actions-col">
-                    Actions
-                  </th>
-                )}
-              </tr>
-            </thead>
+            <JobTableHead columns={QUEUE_COLUMNS} isAdmin={isAdmin} />
             <tbody>
               {page.items.map((job) => (
                 <ForwardJobRow
                   key={job.id}
                   job={job}
                   columns={columns}
-                  isOpen={expanded.has(job.id)}
+                  isOpen={openRows.isOpen(job.id)}
                   isAdmin={isAdmin}
-                  onToggle={() => toggle(job.id)}
-                  onRetry={() => setRetrying(job)}
+                  onToggle={() => openRows.toggle(job.id)}
+                  onRetry={() => actions.ask(job)}
                 />
               ))}
             </tbody>
@@ -243,59 +173,22 @@ export function QueuePanel(props: {
         <ConfirmDialog
           title={`Retry forward job ${retrying.id}?`}
           confirmLabel="Retry"
-          isBusy={isBusy}
+          isBusy={actions.busyKey === retrying.id}
           onConfirm={() => void retry(retrying)}
-          onCancel={() => setRetrying(undefined)}
+          onCancel={actions.cancel}
         >
-          <p>
-            Sending instance <span className="mono break">{retrying.sopInstanceUid}</span> to{' '}
-            <strong className="mono">{retrying.destination}</strong>{' '}
-            {retrying.state === 'dead'
-              ? `gave up after ${retrying.attempts} ${retrying.attempts === 1 ? 'attempt' : 'attempts'}`
-              : `failed ${retrying.attempts === 1 ? 'once' : `${retrying.attempts} times`}`}
-            . Retry sends it now, its attempts counted from zero.
-          </p>
-          {retrying.lastError !== null && (
-            <p className="muted small">Last error: {retrying.lastError}</p>
-          )}
+          <FailedJobExplanation
+            subject={
+              <>
+                Sending instance <span className="mono break">{retrying.sopInstanceUid}</span> to{' '}
+                <strong className="mono">{retrying.destination}</strong>
+              </>
+            }
+            job={retrying}
+            retryDoes="Retry sends it now, its attempts counted from zero."
+          />
         </ConfirmDialog>
       )}
     </section>
-  );
-}
-
-function StateTabs(props: {
-  readonly current: ForwardState | '';
-  readonly counts: Counts | undefined;
-  readonly onPick: (state: ForwardState | '') => void;
-}) {
-  const { current, counts, onPick } = props;
-  const tabs = ['all', ...FORWARD_STATES] as const;
-  return (
-    <fieldset className="segmented" aria-label="Forward jobs by state">
-      {tabs.map((key) => {
-        const value = key === 'all' ? '' : key;
-        const isCurrent = current === value;
-        const count = counts?.[key];
-        const isBad = (key === 'failed' || key === 'dead') && count !== undefined && count > 0;
-        return (
-          <button
-            key={key}
-            type="button"
-            className={isCurrent ? 'segment segment-current' : 'segment'}
-            aria-pressed={isCurrent}
-            onClick={() => onPick(value)}
-            title={key === 'all' ? undefined : FORWARD_STATE_MEANINGS[key].meaning}
-          >
-            {key === 'all' ? 'All' : FORWARD_STATE_MEANINGS[key].label}
-            {count !== undefined && (
-              <span className={isBad ? 'segment-count segment-bad' : 'segment-count'}>
-                {formatCount(count)}
-              </span>
-            )}
-          </button>
-        );
-      })}
-    </fieldset>
   );
 }

@@ -9,7 +9,7 @@
 import { type FormEvent, useId, useRef, useState } from 'react';
 import { ApiError, messageOf } from '../api/client.js';
 import type { AllowedAe, RoutingRule, RoutingRuleInput } from '../api/types.js';
-import { Dialog } from '../components/dialog.js';
+import { Dialog, FormDialogActions } from '../components/dialog.js';
 import { CheckboxField, Field } from '../components/form-field.js';
 import { Notice } from '../components/notice.js';
 import { useSession } from '../session.js';
@@ -189,14 +189,11 @@ export function RuleForm(props: {
             newKey={keyed}
           />
         </div>
-        <div className="dialog-actions">
-          <button type="button" className="button" onClick={onCancel}>
-            Cancel
-          </button>
-          <button type="submit" className="button button-primary" disabled={isSaving}>
-            {isSaving ? 'Saving…' : editing === undefined ? 'Add rule' : 'Save changes'}
-          </button>
-        </div>
+        <FormDialogActions
+          submitLabel={editing === undefined ? 'Add rule' : 'Save changes'}
+          isSaving={isSaving}
+          onCancel={onCancel}
+        />
       </form>
     </Dialog>
   );

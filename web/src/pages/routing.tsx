@@ -7,7 +7,6 @@
  */
 
 import { useMemo, useState } from 'react';
-import { messageOf } from '../api/client.js';
 import type {
   AllowedAe,
   ForwardDestination,
@@ -15,15 +14,18 @@ import type {
   RoutingRule,
   RoutingRuleList,
 } from '../api/types.js';
+import { ActionsHeading } from '../components/actions-heading.js';
 import { ConfirmDialog } from '../components/dialog.js';
 import { setupProblemOf } from '../components/forward-state.js';
-import { Notice } from '../components/notice.js';
+import { Notice, OutcomeNotice } from '../components/notice.js';
 import { RuleConditions } from '../components/rule-conditions.js';
+import { SwitchLabel } from '../components/status-dot.js';
 import { formatTime } from '../format.js';
 import { useLiveRouting } from '../live/live-events.js';
 import { Link, navigate, pathOf, useLocation } from '../router.js';
 import { useSession } from '../session.js';
 import { useApi } from '../use-api.js';
+import { type ItemActions, useItemActions } from '../use-item-actions.js';
 import { useCoalesced } from '../use-paged-list.js';
 import { LIVE_READ_DELAY_MS, useReloadOnReconnect } from './processing-view.js';
 import { DestinationsPanel } from './routing-destinations.js';
@@ -40,7 +42,8 @@ export function RoutingPage() {
   const rules = useApi<RoutingRuleList>('routing/rules');
   const destinations = useApi<ForwardDestinationList>('routing/destinations');
   const [editing, setEditing] = useState<Editing | undefined>(undefined);
-  const [notice, setNotice] = useState<{ kind: 'success' | 'error'; text: string }>();
+  // The rules' actions; their outcome, and the form's, at the top of the page.
+  const ruleActions = useItemActions<RoutingRule, number>();
 
   const reloadRules = useCoalesced(() => {
     rules.reload();
@@ -85,22 +88,20 @@ export function RoutingPage() {
         Failed sends are tried again with growing pauses, and given up (dead) after their last
         attempt.
       </p>
-      {notice !== undefined && (
-        <Notice kind={notice.kind} onClose={() => setNotice(undefined)}>
-          {notice.text}
-        </Notice>
-      )}
+      <OutcomeNotice
+        outcome={ruleActions.outcome}
+        onClose={() => ruleActions.setOutcome(undefined)}
+      />
       <RulesPanel
         rules={rules.data}
         error={rules.error}
         destinations={destinations.data?.items}
+        actions={ruleActions}
         onEdit={(rule) => setEditing({ kind: 'edit', rule })}
-        onChanged={(text) => {
-          setNotice({ kind: 'success', text });
+        onChanged={() => {
           rules.reload();
           destinations.reload();
         }}
-        onFailed={(text) => setNotice({ kind: 'error', text })}
       />
       <DestinationsPanel
         destinations={destinations.data?.items}
@@ -118,7 +119,7 @@ export function RoutingPage() {
           attributes={rules.data.attributes}
           onCancel={() => setEditing(undefined)}
           onDone={(saved) => {
-            setNotice({
+            ruleActions.setOutcome({
               kind: 'success',
               text:
                 editing.kind === 'add'
@@ -156,35 +157,28 @@ function RulesPanel(props: {
   readonly rules: RoutingRuleList | undefined;
   readonly error: string | undefined;
   readonly destinations: readonly ForwardDestination[] | undefined;
+  /** Enable, disable and delete (a deletion confirmed first). */
+  readonly actions: ItemActions<RoutingRule, number>;
   readonly onEdit: (rule: RoutingRule) => void;
-  readonly onChanged: (text: string) => void;
-  readonly onFailed: (text: string) => void;
+  /** After a rule was changed or deleted. */
+  readonly onChanged: () => void;
 }) {
-  const { rules, error, destinations, onEdit, onChanged, onFailed } = props;
+  const { rules, error, destinations, actions, onEdit, onChanged } = props;
   const { api, isAdmin } = useSession();
-  const [busyId, setBusyId] = useState<number | undefined>(undefined);
-  const [deleting, setDeleting] = useState<RoutingRule | undefined>(undefined);
   const byTitle = new Map((destinations ?? []).map((d) => [d.aeTitle, d]));
+  const busyId = actions.busyKey;
+  const deleting = actions.asking;
 
-  const act = async (rule: RoutingRule, action: () => Promise<string>) => {
-    setBusyId(rule.id);
-    try {
-      onChanged(await action());
-    } catch (failure) {
-      onFailed(messageOf(failure));
-    } finally {
-      setBusyId(undefined);
-      setDeleting(undefined);
-    }
-  };
   const setEnabled = (rule: RoutingRule, isEnabled: boolean) =>
-    act(rule, async () => {
+    actions.run(rule.id, async () => {
       await api.put(`routing/rules/${rule.id}`, { ...inputOf(rule), isEnabled });
+      onChanged();
       return `Rule ${rule.name} is now ${isEnabled ? 'enabled' : 'disabled'}.`;
     });
   const remove = (rule: RoutingRule) =>
-    act(rule, async () => {
+    actions.run(rule.id, async () => {
       await api.delete(`routing/rules/${rule.id}`);
+      onChanged();
       return `Rule ${rule.name} was deleted.`;
     });
 
@@ -220,11 +214,7 @@ function RulesPanel(props: {
                 <th scope="col">State</th>
                 <th scope="col">Conditions</th>
                 <th scope="col">Destinations</th>
-                {isAdmin && (
-                  <th scope="col" className="actions-col">
-                    Actions
-                  </th>
-                )}
+                {isAdmin && <ActionsHeading />}
               </tr>
             </thead>
             <tbody>
@@ -242,13 +232,7 @@ function RulesPanel(props: {
                     </div>
                   </td>
                   <td className="nowrap" data-label="State">
-                    <span className={rule.isEnabled ? 'state-label' : 'state-label muted'}>
-                      <span
-                        className={rule.isEnabled ? 'dot dot-ok' : 'dot dot-unknown'}
-                        aria-hidden="true"
-                      />
-                      {rule.isEnabled ? 'Enabled' : 'Disabled'}
-                    </span>
+                    <SwitchLabel isOn={rule.isEnabled} on="Enabled" off="Disabled" />
                   </td>
                   <td data-label="Conditions">
                     <RuleConditions conditions={rule.conditions} />
@@ -278,7 +262,7 @@ function RulesPanel(props: {
                           type="button"
                           className="button button-small button-danger-ghost"
                           disabled={busyId === rule.id}
-                          onClick={() => setDeleting(rule)}
+                          onClick={() => actions.ask(rule)}
                         >
                           Delete
                         </button>
@@ -298,7 +282,7 @@ function RulesPanel(props: {
           isDanger
           isBusy={busyId === deleting.id}
           onConfirm={() => void remove(deleting)}
-          onCancel={() => setDeleting(undefined)}
+          onCancel={actions.cancel}
         >
           <p>
             Instances received from now on are no longer forwarded by{' '}

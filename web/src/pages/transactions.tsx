@@ -13,6 +13,7 @@ import {
   type TransactionPage,
   type TransactionRow,
 } from '../api/types.js';
+import { DetailRow, RowToggle, useOpenRows } from '../components/expandable-row.js';
 import { Notice } from '../components/notice.js';
 import { Pager } from '../components/pager.js';
 import { TransactionDetails } from '../components/transaction-details.js';
@@ -118,7 +119,7 @@ export function TransactionsPage() {
   const [page, setPage] = useState<TransactionPage | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [isLoading, setIsLoading] = useState(true);
-  const [expanded, setExpanded] = useState<ReadonlySet<string>>(new Set());
+  const openRows = useOpenRows<string>();
   const [readAt, setReadAt] = useState(() => Date.now());
   const [newRows, setNewRows] = useState(0);
 
@@ -164,7 +165,7 @@ export function TransactionsPage() {
   function update(change: Partial<Filters>) {
     setCursors([]);
     setBefore(undefined);
-    setExpanded(new Set());
+    openRows.closeAll();
     setNewRows(0);
     setReadAt(Date.now());
     navigate(`${pathOf('transactions')}${searchOf({ ...filters, ...change })}`, {
@@ -178,13 +179,6 @@ export function TransactionsPage() {
     setNewRows(0);
     setReadAt(Date.now());
   };
-
-  const toggle = (key: string) =>
-    setExpanded((current) => {
-      const next = new Set(current);
-      if (!next.delete(key)) next.add(key);
-      return next;
-    });
 
   const firstIndex = cursors.length * filters.limit;
   const exportHref = `${API_BASE}/transactions/export.csv${queryString(apiFilter)}`;
@@ -373,13 +367,13 @@ export function TransactionsPage() {
               <tbody>
                 {page.rows.map((row) => {
                   const key = rowKey(row);
-                  const isOpen = expanded.has(key);
+                  const isOpen = openRows.isOpen(key);
                   return (
                     <LogRow
                       key={key}
                       row={row}
                       isOpen={isOpen}
-                      onToggle={() => toggle(key)}
+                      onToggle={() => openRows.toggle(key)}
                       onFilterAe={(ae) => {
                         setAeText(ae);
                         update({ ae });
@@ -429,18 +423,9 @@ function LogRow(props: {
     <>
       <tr className={isOpen ? `row-open row-${row.status}` : `row-${row.status}`}>
         <td className="nowrap">
-          <button
-            type="button"
-            className="row-toggle"
-            aria-expanded={isOpen}
-            aria-controls={detailId}
-            onClick={onToggle}
-          >
-            <span className="caret" aria-hidden="true">
-              {isOpen ? '▾' : '▸'}
-            </span>
+          <RowToggle isOpen={isOpen} controls={detailId} onToggle={onToggle}>
             <span className="mono">{formatTime(row.occurred_at)}</span>
-          </button>
+          </RowToggle>
         </td>
         <td className="nowrap">{row.type}</td>
         <td>
@@ -468,11 +453,9 @@ function LogRow(props: {
         </td>
       </tr>
       {isOpen && (
-        <tr className="row-detail" id={detailId}>
-          <td colSpan={10}>
-            <TransactionDetails row={row} onFilterAe={onFilterAe} />
-          </td>
-        </tr>
+        <DetailRow id={detailId} columns={10}>
+          <TransactionDetails row={row} onFilterAe={onFilterAe} />
+        </DetailRow>
       )}
     </>
   );

@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestCertificates, type TestCertificates } from '../../test/helpers/certificates.js';
+import { describe, expect, it } from 'vitest';
+import { setUpTestCertificates } from '../../test/helpers/certificates.js';
 import { DicomServerError } from '../errors.js';
 import { DEFAULT_SETTINGS, type Settings } from '../settings/schema.js';
 import {
@@ -15,15 +15,7 @@ import {
   tlsStatusOf,
 } from './tls-credentials.js';
 
-let certs: TestCertificates;
-
-beforeAll(async () => {
-  certs = await createTestCertificates();
-}, 60_000);
-
-afterAll(async () => {
-  await certs?.remove();
-});
+const certs = setUpTestCertificates();
 
 /** The ERR_TLS_CONFIG a load rejects with. */
 async function configError(load: Promise<unknown>): Promise<DicomServerError> {
@@ -38,9 +30,9 @@ async function configError(load: Promise<unknown>): Promise<DicomServerError> {
 
 function serverFiles(overrides: Partial<TlsFiles> = {}): TlsFiles {
   return {
-    certificate: certs.server.certificate,
-    privateKey: certs.server.privateKey,
-    caCertificates: certs.ca,
+    certificate: certs().server.certificate,
+    privateKey: certs().server.privateKey,
+    caCertificates: certs().ca,
     ...overrides,
   };
 }
@@ -49,9 +41,9 @@ function tlsSettings(overrides: Partial<Settings> = {}): Settings {
   return {
     ...DEFAULT_SETTINGS,
     tls_enabled: true,
-    tls_certificate: certs.server.certificate,
-    tls_private_key: certs.server.privateKey,
-    tls_ca_certificates: certs.ca,
+    tls_certificate: certs().server.certificate,
+    tls_private_key: certs().server.privateKey,
+    tls_ca_certificates: certs().ca,
     ...overrides,
   };
 }
@@ -71,10 +63,10 @@ describe('loading the TLS files', () => {
   });
 
   it('counts every certificate of a CA bundle', async () => {
-    const bundle = join(certs.dir, 'bundle.crt');
+    const bundle = join(certs().dir, 'bundle.crt');
     await writeFile(
       bundle,
-      `${await readFile(certs.ca, 'utf8')}${await readFile(certs.otherCa, 'utf8')}`,
+      `${await readFile(certs().ca, 'utf8')}${await readFile(certs().otherCa, 'utf8')}`,
     );
     const loaded = await loadTlsFiles(serverFiles({ caCertificates: bundle }));
     expect(loaded.caCertificateCount).toBe(2);
@@ -84,7 +76,7 @@ describe('loading the TLS files', () => {
     const loaded = await loadTlsFiles({
       certificate: '',
       privateKey: '',
-      caCertificates: certs.ca,
+      caCertificates: certs().ca,
     });
     expect(loaded.certificate).toBeUndefined();
     expect(loaded.material.certificate).toBeUndefined();
@@ -92,25 +84,25 @@ describe('loading the TLS files', () => {
 
   it('resolves a relative path against the working directory', async () => {
     const loaded = await loadTlsFiles(
-      serverFiles({ certificate: relative(process.cwd(), certs.server.certificate) }),
+      serverFiles({ certificate: relative(process.cwd(), certs().server.certificate) }),
     );
     expect(loaded.certificate?.subject).toContain('CN=localhost');
   });
 
   it('names the setting and the path of a file that does not exist', async () => {
-    const missing = join(certs.dir, 'no-such.crt');
+    const missing = join(certs().dir, 'no-such.crt');
     const error = await configError(loadTlsFiles(serverFiles({ certificate: missing })));
     expect(error.details).toMatchObject({ setting: 'tls_certificate', path: missing });
     expect(error.message).toContain('does not exist');
   });
 
   it('names a folder given for a file', async () => {
-    const error = await configError(loadTlsFiles(serverFiles({ caCertificates: certs.dir })));
+    const error = await configError(loadTlsFiles(serverFiles({ caCertificates: certs().dir })));
     expect(error.details.setting).toBe('tls_ca_certificates');
   });
 
   it('refuses a file without a PEM certificate, and a key file without a key', async () => {
-    const notPem = join(certs.dir, 'not-pem.txt');
+    const notPem = join(certs().dir, 'not-pem.txt');
     await writeFile(notPem, 'hello\n');
     expect(
       (await configError(loadTlsFiles(serverFiles({ certificate: notPem })))).details.setting,
@@ -119,31 +111,24 @@ describe('loading the TLS files', () => {
       (await configError(loadTlsFiles(serverFiles({ caCertificates: notPem })))).details.setting,
     ).toBe('tls_ca_certificates');
     expect(
-      (await configError(loadTlsFiles(serverFiles({ privateKey: certs.server.certificate }))))
+      (await configError(loadTlsFiles(serverFiles({ privateKey: certs().server.certificate }))))
         .details.setting,
     ).toBe('tls_private_key');
   });
 
   it('refuses a key that does not belong to the certificate', async () => {
     const error = await configError(
-      loadTlsFiles(serverFiles({ privateKey: certs.client.privateKey })),
+      loadTlsFiles(serverFiles({ privateKey: certs().client.privateKey })),
     );
     expect(error.details).toMatchObject({
       setting: 'tls_private_key',
-      path: certs.client.privateKey,
+      path: certs().client.privateKey,
     });
     expect(error.message).toContain('does not belong to the certificate');
   });
 
   it('refuses an expired certificate, saying when it expired', async () => {
-    const error = await configError(
-      loadTlsFiles(
-        serverFiles({
-          certificate: certs.expiredServer.certificate,
-          privateKey: certs.expiredServer.privateKey,
-        }),
-      ),
-    );
+    const error = await configError(loadTlsFiles(serverFiles(certs().expiredServer)));
     expect(error.details).toMatchObject({
       setting: 'tls_certificate',
       validTo: '2020-12-31T00:00:00.000Z',
@@ -151,14 +136,7 @@ describe('loading the TLS files', () => {
   });
 
   it('refuses a certificate that is not valid yet', async () => {
-    const error = await configError(
-      loadTlsFiles(
-        serverFiles({
-          certificate: certs.futureServer.certificate,
-          privateKey: certs.futureServer.privateKey,
-        }),
-      ),
-    );
+    const error = await configError(loadTlsFiles(serverFiles(certs().futureServer)));
     expect(error.details).toMatchObject({
       setting: 'tls_certificate',
       validFrom: '2090-01-01T00:00:00.000Z',
@@ -181,18 +159,18 @@ describe('loading the TLS files', () => {
       caCertificates: '--tls-ca',
     };
     const error = await configError(
-      loadTlsFiles(serverFiles({ caCertificates: join(certs.dir, 'none.crt') }), labels),
+      loadTlsFiles(serverFiles({ caCertificates: join(certs().dir, 'none.crt') }), labels),
     );
     expect(error.details.setting).toBe('--tls-ca');
     expect(SETTING_LABELS.caCertificates).toBe('tls_ca_certificates');
   });
 
   it('refuses an encrypted key, saying so', async () => {
-    const encrypted = join(certs.dir, 'encrypted.key');
+    const encrypted = join(certs().dir, 'encrypted.key');
     await promisify(execFile)('openssl', [
       'pkey',
       '-in',
-      certs.server.privateKey,
+      certs().server.privateKey,
       '-aes256',
       '-passout',
       'pass:secret',
@@ -243,8 +221,8 @@ describe('the service TLS set-up', () => {
     const error = await configError(
       loadTlsSetup(
         tlsSettings({
-          tls_certificate: certs.expiredServer.certificate,
-          tls_private_key: certs.expiredServer.privateKey,
+          tls_certificate: certs().expiredServer.certificate,
+          tls_private_key: certs().expiredServer.privateKey,
         }),
       ),
     );

@@ -7,13 +7,13 @@
  * Layer: storage (unit, on a temporary directory).
  */
 
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type CommandRun, runCommand } from '../../test/helpers/command.js';
 import {
   AtomicWriter,
   type Durability,
@@ -199,30 +199,15 @@ outcome.incoming = await readdir(incoming);
 console.log(JSON.stringify(outcome));
 `;
 
+/** Runs `script` with tsx under bash's `ulimit -f` of `limitKiB` (SIGXFSZ ignored: EFBIG instead). */
 function runWithFileSizeLimit(
   script: string,
   args: readonly string[],
   limitKiB: number,
-): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+): Promise<CommandRun> {
   const quoted = args.map((arg) => `'${arg.replace(/'/g, "'\\''")}'`).join(' ');
   const command = `trap '' XFSZ; ulimit -f ${limitKiB}; exec node --import tsx '${script}' ${quoted}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', command], { cwd: process.cwd() });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (exitCode) => {
-      clearTimeout(timer);
-      resolve({ exitCode, stdout, stderr });
-    });
-  });
+  return runCommand('bash', ['-c', command], { cwd: process.cwd(), timeoutMs: 20_000 });
 }
 
 describe.each(DURABILITIES)('a failed write (%s durability)', (durability) => {

@@ -18,7 +18,7 @@
  * Layer: test (deploy).
  */
 
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,42 +27,20 @@ import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SQLITE_FILE_NAME } from '../../src/db/dialect.js';
+import { checkBuildIsCurrent, REPO } from '../helpers/cli.js';
+import { runCommand } from '../helpers/command.js';
 import { topLevelValues } from '../helpers/dcmdump.js';
 import { freePort } from '../helpers/net.js';
+import { startServe } from '../helpers/serve-process.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
-import { runCommand, startLogged } from './processes.js';
 
-const REPO = join(import.meta.dirname, '..', '..');
-const BUILT_CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 /** The image's CMD and HEALTHCHECK, relative to the installed package's directory. */
-const SERVE = ['dist/src/cli/main.js', 'serve'];
+const SERVE = [process.execPath, 'dist/src/cli/main.js', 'serve'] as const;
 const HEALTH = ['dist/src/cli/main.js', 'health'];
 const CALLED_AE = 'CLEAN_SCP';
 const ADMIN_PASSWORD = 'clean-install-password-1';
 /** npm ci with a compile of better-sqlite3, on a loaded 2-core machine. */
 const INSTALL_TIMEOUT_MS = 15 * 60_000;
-
-/** Fails when `dist/` is missing or older than a source file it is built from. */
-function checkBuildIsCurrent(): void {
-  if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run \`npm run build\``);
-  const stale: string[] = [];
-  const visit = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) visit(path);
-      else if (/(?<!\.test|\.d)\.ts$/.test(name)) {
-        const built = join(REPO, 'dist', relative(REPO, path)).replace(/\.ts$/, '.js');
-        if (!existsSync(built) || statSync(built).mtimeMs < statSync(path).mtimeMs) {
-          stale.push(relative(REPO, path));
-        }
-      }
-    }
-  };
-  visit(join(REPO, 'src'));
-  if (stale.length > 0) {
-    throw new Error(`dist/ is older than ${stale.join(', ')}: run \`npm run build\``);
-  }
-}
 
 /**
  * Serves better-sqlite3's binary from this checkout as its prebuilt release archive (the one
@@ -160,7 +138,8 @@ describe('the production start on a clean install (npm pack, npm ci --omit=dev)'
     const dataDir = join(workDir, 'data');
     const [dicomPort, httpPort] = [await freePort(), await freePort()];
     const web = { DICOM_SERVER_HTTP_HOST: '127.0.0.1', DICOM_SERVER_HTTP_PORT: String(httpPort) };
-    const serve = startLogged(process.execPath, SERVE, {
+    const serve = startServe([], {
+      command: SERVE,
       cwd: appDir,
       env: {
         ...web,
@@ -173,7 +152,11 @@ describe('the production start on a clean install (npm pack, npm ci --omit=dev)'
     });
     let exit: Awaited<ReturnType<typeof serve.stop>>;
     try {
-      const listening = await serve.waitForLine('DICOM service listening', 60_000);
+      const listening = await serve.waitForLine(
+        (line) => line.msg === 'DICOM service listening',
+        'listening',
+        60_000,
+      );
       expect(listening, serve.output()).toMatchObject({ aeTitle: CALLED_AE, port: dicomPort });
 
       const echo = await runCommand('echoscu', ['-aec', CALLED_AE, '127.0.0.1', String(dicomPort)]);
@@ -206,7 +189,7 @@ describe('the production start on a clean install (npm pack, npm ci --omit=dev)'
       expect(health.exitCode, health.output).toBe(0);
       expect(health.stdout).toMatch(/^healthy: web console up, DICOM service running/);
     } finally {
-      exit = await serve.stop();
+      exit = await serve.stop(20_000);
     }
     expect(exit, serve.output()).toEqual({ code: 0, signal: null });
   }, 120_000);

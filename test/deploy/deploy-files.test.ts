@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { registerServe } from '../../src/cli/serve.js';
-import { runCommand } from './processes.js';
+import { runCommand } from '../helpers/command.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(REPO, path), 'utf8');

@@ -28,13 +28,12 @@ import {
   settingFromText,
 } from '../../src/settings/schema.js';
 import { maskedSettings } from '../../src/web/routes/settings.js';
+import { loginAdmin } from '../helpers/api-session.js';
+import { runSourceCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/net.js';
 import { startServe } from '../helpers/serve-process.js';
-import { loginAdmin } from './api-session.js';
-import { runCommand } from './processes.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
-const CLI_SOURCE = join(REPO, 'src', 'cli', 'main.ts');
 const ADMIN_PASSWORD = 'environment-password-1';
 
 /** The deployment files that name DICOM_SERVER_* variables. */
@@ -238,7 +237,7 @@ describe('serve configured by environment variables alone', () => {
       );
 
       // service_enabled and auto_start are off: the web console runs, the DICOM service not.
-      const health = await runCommand(process.execPath, ['--import', 'tsx', CLI_SOURCE, 'health'], {
+      const health = await runSourceCli(['health'], {
         env: { DICOM_SERVER_HTTP_PORT: String(httpPort) },
       });
       expect(health.exitCode, health.output).toBe(0);

@@ -16,17 +16,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HEALTH_PATH, healthUrl } from '../../src/cli/health.js';
+import { loginAdmin } from '../helpers/api-session.js';
+import { runSourceCli } from '../helpers/cli.js';
+import type { CommandRun } from '../helpers/command.js';
 import { freePort } from '../helpers/net.js';
 import { startListening } from '../helpers/serve-process.js';
-import { loginAdmin } from './api-session.js';
-import { type CommandRun, runCommand } from './processes.js';
 
-const CLI_SOURCE = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 const ADMIN_PASSWORD = 'health-password-1';
 
 /** `dicom-server health` with `env` only (as the HEALTHCHECK runs it) and `args`. */
 function runHealth(env: Record<string, string>, args: readonly string[] = []): Promise<CommandRun> {
-  return runCommand(process.execPath, ['--import', 'tsx', CLI_SOURCE, 'health', ...args], { env });
+  return runSourceCli(['health', ...args], { env });
 }
 
 /** Listens on 127.0.0.1 (a free port) and answers every request with `status` and `body`. */

@@ -178,7 +178,13 @@ describe('the Routing page in Chromium', () => {
       await dialog.getByRole('button', { name: 'Add rule' }).click();
       await dialog.waitFor({ state: 'hidden' });
       await page.getByText(`Rule ${RULE} was added.`).waitFor();
-      const text = await waitForText(ruleRow, /Enabled/, 'the new rule in the list');
+      // The rule comes from the rules read, the addresses from the destinations read: both.
+      await waitForText(ruleRow, /Enabled/, 'the new rule in the list');
+      const text = await waitForText(
+        ruleRow,
+        new RegExp(`${ARCHIVE} ${HOST.replaceAll('.', '\\.')}:${archivePort}`),
+        'the destinations with their addresses',
+      );
       expect(text).toContain('Modality is CT');
       expect(text).toContain('Calling AE title matches E2E_*');
       expect(text).toContain(`${ARCHIVE} ${HOST}:${archivePort}`);

@@ -22,7 +22,15 @@ import {
   type Page,
 } from 'playwright-core';
 import { runTool } from './dcmtk.js';
-import { type DataDir, type ServeProcess, startListening } from './serve-process.js';
+import {
+  type DataDir,
+  type ServeProcess,
+  startListening,
+  waitForConsoleUrl,
+} from './serve-process.js';
+
+// The walks stop their `serve` with these; they live with `serve` itself.
+export { stopServeCleanly, stopServeIfRunning } from './serve-process.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 /** Where screenshots go: one PNG per page a walk shows. */
@@ -112,39 +120,7 @@ export async function startConsoleServe(
   const serve = await startListening(['--data-dir', dataDir.path, '--shutdown-grace', '1'], {
     env: { DICOM_SERVER_ADMIN_PASSWORD: adminPassword },
   });
-  try {
-    const web = await serve.waitForLine(
-      (line) => line.msg === 'web console and REST API listening',
-      'the web console address',
-    );
-    return { serve, consoleUrl: String(web.url) };
-  } catch (error) {
-    if (serve.child.exitCode === null) serve.child.kill('SIGKILL');
-    throw error;
-  }
-}
-
-/** Stops `serve` unless it is absent or has already exited (for `afterAll`). */
-export async function stopServeIfRunning(serve: ServeProcess | undefined): Promise<void> {
-  if (serve !== undefined && serve.child.exitCode === null && serve.child.signalCode === null) {
-    await serve.stop();
-  }
-}
-
-/**
- * Stops `serve` and throws unless it exited with code 0 and logged no error on the way.
- *
- * The last check of a walk: the console did nothing that made the server fail.
- */
-export async function stopServeCleanly(serve: ServeProcess): Promise<void> {
-  const exit = await serve.stop();
-  if (exit.code !== 0 || exit.signal !== null) {
-    throw new Error(`serve exited with ${JSON.stringify(exit)}\n${serve.output()}`);
-  }
-  const errors = serve.lines.filter((line) => Number(line.level) >= 50);
-  if (errors.length > 0) {
-    throw new Error(`serve logged ${errors.length} error(s)\n${serve.output()}`);
-  }
+  return { serve, consoleUrl: await waitForConsoleUrl(serve) };
 }
 
 /**

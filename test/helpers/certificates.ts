@@ -5,7 +5,8 @@
  * expired and one not valid yet. OpenSSL 3.0's `x509 -days` cannot date a certificate in the
  * past (3.4's -not_before/-not_after can), so those two are signed with `openssl ca` and
  * -startdate/-enddate. RSA keys: the BCP 195 profile's TLS 1.2 suites are ECDHE-RSA and
- * DHE-RSA, which DCMTK's +px/+py profiles offer.
+ * DHE-RSA, which DCMTK's +px/+py profiles offer. `setUpTestCertificates` makes them for a test
+ * file's tests and removes them afterwards.
  *
  * Layer: test helper.
  */
@@ -15,6 +16,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
 
 const run = promisify(execFile);
 
@@ -51,22 +53,29 @@ async function openssl(cwd: string, args: readonly string[]): Promise<void> {
   }
 }
 
-/** A self-signed CA certificate `name`.crt with its key `name`.key. */
-async function makeCa(dir: string, name: string, commonName: string): Promise<string> {
-  await openssl(dir, [
-    'req',
-    '-x509',
+/** `openssl req`'s arguments for a new RSA key `name`.key, unencrypted, and its subject. */
+function newKeyWithSubject(name: string, commonName: string): string[] {
+  return [
     '-newkey',
     'rsa:2048',
     '-nodes',
     '-keyout',
     `${name}.key`,
+    '-subj',
+    `/O=dicom-server tests/CN=${commonName}`,
+  ];
+}
+
+/** A self-signed CA certificate `name`.crt with its key `name`.key. */
+async function makeCa(dir: string, name: string, commonName: string): Promise<string> {
+  await openssl(dir, [
+    'req',
+    '-x509',
+    ...newKeyWithSubject(name, commonName),
     '-out',
     `${name}.crt`,
     '-days',
     '365',
-    '-subj',
-    `/O=dicom-server tests/CN=${commonName}`,
     '-addext',
     'basicConstraints=critical,CA:TRUE',
     '-addext',
@@ -82,60 +91,33 @@ const LEAF_EXTENSIONS = [
   'subjectAltName=IP:127.0.0.1,DNS:localhost',
 ].join('\n');
 
-/** A key and a signing request `name`.key, `name`.csr. */
-async function makeRequest(dir: string, name: string, commonName: string): Promise<void> {
-  await openssl(dir, [
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/O=dicom-server tests/CN=${commonName}`,
-  ]);
+/** When a certificate is valid, in `openssl ca`'s form (YYYYMMDDHHMMSSZ). */
+interface ValidityDates {
+  readonly startDate: string;
+  readonly endDate: string;
 }
 
-/** A leaf certificate signed by `ca`, valid for a year from now. */
-async function makeLeaf(
-  dir: string,
-  ca: string,
-  name: string,
-  commonName: string,
-): Promise<CertificatePair> {
-  await makeRequest(dir, name, commonName);
-  await openssl(dir, [
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}.crt`,
-    '-CAkey',
-    `${ca}.key`,
-    '-CAcreateserial',
-    '-out',
-    `${name}.crt`,
-    '-days',
-    '365',
-    '-extfile',
-    'leaf.ext',
-  ]);
-  return { certificate: join(dir, `${name}.crt`), privateKey: join(dir, `${name}.key`) };
-}
-
-/** A leaf certificate of `ca` valid from `startDate` to `endDate` (YYYYMMDDHHMMSSZ). */
-async function makeDatedLeaf(
-  dir: string,
-  ca: string,
-  name: string,
-  startDate: string,
-  endDate: string,
-): Promise<CertificatePair> {
-  await makeRequest(dir, name, `${name}.test`);
-  await openssl(dir, [
+/**
+ * `openssl`'s arguments that sign the request `name`.csr with `ca` into `name`.crt: `x509 -req`,
+ * valid for a year from now, without `dates`; with them `openssl ca` (see the file's summary).
+ */
+function signArgs(ca: string, name: string, dates: ValidityDates | undefined): string[] {
+  const io = ['-extfile', 'leaf.ext', '-in', `${name}.csr`, '-out', `${name}.crt`];
+  if (dates === undefined) {
+    return [
+      'x509',
+      '-req',
+      '-CA',
+      `${ca}.crt`,
+      '-CAkey',
+      `${ca}.key`,
+      '-CAcreateserial',
+      '-days',
+      '365',
+      ...io,
+    ];
+  }
+  return [
     'ca',
     '-config',
     'ca.cnf',
@@ -146,16 +128,23 @@ async function makeDatedLeaf(
     '-keyfile',
     `${ca}.key`,
     '-startdate',
-    startDate,
+    dates.startDate,
     '-enddate',
-    endDate,
-    '-extfile',
-    'leaf.ext',
-    '-in',
-    `${name}.csr`,
-    '-out',
-    `${name}.crt`,
-  ]);
+    dates.endDate,
+    ...io,
+  ];
+}
+
+/** A leaf certificate `name`.crt signed by `ca`, valid a year from now or for `dates`. */
+async function makeLeaf(
+  dir: string,
+  ca: string,
+  name: string,
+  commonName: string,
+  dates?: ValidityDates,
+): Promise<CertificatePair> {
+  await openssl(dir, ['req', ...newKeyWithSubject(name, commonName), '-out', `${name}.csr`]);
+  await openssl(dir, signArgs(ca, name, dates));
   return { certificate: join(dir, `${name}.crt`), privateKey: join(dir, `${name}.key`) };
 }
 
@@ -195,20 +184,14 @@ export async function createTestCertificates(): Promise<TestCertificates> {
     const server = await makeLeaf(dir, 'ca', 'server', 'localhost');
     const client = await makeLeaf(dir, 'ca', 'client', 'TLS_CLIENT');
     const otherClient = await makeLeaf(dir, 'other-ca', 'other-client', 'OTHER_CLIENT');
-    const expiredServer = await makeDatedLeaf(
-      dir,
-      'ca',
-      'expired-server',
-      '20200101000000Z',
-      '20201231000000Z',
-    );
-    const futureServer = await makeDatedLeaf(
-      dir,
-      'ca',
-      'future-server',
-      '20900101000000Z',
-      '20901231000000Z',
-    );
+    const expiredServer = await makeLeaf(dir, 'ca', 'expired-server', 'expired-server.test', {
+      startDate: '20200101000000Z',
+      endDate: '20201231000000Z',
+    });
+    const futureServer = await makeLeaf(dir, 'ca', 'future-server', 'future-server.test', {
+      startDate: '20900101000000Z',
+      endDate: '20901231000000Z',
+    });
     return {
       dir,
       ca,
@@ -224,4 +207,28 @@ export async function createTestCertificates(): Promise<TestCertificates> {
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/**
+ * Makes the test certificates before the tests of the calling file (or `describe` block) and
+ * removes them after: `beforeAll` and `afterAll`, registered where it is called. Returns how a
+ * test or hook reaches them.
+ */
+export function setUpTestCertificates(): () => TestCertificates {
+  let certificates: TestCertificates | undefined;
+  // openssl makes seven RSA keys: seconds on a loaded machine.
+  beforeAll(async () => {
+    certificates = await createTestCertificates();
+  }, 60_000);
+  afterAll(async () => {
+    await certificates?.remove();
+  });
+  return () => {
+    if (certificates === undefined) {
+      throw new Error(
+        'the test certificates are made in beforeAll: reach them from a test or hook',
+      );
+    }
+    return certificates;
+  };
 }

@@ -2,18 +2,20 @@
  * Runs DCMTK's command-line tools as real peers. Each run returns the exit code and the
  * tool's output, which a failing test prints. TCP_NODELAY=1 is set in their environment:
  * Debian's DCMTK otherwise leaves Nagle's algorithm on.
+ *
+ * Layer: test helper.
  */
 
 import { spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { type CommandRun, cleanEnv, runCommand } from './command.js';
+import { freePort, waitForListener } from './net.js';
 
 /** The outcome of one DCMTK tool run. */
-export interface ToolRun {
-  readonly exitCode: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** stdout and stderr together, for failure messages. */
-  readonly output: string;
-}
+export type ToolRun = CommandRun;
+
+/** Added to the clean environment (see `cleanEnv`) of every DCMTK tool. */
+const TOOL_ENV = { TCP_NODELAY: '1' };
 
 /** Runs `tool` with `args`, killing it after `timeoutMs`; in `cwd` when given. */
 export function runTool(
@@ -22,31 +24,7 @@ export function runTool(
   timeoutMs = 30_000,
   cwd?: string,
 ): Promise<ToolRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, {
-      env: { ...process.env, TCP_NODELAY: '1' },
-      ...(cwd !== undefined && { cwd }),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (exitCode) => {
-      clearTimeout(timer);
-      resolve({
-        exitCode,
-        stdout,
-        stderr,
-        output: `$ ${tool} ${args.join(' ')}\n${stdout}${stderr}`,
-      });
-    });
-  });
+  return runCommand(tool, args, { env: TOOL_ENV, timeoutMs, ...(cwd !== undefined && { cwd }) });
 }
 
 /** A long-running tool (e.g. storescp) started in the background. */
@@ -55,13 +33,13 @@ export interface BackgroundTool {
   stop(): Promise<void>;
 }
 
-/** Starts `tool` in the background; resolves once `readyPattern` appears in its output (or after a short delay when absent). */
+/** Starts `tool` in the background; resolves after `readyDelayMs`, rejecting if it has exited by then. */
 export async function startTool(
   tool: string,
   args: readonly string[],
   readyDelayMs = 300,
 ): Promise<BackgroundTool> {
-  const child = spawn(tool, args, { env: { ...process.env, TCP_NODELAY: '1' } });
+  const child = spawn(tool, args, { env: cleanEnv(TOOL_ENV) });
   let output = '';
   child.stdout.on('data', (d: Buffer) => {
     output += d.toString();
@@ -83,4 +61,21 @@ export async function startTool(
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** A storescp started by `startStorescp`, and its port. */
+export interface Storescp extends BackgroundTool {
+  readonly port: number;
+}
+
+/**
+ * Starts DCMTK's storescp on a free port with `args` (e.g. its AE title, `+B`), writing what it
+ * receives into `folder` (made when missing); resolves once it accepts connections.
+ */
+export async function startStorescp(folder: string, args: readonly string[]): Promise<Storescp> {
+  await mkdir(folder, { recursive: true });
+  const port = await freePort();
+  const tool = await startTool('storescp', [...args, '-od', folder, String(port)], 100);
+  await waitForListener(port);
+  return { ...tool, port };
 }

@@ -1,7 +1,10 @@
 /**
- * `dicom-server serve` as a child process for interop tests, run from source (tsx), with its
- * JSON log cut into lines; and its data directory as another process sees it: the settings and
- * allowed peers changed while it runs, the transaction rows and the service status it writes.
+ * `dicom-server serve` as a child process for interop and deployment tests, run from source
+ * (tsx) or by any command given (e.g. an installed copy), in a clean environment, with its JSON
+ * log cut into lines; started on a data directory and waited for until the DICOM service and the
+ * web console listen, and stopped with a check that it ended cleanly. Also its data directory as
+ * another process sees it: the settings and allowed peers changed while it runs, the transaction
+ * rows and the service status it writes.
  *
  * Layer: test helper.
  */
@@ -18,9 +21,9 @@ import {
   TransactionLogRepository,
   type TransactionRow,
 } from '../../src/db/repositories/transaction-log-repository.js';
+import { SOURCE_CLI } from './cli.js';
+import { type CommandLine, cleanEnv } from './command.js';
 import { within } from './wait.js';
-
-const CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
 /** One line of the server's JSON log (pino), or `unparsed` for anything else on stdout. */
 export type ServeLogLine = Record<string, unknown>;
@@ -51,30 +54,38 @@ export interface ServeProcess {
   stop(timeoutMs?: number): Promise<ServeExit>;
 }
 
-/** The environment without our own DICOM_SERVER_* settings, so only the flags count. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('DICOM_SERVER_')),
-  );
-}
-
 /** What else a test gives `serve`. */
 export interface ServeOptions {
-  /** Added to the environment (e.g. DICOM_SERVER_ADMIN_PASSWORD), after the cleaning. */
+  /**
+   * Added to the environment (e.g. DICOM_SERVER_ADMIN_PASSWORD), after the cleaning (see
+   * `cleanEnv`) and after DICOM_SERVER_HTTP_PORT=0 and DICOM_SERVER_HTTP_HOST=127.0.0.1.
+   */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * The command line that runs `serve`, before the arguments (e.g. an installed copy's
+   * `[process.execPath, 'dist/src/cli/main.js', 'serve']`); from source when absent.
+   */
+  readonly command?: CommandLine;
+  /** The working directory; the test run's when absent. */
+  readonly cwd?: string;
 }
 
 /** Starts `dicom-server serve` with `args`; see `startListening` to wait until it listens. */
 export function startServe(args: readonly string[], options: ServeOptions = {}): ServeProcess {
+  const [program, ...commandArgs] = options.command ?? [...SOURCE_CLI, 'serve'];
   // The web console on a free port: tests run side by side.
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', ...args], {
-    env: {
-      ...cleanEnv(),
+  const child = spawn(program, [...commandArgs, ...args], {
+    env: cleanEnv({
       DICOM_SERVER_HTTP_PORT: '0',
       DICOM_SERVER_HTTP_HOST: '127.0.0.1',
       ...options.env,
-    },
+    }),
+    ...(options.cwd !== undefined && { cwd: options.cwd }),
   });
+  const commandLine =
+    options.command === undefined
+      ? ['dicom-server serve', ...args].join(' ')
+      : [...options.command, ...args].join(' ');
   const lines: ServeLogLine[] = [];
   let stdout = '';
   let stderr = '';
@@ -105,7 +116,7 @@ export function startServe(args: readonly string[], options: ServeOptions = {}):
     }),
   );
   const output = () =>
-    `$ dicom-server serve ${args.join(' ')}\n${lines.map((l) => JSON.stringify(l)).join('\n')}\n${stdout}${stderr}`;
+    `$ ${commandLine}\n${lines.map((l) => JSON.stringify(l)).join('\n')}\n${stdout}${stderr}`;
   const waitForExit = async (timeoutMs = 15_000) => {
     try {
       return await within(exited, timeoutMs, 'exit of serve');
@@ -154,6 +165,114 @@ export async function startListening(
     throw error;
   }
   return serve;
+}
+
+/**
+ * The web console's address, `http://127.0.0.1:PORT/dicom-server/`, once `serve` logs it.
+ *
+ * A `serve` that never announces its console is killed before the error is thrown.
+ */
+export async function waitForConsoleUrl(serve: ServeProcess): Promise<string> {
+  try {
+    const web = await serve.waitForLine(
+      (line) => line.msg === 'web console and REST API listening',
+      'the web console address',
+    );
+    return String(web.url);
+  } catch (error) {
+    if (serve.child.exitCode === null) serve.child.kill('SIGKILL');
+    throw error;
+  }
+}
+
+/** Where and how `startServeOn` starts `serve`. */
+export interface ServeOnOptions extends ServeOptions {
+  /** The DICOM service's listen address; 127.0.0.1 when absent. */
+  readonly host?: string;
+  /** More flags, after the data directory, the address, port 0 and `--log-level info`. */
+  readonly flags?: readonly string[];
+}
+
+/** A `serve` started by `startServeOn`, and where it listens. */
+export interface ListeningServe {
+  readonly serve: ServeProcess;
+  /** The DICOM service's port, picked by the system. */
+  readonly dicomPort: number;
+  /** The web console's port. */
+  readonly httpPort: number;
+  /** The web console's address, `http://127.0.0.1:PORT/dicom-server/`. */
+  readonly consoleUrl: string;
+}
+
+/**
+ * Starts `serve` on `dir` with its DICOM service on a free port of `host` and log level info,
+ * and waits until both the DICOM service and the web console listen (killed when it does not).
+ */
+export async function startServeOn(
+  dir: DataDir,
+  options: ServeOnOptions = {},
+): Promise<ListeningServe> {
+  const { host = '127.0.0.1', flags = [], ...serveOptions } = options;
+  const serve = await startListening(
+    [
+      '--data-dir',
+      dir.path,
+      '--dicom-host',
+      host,
+      '--dicom-port',
+      '0',
+      '--log-level',
+      'info',
+      ...flags,
+    ],
+    serveOptions,
+  );
+  const consoleUrl = await waitForConsoleUrl(serve);
+  const listening = serve.lines.find((line) => line.msg === 'DICOM service listening');
+  return {
+    serve,
+    dicomPort: Number(listening?.port),
+    httpPort: Number(new URL(consoleUrl).port),
+    consoleUrl,
+  };
+}
+
+/** Stops `serve` unless it is absent or has already exited (for `afterAll`). */
+export async function stopServeIfRunning(serve: ServeProcess | undefined): Promise<void> {
+  if (serve !== undefined && serve.child.exitCode === null && serve.child.signalCode === null) {
+    await serve.stop();
+  }
+}
+
+/**
+ * Stops `serve` and throws unless it exited with code 0 and logged no error on the way.
+ *
+ * The last check of a test's server: nothing the test did made it fail.
+ */
+export async function stopServeCleanly(serve: ServeProcess): Promise<void> {
+  const exit = await serve.stop();
+  if (exit.code !== 0 || exit.signal !== null) {
+    throw new Error(`serve exited with ${JSON.stringify(exit)}\n${serve.output()}`);
+  }
+  const errors = serve.lines.filter((line) => Number(line.level) >= 50);
+  if (errors.length > 0) {
+    throw new Error(`serve logged ${errors.length} error(s)\n${serve.output()}`);
+  }
+}
+
+/**
+ * The end of a test's `serve` on its own data directory: `stopServeCleanly`, then the directory
+ * removed whatever the outcome. Either may be absent (a `beforeAll` that failed half-way).
+ */
+export async function stopServeAndRemoveDir(
+  serve: ServeProcess | undefined,
+  dir: DataDir | undefined,
+): Promise<void> {
+  try {
+    if (serve !== undefined) await stopServeCleanly(serve);
+  } finally {
+    await dir?.remove();
+  }
 }
 
 /** Polls `read` until `isDone` holds for what it returned; rejects naming `what` after `timeoutMs`. */

@@ -33,7 +33,8 @@ import {
   type DataDir,
   pollUntil,
   type ServeProcess,
-  startListening,
+  startServeOn,
+  stopServeAndRemoveDir,
 } from '../helpers/serve-process.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
 
@@ -67,31 +68,17 @@ async function startRunning(
 ): Promise<Running> {
   const dir = await createDataDir('access-control-');
   await configure(dir, stored);
-  const serve = await startListening([
-    '--data-dir',
-    dir.path,
-    '--dicom-host',
-    host,
-    '--dicom-port',
-    '0',
-    '--log-level',
-    'info',
-    ...flags,
-  ]).catch(async (error: unknown) => {
-    await dir.remove();
-    throw error;
-  });
-  const listening = serve.lines.find((line) => line.msg === 'DICOM service listening');
-  return { dir, serve, port: Number(listening?.port) };
+  const { serve, dicomPort } = await startServeOn(dir, { host, flags }).catch(
+    async (error: unknown) => {
+      await dir.remove();
+      throw error;
+    },
+  );
+  return { dir, serve, port: dicomPort };
 }
 
 async function stopRunning(running: Running | undefined): Promise<void> {
-  if (running === undefined) return;
-  const exit = await running.serve.stop();
-  await running.dir.remove();
-  const errors = running.serve.lines.filter((line) => Number(line.level) >= 50);
-  expect(errors, running.serve.output()).toEqual([]);
-  expect(exit, running.serve.output()).toEqual({ code: 0, signal: null });
+  await stopServeAndRemoveDir(running?.serve, running?.dir);
 }
 
 /** Stores a settings change as `config set` does: the open baseline, then `change`. */

@@ -9,12 +9,9 @@
  * Layer: test (interop).
  */
 
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { openDatabase } from '../../src/db/dialect.js';
 import { SettingsRepository } from '../../src/db/repositories/settings-repository.js';
@@ -28,82 +25,20 @@ import {
   settingAsText,
 } from '../../src/settings/schema.js';
 import { AuthService } from '../../src/web/auth.js';
+import { checkBuildIsCurrent, runBuiltCli } from '../helpers/cli.js';
+import type { CommandRun } from '../helpers/command.js';
 import { POSTGRES_URL } from '../helpers/postgres.js';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 /** The sources the administration commands run, whose build must be current. */
 const SOURCE_DIRS = ['src/cli', 'src/db', 'src/settings', 'src/web'];
-
-interface CliRun {
-  readonly exitCode: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** The command line and both streams, for failure messages. */
-  readonly output: string;
-}
-
-/** The environment without our own DICOM_SERVER_* settings, plus `extra`. */
-function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    ...Object.fromEntries(
-      Object.entries(process.env).filter(([name]) => !name.startsWith('DICOM_SERVER_')),
-    ),
-    ...extra,
-  };
-}
 
 /** Runs the built CLI to completion (killed after 15 s, which leaves exitCode null). */
 function runCli(
   args: readonly string[],
-  env: NodeJS.ProcessEnv = {},
+  env: Readonly<Record<string, string>> = {},
   stdin?: string,
-): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(env) });
-    child.stdin.end(stdin ?? '');
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    child.on('error', reject);
-    child.on('close', (exitCode) => {
-      clearTimeout(timer);
-      resolve({
-        exitCode,
-        stdout,
-        stderr,
-        output: `$ dicom-server ${args.join(' ')}\n${stdout}${stderr}`,
-      });
-    });
-  });
-}
-
-/** Fails when the build is missing or older than a source the commands run. */
-function checkBuildIsCurrent(): void {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
-  const stale: string[] = [];
-  const visit = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) visit(path);
-      else if (name.endsWith('.ts') && !name.endsWith('.test.ts')) {
-        const built = join(REPO, 'dist', relative(REPO, path)).replace(/\.ts$/, '.js');
-        if (!existsSync(built) || statSync(built).mtimeMs < statSync(path).mtimeMs) {
-          stale.push(relative(REPO, path));
-        }
-      }
-    }
-  };
-  for (const dir of SOURCE_DIRS) visit(join(REPO, dir));
-  if (stale.length > 0) {
-    throw new Error(`the build is older than ${stale.join(', ')}: run \`npm run build\` first`);
-  }
+): Promise<CommandRun> {
+  return runBuiltCli(args, { env, timeoutMs: 15_000, ...(stdin !== undefined && { stdin }) });
 }
 
 /**
@@ -147,7 +82,7 @@ async function dataDirWith(aes: readonly Partial<AllowedAe>[]): Promise<string> 
 }
 
 beforeAll(() => {
-  checkBuildIsCurrent();
+  checkBuildIsCurrent(SOURCE_DIRS);
 });
 
 afterAll(async () => {

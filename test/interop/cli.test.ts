@@ -6,45 +6,24 @@
  * Layer: test (interop).
  */
 
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import net from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TransferSyntax } from '../../src/dicom/transfer-syntax.js';
 import { SopClass } from '../../src/dicom/uid.js';
 import type { Association } from '../../src/network/association/association.js';
 import { requestAssociation } from '../../src/network/association/requestor.js';
-import { runTool, type ToolRun } from '../helpers/dcmtk.js';
+import { runSourceCli } from '../helpers/cli.js';
+import type { CommandRun } from '../helpers/command.js';
+import { runTool } from '../helpers/dcmtk.js';
+import { freePort } from '../helpers/net.js';
+import { type ServeProcess, startServe } from '../helpers/serve-process.js';
 import { startTestServer, type TestServer, waitFor } from '../helpers/server.js';
 
 const HOST = '127.0.0.1';
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(REPO, 'src', 'cli', 'main.ts');
-const NODE_ARGS = ['--import', 'tsx', CLI];
 
-/** The environment without our own DICOM_SERVER_* settings, so only the flags count. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('DICOM_SERVER_')),
-  );
-}
-
-/** Runs the CLI to completion (killed after `timeoutMs`, which leaves exitCode null). */
-function runCli(args: readonly string[], timeoutMs = 20_000): Promise<ToolRun> {
-  return runTool(process.execPath, [...NODE_ARGS, ...args], timeoutMs);
-}
-
-/** A TCP port that was free a moment ago: bound on port 0, then released. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+/** Runs the CLI to completion (killed after 20 s, which leaves exitCode null). */
+function runCli(args: readonly string[]): Promise<CommandRun> {
+  return runSourceCli(args, { timeoutMs: 20_000 });
 }
 
 /** A TCP listener on a free port that accepts connections and never says anything. */
@@ -130,84 +109,9 @@ describe('dicom-server echo', () => {
   });
 });
 
-/** `serve` as a child process, with its stdout cut into JSON log lines. */
-interface ServeProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly lines: Record<string, unknown>[];
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startServe(args: readonly string[]): ServeProcess {
-  // The web console on a free port: tests run side by side.
-  const child = spawn(process.execPath, [...NODE_ARGS, 'serve', ...args], {
-    env: { ...cleanEnv(), DICOM_SERVER_HTTP_PORT: '0', DICOM_SERVER_HTTP_HOST: '127.0.0.1' },
-  });
-  const lines: Record<string, unknown>[] = [];
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString('utf8');
-    const complete = stdout.lastIndexOf('\n');
-    if (complete < 0) return;
-    const text = stdout.slice(0, complete);
-    stdout = stdout.slice(complete + 1);
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ unparsed: line });
-      }
-    }
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    child,
-    lines,
-    output: () =>
-      `$ dicom-server serve ${args.join(' ')}\n${lines.map((l) => JSON.stringify(l)).join('\n')}\n${stdout}${stderr}`,
-    exited,
-  };
-}
-
-/** Resolves with the exit, or rejects with the process's output after `timeoutMs`. */
-async function waitForExit(
-  serve: ServeProcess,
-  timeoutMs: number,
-): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`still running after ${timeoutMs} ms\n${serve.output()}`)),
-      timeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([serve.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Waits for the 'DICOM service listening' log line and returns it; fails if the process exits first. */
-async function waitForListening(serve: ServeProcess): Promise<Record<string, unknown>> {
-  const find = () => serve.lines.find((l) => l.msg === 'DICOM service listening');
-  await waitFor(
-    () => find() !== undefined || serve.child.exitCode !== null,
-    20_000,
-    "the 'DICOM service listening' log line",
-  ).catch((error: Error) => {
-    throw new Error(`${error.message}\n${serve.output()}`);
-  });
-  const line = find();
-  if (line === undefined) throw new Error(`serve exited before listening\n${serve.output()}`);
-  return line;
+function waitForListening(serve: ServeProcess): Promise<Record<string, unknown>> {
+  return serve.waitForLine((line) => line.msg === 'DICOM service listening', 'listening');
 }
 
 describe('dicom-server serve', () => {
@@ -258,7 +162,7 @@ describe('dicom-server serve', () => {
     });
 
     current.child.kill('SIGTERM');
-    const exit = await waitForExit(current, 10_000);
+    const exit = await current.waitForExit(10_000);
     expect(exit, current.output()).toEqual({ code: 0, signal: null });
     expect(
       current.lines.some((l) => l.msg === 'DICOM service stopped'),
@@ -298,7 +202,7 @@ describe('dicom-server serve', () => {
       });
 
       current.child.kill('SIGTERM');
-      const exit = await waitForExit(current, 10_000);
+      const exit = await current.waitForExit(10_000);
       expect(exit, current.output()).toEqual({ code: 0, signal: null });
       const summary = await held.closed;
       expect(summary.outcome, current.output()).toBe('aborted-by-peer');
@@ -321,7 +225,7 @@ describe('dicom-server serve', () => {
       const port = (occupier.address() as net.AddressInfo).port;
       const current = startServe(['--dicom-host', HOST, '--dicom-port', String(port)]);
       serve = current;
-      const exit = await waitForExit(current, 20_000);
+      const exit = await current.waitForExit(20_000);
       expect(exit.code, current.output()).not.toBe(0);
       expect(exit.code, current.output()).not.toBeNull();
       const line = current.lines.find((l) => l.msg === 'DICOM service could not start');

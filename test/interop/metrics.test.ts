@@ -22,6 +22,7 @@ import { SopClass } from '../../src/dicom/uid.js';
 import { requestAssociation } from '../../src/network/association/requestor.js';
 import { INCOMING_FOLDER } from '../../src/server/instance-store.js';
 import type { Settings } from '../../src/settings/schema.js';
+import { loginAdmin } from '../helpers/api-session.js';
 import { runTool, type ToolRun } from '../helpers/dcmtk.js';
 import { MetricSamples } from '../helpers/metrics-text.js';
 import {
@@ -29,7 +30,8 @@ import {
   type DataDir,
   pollUntil,
   type ServeProcess,
-  startListening,
+  startServeOn,
+  stopServeAndRemoveDir,
 } from '../helpers/serve-process.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
 
@@ -79,7 +81,7 @@ class WebhookReceivers {
 let dir: DataDir;
 let serve: ServeProcess;
 let dicomPort: number;
-let webUrl: string;
+let httpPort: number;
 let webhookUrls: string;
 const receivers = new WebhookReceivers();
 
@@ -87,25 +89,18 @@ beforeAll(async () => {
   webhookUrls = await receivers.listen();
   dir = await createDataDir('metrics-');
   await configure({ metrics_token: TOKEN });
-  serve = await startListening(
-    ['--data-dir', dir.path, '--dicom-host', HOST, '--dicom-port', '0', '--log-level', 'info'],
-    { env: { DICOM_SERVER_ADMIN_PASSWORD: ADMIN_PASSWORD } },
-  );
-  dicomPort = Number(serve.lines.find((line) => line.msg === 'DICOM service listening')?.port);
-  const web = await serve.waitForLine(
-    (line) => line.msg === 'web console and REST API listening',
-    'the web console listening',
-  );
-  webUrl = String(web.url).replace(/\/dicom-server\/$/, '');
+  ({ serve, dicomPort, httpPort } = await startServeOn(dir, {
+    host: HOST,
+    env: { DICOM_SERVER_ADMIN_PASSWORD: ADMIN_PASSWORD },
+  }));
 }, 60_000);
 
 afterAll(async () => {
-  const exit = await serve?.stop();
-  await receivers.close();
-  await dir?.remove();
-  const errors = serve?.lines.filter((line) => Number(line.level) >= 50) ?? [];
-  expect(errors, serve?.output()).toEqual([]);
-  expect(exit, serve?.output()).toEqual({ code: 0, signal: null });
+  try {
+    await stopServeAndRemoveDir(serve, dir);
+  } finally {
+    await receivers.close();
+  }
 });
 
 /** Stores a settings change as `config set` does; the server takes it with its next request. */
@@ -115,7 +110,7 @@ async function configure(change: Partial<Settings>): Promise<void> {
 }
 
 function metricsRequest(headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${webUrl}/metrics`, { headers });
+  return fetch(`http://${HOST}:${httpPort}/metrics`, { headers });
 }
 
 async function scrape(): Promise<MetricSamples> {
@@ -212,6 +207,19 @@ const ops = (operation: string, status = '0x0000', category = 'success') => ({
   category,
 });
 
+/** How far the stores, finds and received instances moved, with their per-transfer figures. */
+function transferFigures(delta: ReturnType<typeof moved>) {
+  return {
+    stores: delta('dicom_server_dimse_operations_total', ops('C-STORE')),
+    finds: delta('dicom_server_dimse_operations_total', ops('C-FIND')),
+    instances: delta('dicom_server_instances_received_total'),
+    bytes: delta('dicom_server_instances_received_bytes_total'),
+    receiveTimes: delta('dicom_server_receive_duration_seconds_count'),
+    findTimes: delta('dicom_server_find_duration_seconds_count'),
+    storageUsed: delta('dicom_server_storage_used_bytes'),
+  };
+}
+
 describe('GET /metrics after a scripted workload', () => {
   it('moves each metric by exactly what the peers did', { timeout: 120_000 }, async () => {
     await configure({
@@ -295,13 +303,7 @@ describe('GET /metrics after a scripted workload', () => {
       }),
       active: after.get('dicom_server_associations_active'),
       echoes: delta('dicom_server_dimse_operations_total', ops('C-ECHO')),
-      stores: delta('dicom_server_dimse_operations_total', ops('C-STORE')),
-      finds: delta('dicom_server_dimse_operations_total', ops('C-FIND')),
-      instances: delta('dicom_server_instances_received_total'),
-      bytes: delta('dicom_server_instances_received_bytes_total'),
-      receiveTimes: delta('dicom_server_receive_duration_seconds_count'),
-      findTimes: delta('dicom_server_find_duration_seconds_count'),
-      storageUsed: delta('dicom_server_storage_used_bytes'),
+      ...transferFigures(delta),
       seriesAwaiting: after.get('dicom_server_series_awaiting_completion'),
       queueItems: delta('dicom_server_handoff_queue_depth', { kind: 'queue' }),
       webhooksWaiting: after.get('dicom_server_handoff_queue_depth', { kind: 'webhook' }),
@@ -377,16 +379,7 @@ describe('GET /metrics after a scripted workload', () => {
         before.count('dicom_server_associations_released_total') + 2,
       'two associations released',
     );
-    const delta = moved(before, after);
-    expect({
-      stores: delta('dicom_server_dimse_operations_total', ops('C-STORE')),
-      finds: delta('dicom_server_dimse_operations_total', ops('C-FIND')),
-      instances: delta('dicom_server_instances_received_total'),
-      bytes: delta('dicom_server_instances_received_bytes_total'),
-      receiveTimes: delta('dicom_server_receive_duration_seconds_count'),
-      findTimes: delta('dicom_server_find_duration_seconds_count'),
-      storageUsed: delta('dicom_server_storage_used_bytes'),
-    }).toEqual({
+    expect(transferFigures(moved(before, after))).toEqual({
       stores: 1,
       finds: 1,
       instances: 1,
@@ -407,22 +400,7 @@ interface SettingsAnswer {
 }
 
 describe('who may read /metrics', () => {
-  const api = (path: string) => `${webUrl}/dicom-server/api/${path}`;
-
-  async function login(): Promise<{ cookie: string; csrfToken: string }> {
-    const response = await fetch(api('auth/login'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
-    });
-    expect(response.status, await response.clone().text()).toBe(200);
-    const cookie = /dicom_server_session=([^;]+)/.exec(response.headers.get('set-cookie') ?? '');
-    if (cookie === null) throw new Error('no session cookie');
-    return {
-      cookie: `dicom_server_session=${cookie[1]}`,
-      csrfToken: ((await response.json()) as { csrfToken: string }).csrfToken,
-    };
-  }
+  const login = () => loginAdmin(httpPort, ADMIN_PASSWORD);
 
   async function expectRefused(headers: Record<string, string>, message: string): Promise<void> {
     const response = await metricsRequest(headers);
@@ -434,15 +412,7 @@ describe('who may read /metrics', () => {
   it('answers the metrics token, a console session and a user API token, in the text format', async () => {
     await configure({ metrics_token: TOKEN });
     const session = await login();
-    const token = await fetch(api('tokens/'), {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        cookie: session.cookie,
-        'x-csrf-token': session.csrfToken,
-      },
-      body: JSON.stringify({ name: 'prometheus' }),
-    });
+    const token = await session.post('tokens/', { name: 'prometheus' });
     expect(token.status).toBe(201);
     const userToken = ((await token.json()) as { token: string }).token;
     const callers: Record<string, string>[] = [
@@ -494,33 +464,20 @@ describe('who may read /metrics', () => {
   it('masks the token in the settings API, checks a new one, and takes it at once', async () => {
     await configure({ metrics_token: TOKEN });
     const session = await login();
-    const headers = {
-      'content-type': 'application/json',
-      cookie: session.cookie,
-      'x-csrf-token': session.csrfToken,
-    };
     // A scrape takes the stored token into the settings in effect, which are masked too.
     expect((await metricsRequest({ authorization: `Bearer ${TOKEN}` })).status).toBe(200);
-    const read = (await (await fetch(api('settings/'), { headers })).json()) as SettingsAnswer;
+    const read = (await (await session.get('settings/')).json()) as SettingsAnswer;
     expect(read.settings.metrics_token).toBe('********');
     expect(read.effective.metrics_token).toBe('********');
 
-    const short = await fetch(api('settings/'), {
-      method: 'PATCH',
-      headers,
-      body: JSON.stringify({ metrics_token: 'short' }),
-    });
+    const short = await session.patch('settings/', { metrics_token: 'short' });
     expect(short.status).toBe(400);
     expect(((await short.json()) as { fields: unknown }).fields).toEqual({
       metrics_token: 'must be empty or 16 to 1000 characters',
     });
 
     const replaced = 'replaced-token-fedcba9876543210';
-    const changed = await fetch(api('settings/'), {
-      method: 'PATCH',
-      headers,
-      body: JSON.stringify({ metrics_token: replaced }),
-    });
+    const changed = await session.patch('settings/', { metrics_token: replaced });
     expect(changed.status).toBe(200);
     expect(((await changed.json()) as SettingsAnswer).settings.metrics_token).toBe('********');
     expect((await metricsRequest({ authorization: `Bearer ${replaced}` })).status).toBe(200);

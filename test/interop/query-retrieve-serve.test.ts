@@ -14,14 +14,15 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeCtSeries } from '../../bench/synthetic.js';
-import { type BackgroundTool, runTool, startTool, type ToolRun } from '../helpers/dcmtk.js';
-import { freePort, waitForListener } from '../helpers/net.js';
+import { loginAdmin } from '../helpers/api-session.js';
+import { runTool, type Storescp, startStorescp, type ToolRun } from '../helpers/dcmtk.js';
 import {
   createDataDir,
   type DataDir,
   pollUntil,
   type ServeProcess,
-  startListening,
+  startServeOn,
+  stopServeAndRemoveDir,
 } from '../helpers/serve-process.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
 
@@ -34,27 +35,20 @@ const ADMIN_PASSWORD = 'forwarding-test-password';
 let dir: DataDir;
 let serve: ServeProcess;
 let port: number;
-let storescp: BackgroundTool;
+let httpPort: number;
+let storescp: Storescp;
 let storescpPort: number;
 let received: string;
 
 beforeAll(async () => {
   dir = await createDataDir('qr-serve-');
-  serve = await startListening(
-    [
-      '--data-dir',
-      dir.path,
-      '--dicom-host',
-      '127.0.0.1',
-      '--dicom-port',
-      '0',
-      '--log-level',
-      'info',
-    ],
-    { env: { DICOM_SERVER_ADMIN_PASSWORD: ADMIN_PASSWORD } },
-  );
-  const listening = serve.lines.find((line) => line.msg === 'DICOM service listening');
-  port = Number(listening?.port);
+  ({
+    serve,
+    dicomPort: port,
+    httpPort,
+  } = await startServeOn(dir, {
+    env: { DICOM_SERVER_ADMIN_PASSWORD: ADMIN_PASSWORD },
+  }));
   const stored = await runTool('storescu', [
     '-aet',
     'MODALITY',
@@ -68,30 +62,13 @@ beforeAll(async () => {
   ]);
   expect(stored.exitCode, stored.output).toBe(0);
   received = join(dir.path, 'received');
-  await mkdir(received);
-  storescpPort = await freePort();
-  storescp = await startTool('storescp', [
-    '-aet',
-    'DEST',
-    '+B',
-    '-od',
-    received,
-    String(storescpPort),
-  ]);
-  await waitForListener(storescpPort);
+  storescp = await startStorescp(received, ['-aet', 'DEST', '+B']);
+  storescpPort = storescp.port;
 }, 60_000);
 
 afterAll(async () => {
   await storescp?.stop();
-  if (serve !== undefined) {
-    const exit = await serve.stop();
-    expect(exit, serve.output()).toEqual({ code: 0, signal: null });
-    expect(
-      serve.lines.filter((line) => Number(line.level) >= 50),
-      serve.output(),
-    ).toEqual([]);
-  }
-  await dir?.remove();
+  await stopServeAndRemoveDir(serve, dir);
 });
 
 async function addPeer(peer: Record<string, unknown>): Promise<void> {
@@ -258,24 +235,11 @@ describe('Query/Retrieve through serve', () => {
   });
 
   it('forwards what a rule made over the REST API matches (the forwarder runs with the service)', async () => {
-    const web = serve.lines.find((line) => line.msg === 'web console and REST API listening');
-    const api = `${String(web?.url)}api`;
-    const login = await fetch(`${api}/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
-    });
-    expect(login.status).toBe(200);
-    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-    const { csrfToken } = (await login.json()) as { csrfToken: string };
-    const rule = await fetch(`${api}/routing/rules`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', cookie, 'x-csrf-token': csrfToken },
-      body: JSON.stringify({
-        name: 'CT to DEST',
-        conditions: { modality: 'CT' },
-        destinations: ['DEST'],
-      }),
+    const session = await loginAdmin(httpPort, ADMIN_PASSWORD);
+    const rule = await session.post('routing/rules', {
+      name: 'CT to DEST',
+      conditions: { modality: 'CT' },
+      destinations: ['DEST'],
     });
     expect(rule.status, await rule.clone().text()).toBe(201);
     const before = new Set(await readdir(received));

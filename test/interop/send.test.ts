@@ -4,17 +4,17 @@
  * data set bytes of each file we sent.
  */
 
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFileMeta } from '../../src/dicom/part10.js';
 import { sendFiles } from '../../src/services/scu/store.js';
+import { runSourceCli } from '../helpers/cli.js';
 import { type BackgroundTool, startTool } from '../helpers/dcmtk.js';
 import { freePort, waitForListener } from '../helpers/net.js';
+import { TESTDATA_DICOM, TESTDATA_PARSE_ONLY } from '../helpers/testdata.js';
 
-const TESTDATA = resolve(import.meta.dirname, '../../../shared/testdata/dicom');
 const TIMEOUTS = { artimMs: 5_000, acseMs: 5_000, networkMs: 5_000, dimseMs: 10_000 };
 
 function datasetOf(file: Buffer): Buffer {
@@ -39,7 +39,7 @@ describe('sending into DCMTK storescp +B +xa', () => {
   });
 
   it('stores every test file with its data set bytes unchanged', async () => {
-    const summary = await sendFiles([TESTDATA], {
+    const summary = await sendFiles([TESTDATA_DICOM], {
       host: '127.0.0.1',
       port,
       callingAeTitle: 'SEND_TEST',
@@ -48,7 +48,7 @@ describe('sending into DCMTK storescp +B +xa', () => {
       timeouts: TIMEOUTS,
     });
     expect(summary.failed, storescp.output()).toEqual([]);
-    const sentFiles = await readdir(TESTDATA);
+    const sentFiles = await readdir(TESTDATA_DICOM);
     expect(summary.sent).toHaveLength(sentFiles.length);
     // The seven MR_small files share one SOP Instance UID: storescp keeps one file per UID.
     const stored = new Map<string, Buffer>();
@@ -57,7 +57,7 @@ describe('sending into DCMTK storescp +B +xa', () => {
       stored.set(readFileMeta(file).mediaStorageSopInstanceUid!, file);
     }
     for (const name of sentFiles) {
-      const original = await readFile(join(TESTDATA, name));
+      const original = await readFile(join(TESTDATA_DICOM, name));
       const meta = readFileMeta(original);
       if (name.startsWith('MR_small')) continue;
       const received = stored.get(meta.mediaStorageSopInstanceUid!);
@@ -74,36 +74,16 @@ describe('sending into DCMTK storescp +B +xa', () => {
   });
 
   it('exits non-zero from the command line and names each file that failed', async () => {
-    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-      (done) => {
-        const child = spawn(
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            'src/cli/main.ts',
-            'send',
-            '127.0.0.1',
-            String(port),
-            TESTDATA,
-            resolve(TESTDATA, '../dicom-parse-only/rtstruct_no_meta.dcm'),
-            '--aec',
-            'STORESCP',
-          ],
-          { cwd: resolve(import.meta.dirname, '../..') },
-        );
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => {
-          stdout += d.toString();
-        });
-        child.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-        });
-        child.on('close', (code) => done({ code, stdout, stderr }));
-      },
-    );
-    expect(run.code, run.stderr).toBe(1);
+    const run = await runSourceCli([
+      'send',
+      '127.0.0.1',
+      String(port),
+      TESTDATA_DICOM,
+      join(TESTDATA_PARSE_ONLY, 'rtstruct_no_meta.dcm'),
+      '--aec',
+      'STORESCP',
+    ]);
+    expect(run.exitCode, run.stderr).toBe(1);
     expect(run.stdout).toMatch(/^sent 17, failed 1, /m);
     expect(run.stderr).toContain('rtstruct_no_meta.dcm: not a DICOM Part 10 file');
   });

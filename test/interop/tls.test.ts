@@ -17,9 +17,8 @@
  * Layer: test (interop).
  */
 
-import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileMeta } from '../../src/dicom/part10.js';
 import { TransferSyntax } from '../../src/dicom/transfer-syntax.js';
@@ -29,19 +28,23 @@ import { requestAssociation } from '../../src/network/association/requestor.js';
 import { createClientTls, type TlsClientOptions } from '../../src/network/tls.js';
 import { loadTlsSetup } from '../../src/server/tls-credentials.js';
 import { echo } from '../../src/services/scu/echo.js';
-import { DEFAULT_SETTINGS } from '../../src/settings/schema.js';
-import { createTestCertificates, type TestCertificates } from '../helpers/certificates.js';
+import { DEFAULT_SETTINGS, type Settings } from '../../src/settings/schema.js';
+import { type ApiSession, loginAdmin } from '../helpers/api-session.js';
+import { type CertificatePair, setUpTestCertificates } from '../helpers/certificates.js';
+import { runSourceCli } from '../helpers/cli.js';
 import { datasetContent } from '../helpers/dcmdump.js';
-import { type BackgroundTool, runTool, startTool } from '../helpers/dcmtk.js';
-import { freePort, waitForListener } from '../helpers/net.js';
+import { runTool, type Storescp, startStorescp, type ToolRun } from '../helpers/dcmtk.js';
+import { freePort } from '../helpers/net.js';
 import {
   createDataDir,
   type DataDir,
   pollUntil,
+  type ServeExit,
   type ServeLogLine,
   type ServeProcess,
-  startListening,
   startServe,
+  startServeOn,
+  stopServeAndRemoveDir,
 } from '../helpers/serve-process.js';
 import { startTestServer, type TestServer, waitFor } from '../helpers/server.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
@@ -50,18 +53,9 @@ const CALLED_AE = 'DRAW_SCP';
 const TIMEOUTS = ['-to', '10', '-ta', '10', '-td', '20'];
 const ADMIN_PASSWORD = 'tls-test-password';
 const CT_FILE = join(TESTDATA_DICOM, 'CT_small.dcm');
-const ROOT = resolve(import.meta.dirname, '../..');
 const SCU_TIMEOUTS = { artimMs: 5_000, acseMs: 5_000, networkMs: 5_000, dimseMs: 10_000 };
 
-let certs: TestCertificates;
-
-beforeAll(async () => {
-  certs = await createTestCertificates();
-}, 60_000);
-
-afterAll(async () => {
-  await certs?.remove();
-});
+const certs = setUpTestCertificates();
 
 /** The data set bytes of a Part 10 file (what a C-STORE carries). */
 function datasetOf(file: Buffer): Buffer {
@@ -76,32 +70,35 @@ async function contentOf(path: string): Promise<string[]> {
 }
 
 /** DCMTK's `+tls KEY CERT +cf CA` with the given pair. */
-function dcmtkTls(pair: { certificate: string; privateKey: string }): string[] {
-  return ['+tls', pair.privateKey, pair.certificate, '+cf', certs.ca];
+function dcmtkTls(pair: CertificatePair): string[] {
+  return ['+tls', pair.privateKey, pair.certificate, '+cf', certs().ca];
 }
 
-/** `dicom-server ARGS...` run from source; its exit code and output. */
-function runCli(
-  args: readonly string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: ROOT,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+/** DCMTK's SCU `tool` toward our server's `port`: `options`, then the peer and `files`. */
+function runScu(
+  tool: string,
+  port: number,
+  options: readonly string[],
+  files: readonly string[] = [],
+): Promise<ToolRun> {
+  return runTool(tool, [
+    ...options,
+    '-aec',
+    CALLED_AE,
+    ...TIMEOUTS,
+    '127.0.0.1',
+    String(port),
+    ...files,
+  ]);
+}
+
+/** The TLS options of our `send` and `echo`: the CA certificates to trust and a client pair. */
+function cliTls(ca: string, pair: CertificatePair): string[] {
+  return ['--tls-ca', ca, '--tls-cert', pair.certificate, '--tls-key', pair.privateKey];
 }
 
 /** The serve flags of a TLS listener with the test CA's server certificate. */
-function tlsFlags(tlsPort: number, pair = certs.server): string[] {
+function tlsFlags(tlsPort: number, pair = certs().server): string[] {
   return [
     '--tls-enabled',
     '--tls-port',
@@ -111,7 +108,7 @@ function tlsFlags(tlsPort: number, pair = certs.server): string[] {
     '--tls-private-key',
     pair.privateKey,
     '--tls-ca-certificates',
-    certs.ca,
+    certs().ca,
     '--tls-require-client-certificate',
   ];
 }
@@ -121,59 +118,36 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
   let serve: ServeProcess;
   let port: number;
   let tlsPort: number;
-  let api: string;
-  let storescp: BackgroundTool;
-  let storescpPort: number;
+  let httpPort: number;
+  let storescp: Storescp;
   let received: string;
 
   beforeAll(async () => {
     dir = await createDataDir('tls-serve-');
     tlsPort = await freePort();
-    serve = await startListening(
-      [
-        '--data-dir',
-        dir.path,
-        '--dicom-host',
-        '127.0.0.1',
-        '--dicom-port',
-        '0',
-        '--log-level',
-        'info',
-        ...tlsFlags(tlsPort),
-      ],
-      { env: { DICOM_SERVER_ADMIN_PASSWORD: ADMIN_PASSWORD } },
-    );
+    ({
+      serve,
+      dicomPort: port,
+      httpPort,
+    } = await startServeOn(dir, {
+      flags: tlsFlags(tlsPort),
+      env: { DICOM_SERVER_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    }));
     const listening = serve.lines.find((line) => line.msg === 'DICOM service listening');
-    port = Number(listening?.port);
     expect(listening?.tlsPort, serve.output()).toBe(tlsPort);
-    const web = await serve.waitForLine(
-      (line) => line.msg === 'web console and REST API listening',
-      'the web console',
-    );
-    api = `${String(web.url)}api`;
     received = join(dir.path, 'received');
-    await mkdir(received);
-    storescpPort = await freePort();
     // storescp requires and verifies a client certificate (-rc, its default) against the CA.
-    storescp = await startTool(
-      'storescp',
-      ['-aet', 'TLSDEST', ...dcmtkTls(certs.server), '+B', '-od', received, String(storescpPort)],
-      100,
-    );
-    await waitForListener(storescpPort);
+    storescp = await startStorescp(received, [
+      '-aet',
+      'TLSDEST',
+      ...dcmtkTls(certs().server),
+      '+B',
+    ]);
   }, 90_000);
 
   afterAll(async () => {
     await storescp?.stop();
-    if (serve !== undefined) {
-      const exit = await serve.stop();
-      expect(exit, serve.output()).toEqual({ code: 0, signal: null });
-      expect(
-        serve.lines.filter((line) => Number(line.level) >= 50),
-        serve.output(),
-      ).toEqual([]);
-    }
-    await dir?.remove();
+    await stopServeAndRemoveDir(serve, dir);
   });
 
   /** The first log line from `from` on for which `predicate` holds. */
@@ -181,17 +155,18 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
     return serve.waitForLine((line) => serve.lines.indexOf(line) >= from && predicate(line), what);
   }
 
-  /** A session's cookie and CSRF token. */
-  async function login(): Promise<Record<string, string>> {
-    const response = await fetch(`${api}/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
-    });
-    expect(response.status).toBe(200);
-    const cookie = response.headers.get('set-cookie')!.split(';')[0]!;
-    const { csrfToken } = (await response.json()) as { csrfToken: string };
-    return { 'content-type': 'application/json', cookie, 'x-csrf-token': csrfToken };
+  /** The first TLS refusal logged from `from` on. */
+  function refusalAfter(from: number): Promise<ServeLogLine> {
+    return lineAfter(
+      from,
+      (line) => String(line.msg).startsWith('TLS connection rejected'),
+      'the refusal',
+    );
+  }
+
+  /** An administrator's session on the API. */
+  function login(): Promise<ApiSession> {
+    return loginAdmin(httpPort, ADMIN_PASSWORD);
   }
 
   /** The stored file of an instance, through its index row. */
@@ -229,16 +204,7 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
 
   it('echoes over TLS with a client certificate, the association logged as TLS', async () => {
     const from = serve.lines.length;
-    const run = await runTool('echoscu', [
-      ...dcmtkTls(certs.client),
-      '-aet',
-      'TLS_ECHO',
-      '-aec',
-      CALLED_AE,
-      ...TIMEOUTS,
-      '127.0.0.1',
-      String(tlsPort),
-    ]);
+    const run = await runScu('echoscu', tlsPort, [...dcmtkTls(certs().client), '-aet', 'TLS_ECHO']);
     expect(run.exitCode, run.output).toBe(0);
     const accepted = await lineAfter(
       from,
@@ -250,19 +216,13 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
   });
 
   it('stores over TLS: the stored file holds the content sent', async () => {
-    const run = await runTool('storescu', [
-      ...dcmtkTls(certs.client),
-      '-aet',
-      'TLS_STORE',
-      '-aec',
-      CALLED_AE,
+    const run = await runScu(
+      'storescu',
+      tlsPort,
       // Explicit VR Little Endian, the file's own: no conversion on either side.
-      '-xe',
-      ...TIMEOUTS,
-      '127.0.0.1',
-      String(tlsPort),
-      CT_FILE,
-    ]);
+      [...dcmtkTls(certs().client), '-aet', 'TLS_STORE', '-xe'],
+      [CT_FILE],
+    );
     expect(run.exitCode, run.output).toBe(0);
     const uid = readFileMeta(await readFile(CT_FILE)).mediaStorageSopInstanceUid!;
     // storescu re-encodes what it sends (the wire bytes are not the file's): the stored file
@@ -272,79 +232,37 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
 
   it('refuses a client without a certificate, and logs why', async () => {
     const from = serve.lines.length;
-    const run = await runTool('echoscu', [
-      '+tla',
-      '+cf',
-      certs.ca,
-      '-aec',
-      CALLED_AE,
-      ...TIMEOUTS,
-      '127.0.0.1',
-      String(tlsPort),
-    ]);
+    const run = await runScu('echoscu', tlsPort, ['+tla', '+cf', certs().ca]);
     expect(run.exitCode, run.output).not.toBe(0);
-    const refused = await lineAfter(
-      from,
-      (line) => String(line.msg).startsWith('TLS connection rejected'),
-      'the refusal',
-    );
+    const refused = await refusalAfter(from);
     expect(refused).toMatchObject({ level: 40, code: 'NO_CLIENT_CERTIFICATE' });
     expect(String(refused.peer)).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
   it('refuses a client certificate from another CA (unknown CA), and logs why', async () => {
     const from = serve.lines.length;
-    const run = await runTool('echoscu', [
-      ...dcmtkTls(certs.otherClient),
-      '-aec',
-      CALLED_AE,
-      ...TIMEOUTS,
-      '127.0.0.1',
-      String(tlsPort),
-    ]);
+    const run = await runScu('echoscu', tlsPort, dcmtkTls(certs().otherClient));
     expect(run.exitCode, run.output).not.toBe(0);
-    const refused = await lineAfter(
-      from,
-      (line) => String(line.msg).startsWith('TLS connection rejected'),
-      'the refusal',
-    );
+    const refused = await refusalAfter(from);
     expect(refused.code).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
     expect(String(refused.reason)).toContain('unknown CA');
   });
 
   it('refuses a client offering only the retired AES profile (TLS_RSA with AES-CBC)', async () => {
     const from = serve.lines.length;
-    const run = await runTool('echoscu', [
-      ...dcmtkTls(certs.client),
-      '+pa',
-      '-aec',
-      CALLED_AE,
-      ...TIMEOUTS,
-      '127.0.0.1',
-      String(tlsPort),
-    ]);
+    const run = await runScu('echoscu', tlsPort, [...dcmtkTls(certs().client), '+pa']);
     expect(run.exitCode, run.output).not.toBe(0);
-    const refused = await lineAfter(
-      from,
-      (line) => String(line.msg).startsWith('TLS connection rejected'),
-      'the refusal',
-    );
+    const refused = await refusalAfter(from);
     expect(String(refused.code)).toMatch(/^ERR_SSL_/);
   });
 
   it('keeps the plain listener beside the TLS one', async () => {
-    const run = await runTool('echoscu', [
-      '-aec',
-      CALLED_AE,
-      ...TIMEOUTS,
-      '127.0.0.1',
-      String(port),
-    ]);
+    const run = await runScu('echoscu', port, []);
     expect(run.exitCode, run.output).toBe(0);
   });
 
   it("shows the TLS port and the certificate's subject and expiry in the status API", async () => {
-    const response = await fetch(`${api}/status/`, { headers: await login() });
+    const response = await (await login()).get('status/');
     const status = (await response.json()) as { tls: Record<string, unknown> };
     expect(status.tls).toMatchObject({
       port: tlsPort,
@@ -361,21 +279,16 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
   });
 
   it('sends with `send --tls` to storescp +tls: it holds the data set bytes unchanged', async () => {
-    const run = await runCli([
+    const run = await runSourceCli([
       'send',
       '127.0.0.1',
-      String(storescpPort),
+      String(storescp.port),
       join(TESTDATA_DICOM, 'MR_small.dcm'),
       '--aec',
       'TLSDEST',
-      '--tls-ca',
-      certs.ca,
-      '--tls-cert',
-      certs.client.certificate,
-      '--tls-key',
-      certs.client.privateKey,
+      ...cliTls(certs().ca, certs().client),
     ]);
-    expect(run.code, `${run.stderr}\n${storescp.output()}`).toBe(0);
+    expect(run.exitCode, `${run.stderr}\n${storescp.output()}`).toBe(0);
     expect(run.stdout).toMatch(/^sent 1, failed 0, /m);
     const original = await readFile(join(TESTDATA_DICOM, 'MR_small.dcm'));
     const uid = readFileMeta(original).mediaStorageSopInstanceUid!;
@@ -383,46 +296,30 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
   });
 
   it('echoes with `echo --tls`, and names what fails', async () => {
-    const target = ['echo', '127.0.0.1', String(storescpPort), '--aec', 'TLSDEST'];
-    const withCertificate = await runCli([
-      ...target,
-      '--tls-ca',
-      certs.ca,
-      '--tls-cert',
-      certs.client.certificate,
-      '--tls-key',
-      certs.client.privateKey,
-    ]);
-    expect(withCertificate.code, withCertificate.stderr).toBe(0);
+    const target = ['echo', '127.0.0.1', String(storescp.port), '--aec', 'TLSDEST'];
+    const withCertificate = await runSourceCli([...target, ...cliTls(certs().ca, certs().client)]);
+    expect(withCertificate.exitCode, withCertificate.stderr).toBe(0);
     expect(withCertificate.stdout).toContain('success');
 
     // storescp requires a client certificate: TLS 1.3 says so with an alert after the handshake.
-    const without = await runCli([...target, '--tls-ca', certs.ca]);
-    expect(without.code, without.stderr).toBe(3);
+    const without = await runSourceCli([...target, '--tls-ca', certs().ca]);
+    expect(without.exitCode, without.stderr).toBe(3);
     expect(without.stderr).toContain('requires a client certificate');
 
-    const untrusted = await runCli([
-      ...target,
-      '--tls-ca',
-      certs.otherCa,
-      '--tls-cert',
-      certs.client.certificate,
-      '--tls-key',
-      certs.client.privateKey,
-    ]);
-    expect(untrusted.code, untrusted.stderr).toBe(3);
+    const untrusted = await runSourceCli([...target, ...cliTls(certs().otherCa, certs().client)]);
+    expect(untrusted.exitCode, untrusted.stderr).toBe(3);
     expect(untrusted.stderr).toContain('not signed by a trusted CA');
 
-    const missing = await runCli([
+    const missing = await runSourceCli([
       ...target,
       '--tls-cert',
-      join(certs.dir, 'none.crt'),
+      join(certs().dir, 'none.crt'),
       '--tls-key',
-      certs.client.privateKey,
+      certs().client.privateKey,
     ]);
-    expect(missing.code).toBe(1);
+    expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toContain(
-      `--tls-cert: file ${join(certs.dir, 'none.crt')} does not exist`,
+      `--tls-cert: file ${join(certs().dir, 'none.crt')} does not exist`,
     );
   });
 
@@ -430,39 +327,24 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
     const added = await dir.settings.addAllowedAe({
       ae_title: 'TLSDEST',
       host: '127.0.0.1',
-      port: storescpPort,
+      port: storescp.port,
       use_tls: true,
     });
     expect(added.isValid).toBe(true);
     // C-MOVE: the sub-operations' association goes over TLS with our certificate.
-    const stored = await runTool('storescu', [
-      '-aet',
-      'MODALITY',
-      '-aec',
-      CALLED_AE,
-      '-xe',
-      ...TIMEOUTS,
-      '127.0.0.1',
-      String(port),
-      CT_FILE,
-    ]);
+    const stored = await runScu('storescu', port, ['-aet', 'MODALITY', '-xe'], [CT_FILE]);
     expect(stored.exitCode, stored.output).toBe(0);
     const uid = readFileMeta(await readFile(CT_FILE)).mediaStorageSopInstanceUid!;
-    const moved = await runTool('movescu', [
+    const moved = await runScu('movescu', port, [
       '-S',
       '-aet',
       'MOVER',
-      '-aec',
-      CALLED_AE,
       '-aem',
       'TLSDEST',
-      ...TIMEOUTS,
       '-k',
       'QueryRetrieveLevel=STUDY',
       '-k',
       `StudyInstanceUID=${await studyOf(uid)}`,
-      '127.0.0.1',
-      String(port),
     ]);
     expect(moved.exitCode, `${moved.output}\n${storescp.output()}`).toBe(0);
     // We send the stored data set as it is; storescp +B writes it as it came.
@@ -470,37 +352,20 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
     expect(datasetOf(await receivedFile(uid)).equals(datasetOf(ours))).toBe(true);
 
     // The C-ECHO test of the console and API.
-    const headers = await login();
-    const { 'content-type': _, ...withoutBody } = headers;
-    const echoed = await fetch(`${api}/ae-titles/TLSDEST/echo`, {
-      method: 'POST',
-      headers: withoutBody,
-    });
+    const session = await login();
+    const echoed = await session.post('ae-titles/TLSDEST/echo');
     const echoAnswer = await echoed.json();
     expect(echoAnswer, JSON.stringify(echoAnswer)).toMatchObject({ isSuccess: true, status: 0 });
 
     // Forwarding: a rule sends what it matches to the destination, over TLS.
-    const rule = await fetch(`${api}/routing/rules`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({
-        name: 'PLANNER to TLSDEST',
-        conditions: { callingAe: 'PLANNER' },
-        destinations: ['TLSDEST'],
-      }),
+    const rule = await session.post('routing/rules', {
+      name: 'PLANNER to TLSDEST',
+      conditions: { callingAe: 'PLANNER' },
+      destinations: ['TLSDEST'],
     });
     expect(rule.status, await rule.clone().text()).toBe(201);
     const structureSet = join(TESTDATA_DICOM, 'rtstruct.dcm');
-    const sent = await runTool('storescu', [
-      '-aet',
-      'PLANNER',
-      '-aec',
-      CALLED_AE,
-      ...TIMEOUTS,
-      '127.0.0.1',
-      String(port),
-      structureSet,
-    ]);
+    const sent = await runScu('storescu', port, ['-aet', 'PLANNER'], [structureSet]);
     expect(sent.exitCode, sent.output).toBe(0);
     const structureUid = readFileMeta(await readFile(structureSet)).mediaStorageSopInstanceUid!;
     const storedStructure = await readFile(await storedPath(structureUid));
@@ -513,8 +378,11 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
 });
 
 describe('start-up with a certificate that cannot be used', () => {
-  it('does not start with an expired server certificate, and says when it expired', async () => {
-    const dir = await createDataDir('tls-expired-');
+  /** `serve` with a TLS listener on `pair`, on a fresh data directory, run until it exits. */
+  async function serveUntilExit(
+    pair: CertificatePair,
+  ): Promise<{ serve: ServeProcess; exit: ServeExit }> {
+    const dir = await createDataDir('tls-unusable-');
     try {
       const serve = startServe([
         '--data-dir',
@@ -523,43 +391,33 @@ describe('start-up with a certificate that cannot be used', () => {
         '127.0.0.1',
         '--dicom-port',
         '0',
-        ...tlsFlags(await freePort(), certs.expiredServer),
+        ...tlsFlags(await freePort(), pair),
       ]);
-      const exit = await serve.waitForExit(30_000);
-      expect(exit.code, serve.output()).toBe(1);
-      const fatal = serve.lines.find(
-        (line) => line.msg === 'DICOM service could not start' && line.level === 60,
-      );
-      expect(fatal, serve.output()).toMatchObject({ code: 'ERR_TLS_CONFIG' });
-      expect(String(fatal?.error)).toContain('tls_certificate: certificate');
-      expect(String(fatal?.error)).toContain('expired on 2020-12-31');
+      return { serve, exit: await serve.waitForExit(30_000) };
     } finally {
       await dir.remove();
     }
+  }
+
+  it('does not start with an expired server certificate, and says when it expired', async () => {
+    const { serve, exit } = await serveUntilExit(certs().expiredServer);
+    expect(exit.code, serve.output()).toBe(1);
+    const fatal = serve.lines.find(
+      (line) => line.msg === 'DICOM service could not start' && line.level === 60,
+    );
+    expect(fatal, serve.output()).toMatchObject({ code: 'ERR_TLS_CONFIG' });
+    expect(String(fatal?.error)).toContain('tls_certificate: certificate');
+    expect(String(fatal?.error)).toContain('expired on 2020-12-31');
   });
 
   it('does not start with a key that does not belong to the certificate', async () => {
-    const dir = await createDataDir('tls-mismatch-');
-    try {
-      const serve = startServe([
-        '--data-dir',
-        dir.path,
-        '--dicom-host',
-        '127.0.0.1',
-        '--dicom-port',
-        '0',
-        ...tlsFlags(await freePort(), {
-          certificate: certs.server.certificate,
-          privateKey: certs.client.privateKey,
-        }),
-      ]);
-      const exit = await serve.waitForExit(30_000);
-      expect(exit.code, serve.output()).toBe(1);
-      const fatal = serve.lines.find((line) => line.msg === 'DICOM service could not start');
-      expect(String(fatal?.error), serve.output()).toContain('tls_private_key: the key in');
-    } finally {
-      await dir.remove();
-    }
+    const { serve, exit } = await serveUntilExit({
+      certificate: certs().server.certificate,
+      privateKey: certs().client.privateKey,
+    });
+    expect(exit.code, serve.output()).toBe(1);
+    const fatal = serve.lines.find((line) => line.msg === 'DICOM service could not start');
+    expect(String(fatal?.error), serve.output()).toContain('tls_private_key: the key in');
   });
 });
 
@@ -567,13 +425,42 @@ describe('the TLS listener in-process', () => {
   let server: TestServer;
   let client: TlsClientOptions;
 
-  beforeAll(async () => {
-    const setup = await loadTlsSetup({
+  /** The TLS set-up of settings with the test CA's server certificate, plus `more`. */
+  function serverTlsSetup(more: Partial<Settings> = {}) {
+    return loadTlsSetup({
       ...DEFAULT_SETTINGS,
       tls_enabled: true,
-      tls_certificate: certs.server.certificate,
-      tls_private_key: certs.server.privateKey,
-      tls_ca_certificates: certs.ca,
+      tls_certificate: certs().server.certificate,
+      tls_private_key: certs().server.privateKey,
+      ...more,
+    });
+  }
+
+  /** A C-ECHO from `callingAeTitle` to `target` at `port`; over TLS when `tls` is given. */
+  function echoFrom(
+    callingAeTitle: string,
+    target: TestServer,
+    port: number,
+    tls?: TlsClientOptions,
+  ) {
+    return echo({
+      host: '127.0.0.1',
+      port,
+      callingAeTitle,
+      calledAeTitle: target.aeTitle,
+      timeouts: SCU_TIMEOUTS,
+      ...(tls !== undefined && { tls }),
+    });
+  }
+
+  /** A TLS client that trusts the test CA and has no certificate of its own. */
+  async function clientWithoutCertificate(): Promise<TlsClientOptions> {
+    return createClientTls({ caCertificates: await readFile(certs().ca, 'utf8') });
+  }
+
+  beforeAll(async () => {
+    const setup = await serverTlsSetup({
+      tls_ca_certificates: certs().ca,
       tls_require_client_certificate: true,
     });
     client = setup.client;
@@ -590,14 +477,7 @@ describe('the TLS listener in-process', () => {
 
   it('speaks TLS 1.2 with a BCP 195 suite (ECDHE or DHE with AES-GCM)', async () => {
     const from = server.logs.length;
-    const result = await echo({
-      host: '127.0.0.1',
-      port: tlsPort(),
-      callingAeTitle: 'TLS12',
-      calledAeTitle: server.aeTitle,
-      timeouts: SCU_TIMEOUTS,
-      tls: { ...client, maxVersion: 'TLSv1.2' },
-    });
+    const result = await echoFrom('TLS12', server, tlsPort(), { ...client, maxVersion: 'TLSv1.2' });
     expect(result.status).toBe(0);
     const accepted = server.logs
       .slice(from)
@@ -608,13 +488,10 @@ describe('the TLS listener in-process', () => {
 
   it('refuses a TLS 1.2 client offering only CBC suites, on both sides', async () => {
     const from = server.logs.length;
-    const failure = await echo({
-      host: '127.0.0.1',
-      port: tlsPort(),
-      callingAeTitle: 'CBC',
-      calledAeTitle: server.aeTitle,
-      timeouts: SCU_TIMEOUTS,
-      tls: { ...client, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-SHA256' },
+    const failure = await echoFrom('CBC', server, tlsPort(), {
+      ...client,
+      maxVersion: 'TLSv1.2',
+      ciphers: 'ECDHE-RSA-AES128-SHA256',
     }).catch((error: unknown) => error);
     expect(hasCode(failure, 'ERR_TLS_HANDSHAKE')).toBe(true);
     await waitFor(
@@ -632,14 +509,12 @@ describe('the TLS listener in-process', () => {
   });
 
   it('closes on a requestor without a client certificate, and the requestor says why', async () => {
-    const failure = await echo({
-      host: '127.0.0.1',
-      port: tlsPort(),
-      callingAeTitle: 'NO_CERT',
-      calledAeTitle: server.aeTitle,
-      timeouts: SCU_TIMEOUTS,
-      tls: createClientTls({ caCertificates: await readFile(certs.ca, 'utf8') }),
-    }).catch((error: unknown) => error);
+    const failure = await echoFrom(
+      'NO_CERT',
+      server,
+      tlsPort(),
+      await clientWithoutCertificate(),
+    ).catch((error: unknown) => error);
     expect(hasCode(failure, 'ERR_CONNECTION_CLOSED')).toBe(true);
     expect((failure as Error).message).toContain('client certificate');
   });
@@ -677,34 +552,16 @@ describe('the TLS listener in-process', () => {
   });
 
   it('serves TLS alone on the main port when told to', async () => {
-    const setup = await loadTlsSetup({
-      ...DEFAULT_SETTINGS,
-      tls_enabled: true,
-      tls_certificate: certs.server.certificate,
-      tls_private_key: certs.server.privateKey,
-    });
+    const setup = await serverTlsSetup();
     const only = await startTestServer({
       tls: { listener: setup.listener!, port: 0, isOnlyListener: true },
     });
     try {
       expect(only.server.tlsAddress?.port).toBe(only.port);
-      const tlsEcho = await echo({
-        host: '127.0.0.1',
-        port: only.port,
-        callingAeTitle: 'ONLY',
-        calledAeTitle: only.aeTitle,
-        timeouts: SCU_TIMEOUTS,
-        tls: createClientTls({ caCertificates: await readFile(certs.ca, 'utf8') }),
-      });
+      const tlsEcho = await echoFrom('ONLY', only, only.port, await clientWithoutCertificate());
       expect(tlsEcho.status).toBe(0);
       // A plain request there is no TLS ClientHello: the handshake fails, no association.
-      const plain = await echo({
-        host: '127.0.0.1',
-        port: only.port,
-        callingAeTitle: 'PLAIN',
-        calledAeTitle: only.aeTitle,
-        timeouts: SCU_TIMEOUTS,
-      }).catch((error: unknown) => error);
+      const plain = await echoFrom('PLAIN', only, only.port).catch((error: unknown) => error);
       expect(plain).toBeInstanceOf(Error);
     } finally {
       await only.stop();

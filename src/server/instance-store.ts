@@ -418,7 +418,7 @@ export class FileInstanceStore implements InstanceStore {
     const relativeFor = (attempt: number) => join(...folder, withCollisionSuffix(name, attempt));
     const isReplacing = previous !== undefined && previous.filePath === relativeFor(0);
     let finalPath: string;
-    let folderDurable: Promise<void>;
+    let makeFolderDurable: () => Promise<void>;
     try {
       const placed = await writer.place(
         (attempt) => resolveInside(this.#options.root, relativeFor(attempt)),
@@ -427,9 +427,9 @@ export class FileInstanceStore implements InstanceStore {
         this.#directories,
       );
       finalPath = placed.path;
-      folderDurable = placed.durable;
+      makeFolderDurable = placed.makeDurable;
       // An overwrite indexes only a durable file: its row then names the new file only.
-      if (previous !== undefined) await folderDurable;
+      if (previous !== undefined) await makeFolderDurable();
     } catch (error) {
       this.#quota.release(fileSize);
       throw error;
@@ -480,7 +480,6 @@ export class FileInstanceStore implements InstanceStore {
       await this.#batcher.add(record);
     } catch (error) {
       // Not indexed: the file must not stay either (a success is only sent for both).
-      await folderDurable.catch(() => undefined);
       if (!isReplacing) await this.#removeFile(finalPath, sopInstanceUid);
       this.#quota.release(fileSize);
       throw error;
@@ -494,20 +493,21 @@ export class FileInstanceStore implements InstanceStore {
         );
     }
     await this.#follow(record);
-    await this.#durable(record, folderDurable);
+    await this.#durable(record, makeFolderDurable);
     return { filePath, fileSize };
   }
 
   /**
-   * Waits until the instance is durable: its folder's entry (flushed while it was indexed) and
-   * the index's commits (its row and what its hooks wrote). The two flushes run side by side,
-   * as the success waits for both anyway; a crash between them is met at the next start (see
-   * reconcile.ts: a row whose file is missing goes). When the folder could not be flushed,
-   * the file is gone (AtomicWriter.place), and so goes its row: the sender is told of a
-   * failure and may send it again.
+   * Makes the instance durable: its folder's entry and the index's commits (its row and what its
+   * hooks wrote), flushed side by side once everything is written, so that one journal commit of
+   * the file system can carry both (a flush of the folder started before the index was written
+   * made the index's flush wait for the next). A crash between the two is met at the next start
+   * (see reconcile.ts: a row whose file is missing goes). When the folder could not be flushed,
+   * the file is gone (AtomicWriter.place), and so goes its row: the sender is told of a failure
+   * and may send it again.
    */
-  async #durable(record: InstanceRecord, folderDurable: Promise<void>): Promise<void> {
-    const [folder, index] = await Promise.allSettled([folderDurable, this.#index.durable()]);
+  async #durable(record: InstanceRecord, makeFolderDurable: () => Promise<void>): Promise<void> {
+    const [folder, index] = await Promise.allSettled([makeFolderDurable(), this.#index.durable()]);
     if (folder.status === 'rejected') {
       await this.#index
         .removeInstances([record.sopInstanceUid])

@@ -313,22 +313,23 @@ export class AtomicWriter {
     directories: KnownDirectories = new KnownDirectories(),
   ): Promise<string> {
     const placed = await this.place(pathFor, durability, replace, directories);
-    await placed.durable;
+    await placed.makeDurable();
     return placed.path;
   }
 
   /**
    * As `commit`, but resolves as soon as the file is under its final name (complete, its data
-   * flushed with `fsync`), with the flush of its folder still running as `durable`: the caller
-   * may index meanwhile, and must wait for both before it answers. If the flush fails, the file
-   * is removed (unless it replaced another) and `durable` rejects.
+   * flushed with `fsync`), leaving the flush of its folder to `makeDurable`: the caller may index
+   * first and flush the folder and the index together (one journal commit of the file system
+   * can then carry both), and must wait for both before it answers. If the flush fails, the
+   * file is removed (unless it replaced another) and `makeDurable` rejects.
    */
   async place(
     pathFor: (attempt: number) => string,
     durability: Durability,
     replace = false,
     directories: KnownDirectories = new KnownDirectories(),
-  ): Promise<{ readonly path: string; readonly durable: Promise<void> }> {
+  ): Promise<{ readonly path: string; makeDurable(): Promise<void> }> {
     await this.#finish(durability);
     let finalPath = pathFor(0);
     await directories.ensure(dirname(finalPath), durability);
@@ -361,17 +362,17 @@ export class AtomicWriter {
     }
     this.#isDone = true;
     const path = finalPath;
-    const durable =
-      durability === 'fsync'
-        ? syncDirectory(dirname(path)).catch((error: unknown) => {
-            // Not durable, so not stored: the caller answers a failure, and no file may stay.
-            if (!replace) rmSync(path, { force: true });
-            throw error;
-          })
-        : Promise.resolve();
-    // Rejections are the caller's, when it awaits `durable`: none goes unhandled meanwhile.
-    durable.catch(() => undefined);
-    return { path, durable };
+    const makeDurable = async (): Promise<void> => {
+      if (durability !== 'fsync') return;
+      try {
+        await syncDirectory(dirname(path));
+      } catch (error) {
+        // Not durable, so not stored: the caller answers a failure, and no file may stay.
+        if (!replace) rmSync(path, { force: true });
+        throw error;
+      }
+    };
+    return { path, makeDurable };
   }
 
   /** Drops the temporary file. Safe to call after a failed commit. */

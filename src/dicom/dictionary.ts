@@ -2,12 +2,30 @@
  * The data dictionary (PS3.6): keyword, name and VR of each standard tag, from the
  * `@iwharris/dicom-data-dictionary` package, indexed by tag number once on first use.
  *
+ * The package is one 1.3 MB JavaScript object literal: loaded, it costs some 27 MB of memory,
+ * more than anything else the server loads. So it is required only when first needed (a data
+ * set in Implicit VR, a keyword to look up), read into the index, and dropped from the module
+ * cache, so that only the index stays.
+ *
  * Layer: dicom. Used where the encoding does not say the VR (Implicit VR Little Endian) and
  * for names in logs and the console.
  */
 
-import dictionaryPackage from '@iwharris/dicom-data-dictionary';
+import { createRequire } from 'node:module';
 import { isVr, type Vr } from './vr.js';
+
+const PACKAGE = '@iwharris/dicom-data-dictionary';
+
+/** The package's elements, loaded now; the package leaves the module cache again. */
+function packageElements(): Record<string, PackageElement> {
+  const require = createRequire(import.meta.url);
+  const path = require.resolve(PACKAGE);
+  try {
+    return (require(PACKAGE) as { elements: Record<string, PackageElement> }).elements;
+  } finally {
+    delete require.cache[path];
+  }
+}
 
 /** What the dictionary knows of a tag. */
 export interface DictionaryEntry {
@@ -56,9 +74,7 @@ function unescapeName(name: string): string {
 function load(): Map<number, DictionaryEntry> {
   if (exact !== undefined) return exact;
   exact = new Map();
-  const elements = (dictionaryPackage as unknown as { elements: Record<string, PackageElement> })
-    .elements;
-  for (const element of Object.values(elements)) {
+  for (const element of Object.values(packageElements())) {
     const digits = element.tag.replace(/[(),]/g, '');
     if (digits.length !== 8) continue;
     const entry: DictionaryEntry = {

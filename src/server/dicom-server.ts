@@ -31,6 +31,7 @@ import { DEFAULT_SETTINGS, type Settings } from '../settings/schema.js';
 import { decideAssociation, isPermitted, type Permission } from './access-control.js';
 import { associationLogger, logAssociation, logOperation } from './association-log.js';
 import type { LiveConfig } from './live-config.js';
+import type { ConnectionRefusal } from './metrics.js';
 import { queryRetrieveRegistrations, queryRetrieveServiceOf } from './query-retrieve.js';
 import { type CertificateSummary, daysUntil } from './tls-credentials.js';
 import type { TransactionLog } from './transaction-log.js';
@@ -86,6 +87,8 @@ export interface DicomServerOptions {
   readonly onAssociationActivity?: (activity: AssociationActivity) => void;
   /** Told of each new connection's association, before its request is read (the metrics). */
   readonly onAssociation?: (association: Association) => void;
+  /** Told of each connection closed before an association (the metrics). */
+  readonly onConnectionRefused?: (reason: ConnectionRefusal) => void;
 }
 
 /** What an association did, as series completion follows it. */
@@ -293,13 +296,15 @@ export class DicomServer {
         this.#options.onOperation?.(record);
       });
     });
-    acceptor.on('connectionRefused', (peer) =>
+    acceptor.on('connectionRefused', (peer) => {
+      this.#options.onConnectionRefused?.('too-many-pending');
       this.#logger.warn(
         { peer: `${peer.remoteAddress}:${peer.remotePort}` },
         'connection refused: too many pending',
-      ),
-    );
-    acceptor.on('tlsRefused', (refused) =>
+      );
+    });
+    acceptor.on('tlsRefused', (refused) => {
+      this.#options.onConnectionRefused?.('tls');
       this.#logger.warn(
         {
           peer:
@@ -310,8 +315,8 @@ export class DicomServer {
           reason: refused.reason,
         },
         `TLS connection rejected: ${refused.reason}`,
-      ),
-    );
+      );
+    });
     try {
       await this.#listen(acceptor);
     } catch (error) {

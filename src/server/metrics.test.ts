@@ -162,6 +162,19 @@ describe('association metrics', () => {
     expect(samples.get('dicom_server_associations_released_total')).toBe(0);
     expect(samples.samplesOf('dicom_server_associations_rejected_total')).toEqual({});
   });
+
+  it('counts connections closed before any association, by why', async () => {
+    metrics.connectionRefused('tls');
+    metrics.connectionRefused('tls');
+    metrics.connectionRefused('too-many-pending');
+    const samples = await scrape();
+    const refused = 'dicom_server_connections_refused_total';
+    expect(samples.samplesOf(refused)).toEqual({
+      [`${refused}{reason="tls"}`]: 2,
+      [`${refused}{reason="too-many-pending"}`]: 1,
+    });
+    expect(samples.get('dicom_server_associations_accepted_total')).toBe(0);
+  });
 });
 
 describe('operation metrics', () => {

@@ -45,6 +45,9 @@ const ABORT_SOURCES = {
 /** The outcomes of a hand-off attempt: delivered, failed (retried later), dead (no more tries). */
 const DELIVERY_OUTCOMES = { done: 'delivered', failed: 'failed', dead: 'dead' } as const;
 
+/** Why a connection was closed before an association: too many pending, or TLS refused it. */
+export type ConnectionRefusal = 'too-many-pending' | 'tls';
+
 /** The service while it runs, as the gauges read it. */
 export interface RunningService {
   readonly storageRoot: string;
@@ -77,6 +80,7 @@ export class ServiceMetrics {
   readonly #associationsReleased: Counter;
   readonly #associationsRejected: Counter<'reason'>;
   readonly #associationsAborted: Counter<'source'>;
+  readonly #connectionsRefused: Counter<'reason'>;
   readonly #operations: Counter<'operation' | 'status' | 'category'>;
   readonly #instancesReceived: Counter;
   readonly #bytesReceived: Counter;
@@ -107,6 +111,12 @@ export class ServiceMetrics {
     this.#associationsRejected = new Counter({
       name: `${METRICS_PREFIX}associations_rejected_total`,
       help: 'Associations rejected (A-ASSOCIATE-RJ sent), by reason (PS3.8 Table 9-21)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#connectionsRefused = new Counter({
+      name: `${METRICS_PREFIX}connections_refused_total`,
+      help: 'Connections closed before any association: too many awaiting their request, or a TLS handshake or client certificate refused',
       labelNames: ['reason'],
       registers,
     });
@@ -192,6 +202,11 @@ export class ServiceMetrics {
       if (isEstablished) this.#associationsActive.dec();
       this.#associationEnded(summary);
     });
+  }
+
+  /** Counts a connection closed before any association could be requested on it. */
+  connectionRefused(reason: ConnectionRefusal): void {
+    this.#connectionsRefused.inc({ reason });
   }
 
   /** Counts one served operation (the channel's record). */

@@ -381,6 +381,7 @@ export class ServiceController {
           this.metrics.operationServed(record);
         },
         onAssociation: (association) => this.metrics.followAssociation(association),
+        onConnectionRefused: (reason) => this.metrics.connectionRefused(reason),
         onAssociationActivity: (activity) => handoff.associationActivity(activity),
       });
       try {

@@ -34,6 +34,7 @@ import { type CertificatePair, setUpTestCertificates } from '../helpers/certific
 import { runSourceCli } from '../helpers/cli.js';
 import { datasetContent } from '../helpers/dcmdump.js';
 import { runTool, type Storescp, startStorescp, type ToolRun } from '../helpers/dcmtk.js';
+import { MetricSamples } from '../helpers/metrics-text.js';
 import { freePort } from '../helpers/net.js';
 import {
   createDataDir,
@@ -237,6 +238,17 @@ describe('serve with a TLS listener, DCMTK clients and destinations', () => {
     const refused = await refusalAfter(from);
     expect(refused).toMatchObject({ level: 40, code: 'NO_CLIENT_CERTIFICATE' });
     expect(String(refused.peer)).toMatch(/^127\.0\.0\.1:\d+$/);
+    // Counted in the metrics too (the earlier tests' refusals, if any, before it).
+    const metrics = new MetricSamples(
+      await (
+        await fetch(`http://127.0.0.1:${httpPort}/metrics`, {
+          headers: { cookie: (await login()).cookie },
+        })
+      ).text(),
+    );
+    expect(
+      metrics.count('dicom_server_connections_refused_total', { reason: 'tls' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it('refuses a client certificate from another CA (unknown CA), and logs why', async () => {

@@ -7,9 +7,10 @@
  * nothing an action does can stop the worker or the process.
  *
  * No polling: one timer is set for the next due delivery, and the worker is woken when a
- * completion writes jobs or an operator retries one. Jobs are claimed in the database (in
- * progress, by this worker), so a process that dies mid-attempt leaves them to be released
- * at the next start, and a receiver gets the same idempotency key on every attempt.
+ * completion writes jobs or an operator retries one (the loop is due-job-loop.ts). Jobs are
+ * claimed in the database (in progress, by this worker), so a process that dies mid-attempt
+ * leaves them to be released at the next start, and a receiver gets the same idempotency key
+ * on every attempt.
  *
  * Layer: server.
  */
@@ -24,12 +25,12 @@ import type {
 import type { TransactionRecord } from '../db/repositories/transaction-log-repository.js';
 import { DicomServerError } from '../errors.js';
 import type { Settings } from '../settings/schema.js';
+import { DueJobLoop } from './due-job-loop.js';
 import type { ServerEvents } from './events.js';
 import { runProcessingCommand } from './handoff/command.js';
 import { copyToHandlerFolder } from './handoff/folder-copy.js';
 import type { HandoffEvent } from './handoff/types.js';
 import { deliverWebhook } from './handoff/webhook.js';
-import { abandonedClaimers, claimerName } from './job-claims.js';
 import type { TransactionLog } from './transaction-log.js';
 
 /** The actions, replaceable in tests. */
@@ -75,12 +76,8 @@ export interface HandoffWorkerOptions {
   readonly concurrency?: number;
 }
 
-/** When the database failed the worker, how long before it tries again. */
-const RETRY_DATABASE_MS = 5_000;
 /** Longest message of an attempt's transaction row. */
 const MAX_MESSAGE_LENGTH = 1_000;
-/** Longest a timer may be set for (Node's limit). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Details of an action's error that the attempt's row says otherwise (or not at all). */
 const DETAILS_NOT_SHOWN = new Set(['action', 'url', 'program', 'timeoutMs']);
@@ -119,28 +116,34 @@ export class HandoffWorker {
   readonly #logger: Logger;
   readonly #actions: HandoffActions;
   readonly #retry: RetryPolicy;
-  readonly #concurrency: number;
-  /** Who claims: this host and process. */
-  readonly #id = claimerName();
+  readonly #loop: DueJobLoop;
   readonly #abort = new AbortController();
   readonly #attempts = new Set<Promise<void>>();
-  #timer: NodeJS.Timeout | undefined;
-  #isPumping = false;
-  #isAgain = false;
-  #isStarted = false;
-  #isStopped = false;
 
   constructor(options: HandoffWorkerOptions) {
     this.#options = options;
     this.#logger = options.logger;
     this.#actions = options.actions ?? HANDOFF_ACTIONS;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
-    this.#concurrency = options.concurrency ?? 4;
+    this.#loop = new DueJobLoop({
+      logger: options.logger,
+      concurrency: options.concurrency ?? 4,
+      activeCount: () => this.#attempts.size,
+      startDue: (free, now) => this.#startDue(free, now),
+      nextDueAt: () => options.jobs.nextDueAt(),
+      claimers: () => options.jobs.deliveryClaimers(),
+      releaseClaims: (claimers, now) => options.jobs.releaseDeliveries(claimers, now),
+      messages: {
+        readFailed: 'hand-off worker could not read its jobs: trying again',
+        releaseFailed: 'abandoned hand-off deliveries not released',
+        released: 'hand-off deliveries interrupted by a stop taken back',
+      },
+    });
   }
 
   /** The worker's claim name. */
   get id(): string {
-    return this.#id;
+    return this.#loop.id;
   }
 
   /** Deliveries under way. */
@@ -150,13 +153,7 @@ export class HandoffWorker {
 
   /** Takes back the deliveries of processes that are gone, then runs what is due. */
   async start(): Promise<void> {
-    this.#isStarted = true;
-    try {
-      await this.#releaseAbandoned();
-    } catch (error) {
-      this.#logger.error({ err: error }, 'abandoned hand-off deliveries not released');
-    }
-    this.notify();
+    await this.#loop.start();
   }
 
   /**
@@ -165,9 +162,7 @@ export class HandoffWorker {
    * `graceMs`.
    */
   async stop(graceMs = 10_000): Promise<void> {
-    this.#isStopped = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#loop.stop();
     this.#abort.abort();
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => {
@@ -179,58 +174,14 @@ export class HandoffWorker {
 
   /** Something may be due now (jobs written, a job retried): runs what is. */
   notify(): void {
-    if (!this.#isStarted || this.#isStopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    void this.#pump();
+    this.#loop.notify();
   }
 
-  /** Claims what is due, as many as free places allow; then sets the timer for the next. */
-  async #pump(): Promise<void> {
-    if (this.#isPumping) {
-      this.#isAgain = true;
-      return;
-    }
-    this.#isPumping = true;
-    try {
-      do {
-        this.#isAgain = false;
-        const free = this.#concurrency - this.#attempts.size;
-        // All places taken: the next attempt to end pumps again.
-        if (free <= 0) return;
-        const claimed = await this.#options.jobs.claimDueDeliveries(
-          this.#id,
-          new Date().toISOString(),
-          free,
-        );
-        for (const job of claimed) this.#run(job);
-        if (claimed.length === free) this.#isAgain = true;
-      } while (this.#isAgain && !this.#isStopped);
-      if (this.#attempts.size < this.#concurrency) await this.#armForNext();
-    } catch (error) {
-      this.#logger.error({ err: error }, 'hand-off worker could not read its jobs: trying again');
-      this.#arm(RETRY_DATABASE_MS);
-    } finally {
-      this.#isPumping = false;
-    }
-  }
-
-  async #armForNext(): Promise<void> {
-    const due = await this.#options.jobs.nextDueAt();
-    if (due !== undefined) this.#arm(Date.parse(due) - Date.now());
-  }
-
-  #arm(delayMs: number): void {
-    if (this.#isStopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = undefined;
-        void this.#pump();
-      },
-      Math.min(Math.max(0, delayMs), MAX_TIMER_MS),
-    );
-    this.#timer.unref();
+  /** Claims up to `free` due deliveries and runs them; true when more may be due (all fitted). */
+  async #startDue(free: number, now: string): Promise<boolean> {
+    const claimed = await this.#options.jobs.claimDueDeliveries(this.#loop.id, now, free);
+    for (const job of claimed) this.#run(job);
+    return claimed.length === free;
   }
 
   #run(job: HandoffJobWithEvent): void {
@@ -241,7 +192,7 @@ export class HandoffWorker {
     void attempt.then(() => {
       this.#attempts.delete(attempt);
       // A place is free, and a done copy lets its completion's deliveries run.
-      if (!this.#isStopped) void this.#pump();
+      this.#loop.placeFreed();
     });
   }
 
@@ -372,22 +323,6 @@ export class HandoffWorker {
     const what = job.kind === 'command' ? job.kind : `${job.kind} ${target}`;
     const attempt = `attempt ${job.attempts} of ${this.#retry.maxAttempts}`;
     return `${what} ${attempt}: ${state}, ${note}`.slice(0, MAX_MESSAGE_LENGTH);
-  }
-
-  /**
-   * Puts back the deliveries left in progress by processes that are gone: an earlier life of
-   * this process id on this host (a restart), a process of this host no longer running, or a
-   * claim older than any attempt can last.
-   */
-  async #releaseAbandoned(): Promise<void> {
-    const abandoned = abandonedClaimers(await this.#options.jobs.deliveryClaimers());
-    const released = await this.#options.jobs.releaseDeliveries(
-      abandoned,
-      new Date().toISOString(),
-    );
-    if (released > 0) {
-      this.#logger.warn({ released }, 'hand-off deliveries interrupted by a stop taken back');
-    }
   }
 }
 

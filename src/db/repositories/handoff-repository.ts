@@ -17,6 +17,7 @@
 import type { Kysely, OperandValueExpressionOrList, Selectable } from 'kysely';
 import type { Database, HandoffJobsTable } from '../schema.js';
 import { rowsOf, type TransactionBody, type TransactionRunner } from '../transactions.js';
+import { type ClaimHolder, claimHolders, releaseClaimsOf } from './queue-claims.js';
 
 /** Where a series is in its hand-off (see SeriesStatesTable). */
 export const SERIES_STATES = [
@@ -369,19 +370,8 @@ export class HandoffRepository {
   }
 
   /** The claimers of deliveries in progress (for releasing those of a process that is gone). */
-  async deliveryClaimers(): Promise<{ claimedBy: string; oldestClaimAt: string }[]> {
-    const rows = await this.#runner.runQuery(
-      this.#db
-        .selectFrom('handoff_jobs')
-        .select((eb) => ['claimed_by', eb.fn.min('claimed_at').as('oldest')])
-        .where('state', '=', 'in_progress')
-        .groupBy('claimed_by')
-        .compile(),
-    );
-    return rows.map((row) => ({
-      claimedBy: row.claimed_by ?? '',
-      oldestClaimAt: row.oldest ?? '',
-    }));
+  async deliveryClaimers(): Promise<ClaimHolder[]> {
+    return claimHolders({ db: this.#db, runner: this.#runner }, 'handoff_jobs');
   }
 
   /**
@@ -389,17 +379,7 @@ export class HandoffRepository {
    * during the attempt, which counts); how many.
    */
   async releaseDeliveries(claimers: readonly string[], now: string): Promise<number> {
-    if (claimers.length === 0) return 0;
-    const rows = await this.#runner.runQuery(
-      this.#db
-        .updateTable('handoff_jobs')
-        .set({ state: 'pending', next_attempt_at: now, claimed_by: null, updated_at: now })
-        .where('state', '=', 'in_progress')
-        .where('claimed_by', 'in', claimers)
-        .returning('id')
-        .compile(),
-    );
-    return rows.length;
+    return releaseClaimsOf({ db: this.#db, runner: this.#runner }, 'handoff_jobs', claimers, now);
   }
 
   /** A job with its event. */

@@ -14,6 +14,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, ForwardJobsTable } from '../schema.js';
 import { rowsOf, type TransactionBody, type TransactionRunner } from '../transactions.js';
+import { type ClaimHolder, claimHolders, releaseClaimsOf } from './queue-claims.js';
 
 /**
  * A job's state: pending (due at next_attempt_at, at once when written), in_progress (claimed),
@@ -334,19 +335,8 @@ export class RoutingRepository {
   }
 
   /** The claimers of jobs in progress (for releasing those of a process that is gone). */
-  async claimers(): Promise<{ claimedBy: string; oldestClaimAt: string }[]> {
-    const rows = await this.#runner.runQuery(
-      this.#db
-        .selectFrom('forward_jobs')
-        .select((eb) => ['claimed_by', eb.fn.min('claimed_at').as('oldest')])
-        .where('state', '=', 'in_progress')
-        .groupBy('claimed_by')
-        .compile(),
-    );
-    return rows.map((row) => ({
-      claimedBy: row.claimed_by ?? '',
-      oldestClaimAt: row.oldest ?? '',
-    }));
+  async claimers(): Promise<ClaimHolder[]> {
+    return claimHolders({ db: this.#db, runner: this.#runner }, 'forward_jobs');
   }
 
   /**
@@ -354,17 +344,7 @@ export class RoutingRepository {
    * the attempt, which counts); how many.
    */
   async releaseClaims(claimers: readonly string[], now: string): Promise<number> {
-    if (claimers.length === 0) return 0;
-    const rows = await this.#runner.runQuery(
-      this.#db
-        .updateTable('forward_jobs')
-        .set({ state: 'pending', next_attempt_at: now, claimed_by: null, updated_at: now })
-        .where('state', '=', 'in_progress')
-        .where('claimed_by', 'in', claimers)
-        .returning('id')
-        .compile(),
-    );
-    return rows.length;
+    return releaseClaimsOf({ db: this.#db, runner: this.#runner }, 'forward_jobs', claimers, now);
   }
 
   /** Removes done jobs last changed before `before` (ISO time), at most `limit`; how many. */

@@ -16,8 +16,9 @@
  * destination's last success or last error.
  *
  * No polling: one timer is set for the next due job, and the forwarder is woken when jobs are
- * written or retried. Jobs are claimed in the database (in progress, by this process), so a
- * process that dies mid-attempt leaves them to be released at the next start.
+ * written or retried (the loop is due-job-loop.ts). Jobs are claimed in the database (in
+ * progress, by this process), so a process that dies mid-attempt leaves them to be released
+ * at the next start.
  *
  * Layer: server.
  */
@@ -32,9 +33,9 @@ import type { RetrievableInstance } from '../../dicom/query/model.js';
 import { formatStatus, statusCategory } from '../../network/dimse/status.js';
 import { storeInstance } from '../../services/retrieve.js';
 import { resolveInside } from '../../storage/layout.js';
+import { DueJobLoop } from '../due-job-loop.js';
 import type { ServerEvents } from '../events.js';
 import { backoffMs, DEFAULT_RETRY, failureText, type RetryPolicy } from '../handoff-worker.js';
-import { abandonedClaimers, claimerName } from '../job-claims.js';
 import type { TransactionLog } from '../transaction-log.js';
 import { type Attempt, type AttemptContext, attemptRow, logAttempt } from './attempt-report.js';
 import {
@@ -68,14 +69,10 @@ export interface ForwarderOptions {
   readonly batchSize?: number;
 }
 
-/** When the database failed the forwarder, how long before it tries again. */
-const RETRY_DATABASE_MS = 5_000;
 /** Done jobs are kept this long (the queue's history), then pruned. */
 const DONE_RETENTION_MS = 7 * 86_400_000;
 /** How often done jobs are pruned. */
 const PRUNE_EVERY_MS = 60 * 60_000;
-/** Longest a timer may be set for (Node's limit). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A claimed job ready to send: the instance with its absolute path. */
 interface Sendable {
@@ -89,17 +86,10 @@ export class Forwarder {
   readonly #jobs: RoutingRepository;
   readonly #logger: Logger;
   readonly #retry: RetryPolicy;
-  readonly #concurrency: number;
   readonly #batchSize: number;
-  /** Who claims: this host and process. */
-  readonly #id = claimerName();
+  readonly #loop: DueJobLoop;
   /** The destinations being served, with their session and open link. */
   readonly #sessions = new Map<string, { done: Promise<void>; link?: DestinationLink }>();
-  #timer: NodeJS.Timeout | undefined;
-  #isPumping = false;
-  #isAgain = false;
-  #isStarted = false;
-  #isStopped = false;
   #lastPrune = 0;
 
   constructor(options: ForwarderOptions) {
@@ -107,13 +97,26 @@ export class Forwarder {
     this.#jobs = options.jobs;
     this.#logger = options.logger;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
-    this.#concurrency = options.concurrency ?? 4;
     this.#batchSize = options.batchSize ?? 100;
+    this.#loop = new DueJobLoop({
+      logger: options.logger,
+      concurrency: options.concurrency ?? 4,
+      activeCount: () => this.#sessions.size,
+      startDue: (free, now) => this.#startDue(free, now),
+      nextDueAt: () => this.#jobs.nextDueAt([...this.#sessions.keys()]),
+      claimers: () => this.#jobs.claimers(),
+      releaseClaims: (claimers, now) => this.#jobs.releaseClaims(claimers, now),
+      messages: {
+        readFailed: 'forwarder could not read its jobs: trying again',
+        releaseFailed: 'abandoned forward jobs not released',
+        released: 'forward jobs interrupted by a stop taken back',
+      },
+    });
   }
 
   /** The forwarder's claim name. */
   get id(): string {
-    return this.#id;
+    return this.#loop.id;
   }
 
   /** Destinations being served now. */
@@ -123,14 +126,7 @@ export class Forwarder {
 
   /** Takes back the jobs of processes that are gone, prunes old done jobs, runs what is due. */
   async start(): Promise<void> {
-    this.#isStarted = true;
-    try {
-      await this.#releaseAbandoned();
-    } catch (error) {
-      this.#logger.error({ err: error }, 'abandoned forward jobs not released');
-    }
-    await this.#pruneSometimes();
-    this.notify();
+    await this.#loop.start(() => this.#pruneSometimes());
   }
 
   /**
@@ -139,9 +135,7 @@ export class Forwarder {
    * claimed but not yet tried go back to pending, their attempt not counted.
    */
   async stop(graceMs = 10_000): Promise<void> {
-    this.#isStopped = true;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#loop.stop();
     const sessions = () => Promise.allSettled([...this.#sessions.values()].map((s) => s.done));
     if (!(await settlesWithin(sessions(), graceMs))) {
       for (const session of this.#sessions.values()) session.link?.abort();
@@ -151,55 +145,17 @@ export class Forwarder {
 
   /** Jobs may be due now (written, retried): serves what is. */
   notify(): void {
-    if (!this.#isStarted || this.#isStopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    void this.#pump();
+    this.#loop.notify();
   }
 
-  /** Starts a session for each destination with due jobs, as places allow; then the timer. */
-  async #pump(): Promise<void> {
-    if (this.#isPumping) {
-      this.#isAgain = true;
-      return;
-    }
-    this.#isPumping = true;
-    try {
-      do {
-        this.#isAgain = false;
-        const free = this.#concurrency - this.#sessions.size;
-        // All places taken: the next session to end pumps again.
-        if (free <= 0) return;
-        const busy = [...this.#sessions.keys()];
-        const due = await this.#jobs.dueDestinations(new Date().toISOString(), busy);
-        for (const destination of due.slice(0, free)) this.#serve(destination);
-        if (due.length > free) return;
-      } while (this.#isAgain && !this.#isStopped);
-      await this.#armForNext();
-    } catch (error) {
-      this.#logger.error({ err: error }, 'forwarder could not read its jobs: trying again');
-      this.#arm(RETRY_DATABASE_MS);
-    } finally {
-      this.#isPumping = false;
-    }
-  }
-
-  async #armForNext(): Promise<void> {
-    const due = await this.#jobs.nextDueAt([...this.#sessions.keys()]);
-    if (due !== undefined) this.#arm(Date.parse(due) - Date.now());
-  }
-
-  #arm(delayMs: number): void {
-    if (this.#isStopped) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(
-      () => {
-        this.#timer = undefined;
-        void this.#pump();
-      },
-      Math.min(Math.max(0, delayMs), MAX_TIMER_MS),
-    );
-    this.#timer.unref();
+  /**
+   * Starts a session for each destination with jobs due at `now`, in at most `free` places;
+   * true when more destinations were due than fitted.
+   */
+  async #startDue(free: number, now: string): Promise<boolean> {
+    const due = await this.#jobs.dueDestinations(now, [...this.#sessions.keys()]);
+    for (const destination of due.slice(0, free)) this.#serve(destination);
+    return due.length > free;
   }
 
   #serve(destination: string): void {
@@ -210,7 +166,7 @@ export class Forwarder {
       })
       .finally(() => {
         this.#sessions.delete(destination);
-        if (!this.#isStopped) void this.#pump();
+        this.#loop.placeFreed();
         void this.#pruneSometimes();
       });
     this.#sessions.set(destination, session);
@@ -219,10 +175,10 @@ export class Forwarder {
   /** Sends a destination's due jobs, a claim at a time, until none is left or a stop. */
   async #runSession(destination: string, session: { link?: DestinationLink }): Promise<void> {
     try {
-      while (!this.#isStopped) {
+      while (!this.#loop.isStopped) {
         const claimed = await this.#jobs.claimDue(
           destination,
-          this.#id,
+          this.#loop.id,
           new Date().toISOString(),
           this.#batchSize,
         );
@@ -267,7 +223,7 @@ export class Forwarder {
     }
     let openError: string | undefined;
     for (const [index, { job, instance }] of sendable.entries()) {
-      if (this.#isStopped) {
+      if (this.#loop.isStopped) {
         const untried = sendable.slice(index).map((entry) => entry.job.id);
         await this.#jobs.unclaim(untried, new Date().toISOString());
         return;
@@ -339,7 +295,7 @@ export class Forwarder {
   #failure(job: ForwardJob, error: string): Attempt {
     const isLast = job.attempts >= this.#retry.maxAttempts;
     // Cut short by a stop: due again at once at the next start.
-    const waitMs = this.#isStopped ? 0 : backoffMs(job.attempts, this.#retry);
+    const waitMs = this.#loop.isStopped ? 0 : backoffMs(job.attempts, this.#retry);
     return {
       outcome: {
         isDone: false,
@@ -393,18 +349,6 @@ export class Forwarder {
     } catch (error) {
       this.#logger.error({ err: error }, 'done forward jobs not pruned');
     }
-  }
-
-  /**
-   * Puts back the jobs left in progress by processes that are gone: an earlier life of this
-   * process id on this host (a restart), a process of this host no longer running, or a claim
-   * older than any attempt can last.
-   */
-  async #releaseAbandoned(): Promise<void> {
-    const abandoned = abandonedClaimers(await this.#jobs.claimers());
-    const released = await this.#jobs.releaseClaims(abandoned, new Date().toISOString());
-    if (released > 0)
-      this.#logger.warn({ released }, 'forward jobs interrupted by a stop taken back');
   }
 }
 

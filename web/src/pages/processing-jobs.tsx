@@ -18,6 +18,7 @@ import {
 } from '../api/types.js';
 import { ConfirmDialog } from '../components/dialog.js';
 import { useOpenRows } from '../components/expandable-row.js';
+import { FilterSelect } from '../components/filter-select.js';
 import { JOB_KIND_LABELS, JOB_STATE_MEANINGS } from '../components/handoff-state.js';
 import { FailedJobExplanation, type JobColumn, JobTableHead } from '../components/job-table.js';
 import { Notice, OutcomeNotice } from '../components/notice.js';
@@ -127,36 +128,24 @@ export function JobsPanel(props: {
           update({ series: seriesText.trim() });
         }}
       >
-        <div className="filter">
-          <label htmlFor="job-state">State</label>
-          <select
-            id="job-state"
-            value={filters.state}
-            onChange={(event) => update({ state: event.target.value })}
-          >
-            <option value="">All states</option>
-            {JOB_STATES.map((state) => (
-              <option key={state} value={state}>
-                {JOB_STATE_MEANINGS[state].label}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="filter">
-          <label htmlFor="job-kind">Kind</label>
-          <select
-            id="job-kind"
-            value={filters.kind}
-            onChange={(event) => update({ kind: event.target.value })}
-          >
-            <option value="">All kinds</option>
-            {JOB_KINDS.map((kind) => (
-              <option key={kind} value={kind}>
-                {JOB_KIND_LABELS[kind]}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect
+          id="job-state"
+          label="State"
+          value={filters.state}
+          allLabel="All states"
+          options={JOB_STATES}
+          labelOf={(state) => JOB_STATE_MEANINGS[state].label}
+          onChange={(state) => update({ state })}
+        />
+        <FilterSelect
+          id="job-kind"
+          label="Kind"
+          value={filters.kind}
+          allLabel="All kinds"
+          options={JOB_KINDS}
+          labelOf={(kind) => JOB_KIND_LABELS[kind]}
+          onChange={(kind) => update({ kind })}
+        />
         <div className="filter filter-wide">
           <label htmlFor="job-series">Series instance UID</label>
           <input

@@ -15,6 +15,7 @@ import {
 } from '../api/types.js';
 import { ConfirmDialog } from '../components/dialog.js';
 import { useOpenRows } from '../components/expandable-row.js';
+import { FilterSelect } from '../components/filter-select.js';
 import { FORWARD_STATE_MEANINGS } from '../components/forward-state.js';
 import { FailedJobExplanation, type JobColumn, JobTableHead } from '../components/job-table.js';
 import { Notice, OutcomeNotice } from '../components/notice.js';
@@ -113,22 +114,15 @@ export function QueuePanel(props: {
             onPick={(state) => update({ state })}
           />
         </div>
-        <div className="filter">
-          <label htmlFor="queue-destination">Destination</label>
-          <select
-            id="queue-destination"
-            className="mono"
-            value={filters.destination}
-            onChange={(event) => update({ destination: event.target.value })}
-          >
-            <option value="">All destinations</option>
-            {destinationChoices.map((title) => (
-              <option key={title} value={title}>
-                {title}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect
+          id="queue-destination"
+          label="Destination"
+          className="mono"
+          value={filters.destination}
+          allLabel="All destinations"
+          options={destinationChoices}
+          onChange={(destination) => update({ destination })}
+        />
         {isFiltered && (
           <div className="filter filter-actions">
             <button

@@ -14,6 +14,7 @@ import {
   type TransactionRow,
 } from '../api/types.js';
 import { DetailRow, RowToggle, useOpenRows } from '../components/expandable-row.js';
+import { FilterSelect } from '../components/filter-select.js';
 import { Notice } from '../components/notice.js';
 import { Pager } from '../components/pager.js';
 import { TransactionDetails } from '../components/transaction-details.js';
@@ -198,36 +199,22 @@ export function TransactionsPage() {
           update({ ae: aeText.trim() });
         }}
       >
-        <div className="filter">
-          <label htmlFor="filter-type">Type</label>
-          <select
-            id="filter-type"
-            value={filters.type}
-            onChange={(event) => update({ type: event.target.value })}
-          >
-            <option value="">All types</option>
-            {TRANSACTION_TYPES.map((type) => (
-              <option key={type} value={type}>
-                {type}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="filter">
-          <label htmlFor="filter-status">Status</label>
-          <select
-            id="filter-status"
-            value={filters.status}
-            onChange={(event) => update({ status: event.target.value })}
-          >
-            <option value="">All statuses</option>
-            {TRANSACTION_STATUSES.map((status) => (
-              <option key={status} value={status}>
-                {status}
-              </option>
-            ))}
-          </select>
-        </div>
+        <FilterSelect
+          id="filter-type"
+          label="Type"
+          value={filters.type}
+          allLabel="All types"
+          options={TRANSACTION_TYPES}
+          onChange={(type) => update({ type })}
+        />
+        <FilterSelect
+          id="filter-status"
+          label="Status"
+          value={filters.status}
+          allLabel="All statuses"
+          options={TRANSACTION_STATUSES}
+          onChange={(status) => update({ status })}
+        />
         <div className="filter">
           <label htmlFor="filter-ae">AE title</label>
           <input

@@ -23,8 +23,8 @@ import { DimseChannel, type IncomingResponse } from '../../src/network/dimse/cha
 import { CommandField, Priority } from '../../src/network/dimse/command.js';
 import { Status } from '../../src/network/dimse/status.js';
 import { datasetContent, topLevelValues } from '../helpers/dcmdump.js';
-import { type BackgroundTool, runTool, startTool, type ToolRun } from '../helpers/dcmtk.js';
-import { freePort, waitForListener } from '../helpers/net.js';
+import { runTool, startStorescp, type ToolRun } from '../helpers/dcmtk.js';
+import { freePort } from '../helpers/net.js';
 import { type StoreTestServer, startStoreServer } from '../helpers/server.js';
 import { indexedInstances } from '../helpers/stored.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
@@ -434,163 +434,126 @@ describe('C-FIND character sets with findscu', () => {
   });
 });
 
-/** Starts a DCMTK storescp as a move destination, bit-preserving, taking every syntax. */
-async function startStorescp(
+/**
+ * Starts a DCMTK storescp called `aeTitle` (bit-preserving; every syntax unless `syntaxes` says
+ * otherwise) writing into a fresh folder, known to the server as a move destination; runs `work`
+ * with that folder, then stops it.
+ */
+async function withMoveDestination(
   aeTitle: string,
-  dir: string,
-): Promise<BackgroundTool & { port: number }> {
-  const port = await freePort();
-  const tool = await startTool('storescp', [
-    '-aet',
-    aeTitle,
-    '+B',
-    '+xa',
-    '-od',
-    dir,
-    String(port),
-  ]);
-  await waitForListener(port);
-  return Object.assign(tool, { port });
+  dirName: string,
+  work: (dir: string) => Promise<void>,
+  syntaxes: readonly string[] = ['+xa'],
+): Promise<void> {
+  const dir = await freshDir(dirName);
+  const storescp = await startStorescp(dir, ['-aet', aeTitle, '+B', ...syntaxes]);
+  destinations.set(aeTitle, { host: '127.0.0.1', port: storescp.port });
+  try {
+    await work(dir);
+  } finally {
+    await storescp.stop();
+  }
+}
+
+/** movescu as MOVESCU asking the server to move what `keys` match to `destination`. */
+function movescu(
+  destination: string,
+  options: readonly string[],
+  keys: readonly string[],
+  cwd?: string,
+): Promise<ToolRun> {
+  return runTool(
+    'movescu',
+    [
+      ...options,
+      '-aet',
+      'MOVESCU',
+      '-aec',
+      server.aeTitle,
+      '-aem',
+      destination,
+      ...TOOL_TIMEOUTS,
+      ...keys.flatMap((key) => ['-k', key]),
+      '127.0.0.1',
+      String(server.port),
+    ],
+    30_000,
+    cwd,
+  );
 }
 
 describe('C-MOVE with movescu', () => {
   it('moves a study to a storescp destination: every file arrives, data set bytes identical', async () => {
-    const dir = await freshDir('move-dest');
-    const storescp = await startStorescp('MOVE_DEST', dir);
-    destinations.set('MOVE_DEST', { host: '127.0.0.1', port: storescp.port });
-    try {
-      const run = await runTool('movescu', [
-        '-v',
-        '-S',
-        '-aet',
-        'MOVESCU',
-        '-aec',
-        server.aeTitle,
-        '-aem',
+    await withMoveDestination('MOVE_DEST', 'move-dest', async (dir) => {
+      const run = await movescu(
         'MOVE_DEST',
-        ...TOOL_TIMEOUTS,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        `StudyInstanceUID=${NM.studyUid}`,
-        '127.0.0.1',
-        String(server.port),
-      ]);
+        ['-v', '-S'],
+        ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${NM.studyUid}`],
+      );
       expect(run.exitCode, run.output).toBe(0);
       const received = await receivedFiles(dir);
       expect([...received.keys()].sort()).toEqual([NM.jpegLossyUid, NM.jpeg2000Uid].sort());
       for (const [uid, path] of received) {
         expect((await datasetOf(path)).equals(await datasetOf(await storedPath(uid)))).toBe(true);
       }
-    } finally {
-      await storescp.stop();
-    }
+    });
   });
 
   it("moves a study by its Study Instance UID alone in movescu's default Patient Root", async () => {
-    const dir = await freshDir('move-default-root');
-    const storescp = await startStorescp('MOVE_DEFAULT', dir);
-    destinations.set('MOVE_DEFAULT', { host: '127.0.0.1', port: storescp.port });
-    try {
+    await withMoveDestination('MOVE_DEFAULT', 'move-default-root', async (dir) => {
       // No -P or -S: movescu proposes Patient Root, and no Patient ID is given.
-      const run = await runTool('movescu', [
-        '-d',
-        '-aet',
-        'MOVESCU',
-        '-aec',
-        server.aeTitle,
-        '-aem',
+      const run = await movescu(
         'MOVE_DEFAULT',
-        ...TOOL_TIMEOUTS,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        `StudyInstanceUID=${NM.studyUid}`,
-        '127.0.0.1',
-        String(server.port),
-      ]);
+        ['-d'],
+        ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${NM.studyUid}`],
+      );
       expect(run.exitCode, run.output).toBe(0);
       expect(run.output).toMatch(/Abstract Syntax: =MOVEPatientRootQueryRetrieveInformationModel/);
       expect(run.output).toMatch(/DIMSE Status\s*: 0x0000/);
       const received = await receivedFiles(dir);
       expect([...received.keys()].sort()).toEqual([NM.jpegLossyUid, NM.jpeg2000Uid].sort());
-    } finally {
-      await storescp.stop();
-    }
+    });
   });
 
   it('fails only the sub-operation of an index row whose file lies outside the storage root', async () => {
-    const dir = await freshDir('move-outside');
-    const storescp = await startStorescp('MOVE_OUTSIDE', dir);
-    destinations.set('MOVE_OUTSIDE', { host: '127.0.0.1', port: storescp.port });
-    const row = () =>
-      server.database.db.updateTable('instances').where('sop_instance_uid', '=', NM.jpegLossyUid);
-    const original = (await indexedInstances(server)).find(
-      (r) => r.sop_instance_uid === NM.jpegLossyUid,
-    )!.file_path;
-    await row().set({ file_path: '../../outside.dcm' }).execute();
-    try {
-      const run = await runTool('movescu', [
-        '-d',
-        '-S',
-        '-aet',
-        'MOVESCU',
-        '-aec',
-        server.aeTitle,
-        '-aem',
-        'MOVE_OUTSIDE',
-        ...TOOL_TIMEOUTS,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        `StudyInstanceUID=${NM.studyUid}`,
-        '127.0.0.1',
-        String(server.port),
-      ]);
-      // The final response: one sent, one failed, 0xB000; the association was not failed whole.
-      expect(run.output).toMatch(/Completed Suboperations\s*: 1\s+D: Failed Suboperations\s*: 1/);
-      expect(run.output).toMatch(/DIMSE Status\s*: 0xb000/);
-      const received = await receivedFiles(dir);
-      expect([...received.keys()], run.output).toEqual([NM.jpeg2000Uid]);
-    } finally {
-      await row().set({ file_path: original }).execute();
-      await storescp.stop();
-    }
+    await withMoveDestination('MOVE_OUTSIDE', 'move-outside', async (dir) => {
+      const row = () =>
+        server.database.db.updateTable('instances').where('sop_instance_uid', '=', NM.jpegLossyUid);
+      const original = (await indexedInstances(server)).find(
+        (r) => r.sop_instance_uid === NM.jpegLossyUid,
+      )!.file_path;
+      await row().set({ file_path: '../../outside.dcm' }).execute();
+      try {
+        const run = await movescu(
+          'MOVE_OUTSIDE',
+          ['-d', '-S'],
+          ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${NM.studyUid}`],
+        );
+        // The final response: one sent, one failed, 0xB000; the association was not failed whole.
+        expect(run.output).toMatch(/Completed Suboperations\s*: 1\s+D: Failed Suboperations\s*: 1/);
+        expect(run.output).toMatch(/DIMSE Status\s*: 0xb000/);
+        const received = await receivedFiles(dir);
+        expect([...received.keys()], run.output).toEqual([NM.jpeg2000Uid]);
+      } finally {
+        await row().set({ file_path: original }).execute();
+      }
+    });
   });
 
   it("moves an instance to movescu's own port (Patient Root, IMAGE level)", async () => {
     const dir = await freshDir('move-self');
     const port = await freePort();
     destinations.set('MOVESCU', { host: '127.0.0.1', port });
-    const run = await runTool(
-      'movescu',
+    const run = await movescu(
+      'MOVESCU',
+      ['-v', '-P', '+P', String(port), '+B'],
       [
-        '-v',
-        '-P',
-        '-aet',
-        'MOVESCU',
-        '-aec',
-        server.aeTitle,
-        '-aem',
-        'MOVESCU',
-        '+P',
-        String(port),
-        '+B',
-        ...TOOL_TIMEOUTS,
-        '-k',
         'QueryRetrieveLevel=IMAGE',
-        '-k',
         `PatientID=${MR.patientId}`,
-        '-k',
         `StudyInstanceUID=${MR.studyUid}`,
-        '-k',
         `SeriesInstanceUID=${MR.seriesUid}`,
-        '-k',
         `SOPInstanceUID=${MR.sopUid}`,
-        '127.0.0.1',
-        String(server.port),
       ],
-      30_000,
       // movescu writes what it receives to its working directory, whatever -od says.
       dir,
     );
@@ -605,104 +568,54 @@ describe('C-MOVE with movescu', () => {
   });
 
   it('converts Explicit to Implicit VR Little Endian for a C-MOVE destination that takes only implicit', async () => {
-    const dir = await freshDir('move-implicit');
-    const port = await freePort();
-    const storescp = await startTool('storescp', [
-      '-aet',
+    await withMoveDestination(
       'IMPLICIT',
-      '+xi',
-      '+B',
-      '-od',
-      dir,
-      String(port),
-    ]);
-    await waitForListener(port);
-    destinations.set('IMPLICIT', { host: '127.0.0.1', port });
-    try {
-      const run = await runTool('movescu', [
-        '-v',
-        '-S',
-        '-aet',
-        'MOVESCU',
-        '-aec',
-        server.aeTitle,
-        '-aem',
-        'IMPLICIT',
-        ...TOOL_TIMEOUTS,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        `StudyInstanceUID=${MR.studyUid}`,
-        '127.0.0.1',
-        String(server.port),
-      ]);
-      expect(run.exitCode, run.output).toBe(0);
-      const path = (await receivedFiles(dir)).get(MR.sopUid)!;
-      expect(readFileMeta(await readFile(path)).transferSyntaxUid, run.output).toBe(
-        TransferSyntax.ImplicitVRLittleEndian,
-      );
-      const dump = async (file: string) => {
-        const result = await runTool('dcmdump', ['-q', '-Un', file]);
-        return datasetContent(result.stdout);
-      };
-      expect(await dump(path)).toEqual(await dump(await storedPath(MR.sopUid)));
-    } finally {
-      await storescp.stop();
-    }
+      'move-implicit',
+      async (dir) => {
+        const run = await movescu(
+          'IMPLICIT',
+          ['-v', '-S'],
+          ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${MR.studyUid}`],
+        );
+        expect(run.exitCode, run.output).toBe(0);
+        const path = (await receivedFiles(dir)).get(MR.sopUid)!;
+        expect(readFileMeta(await readFile(path)).transferSyntaxUid, run.output).toBe(
+          TransferSyntax.ImplicitVRLittleEndian,
+        );
+        const dump = async (file: string) => {
+          const result = await runTool('dcmdump', ['-q', '-Un', file]);
+          return datasetContent(result.stdout);
+        };
+        expect(await dump(path)).toEqual(await dump(await storedPath(MR.sopUid)));
+      },
+      ['+xi'],
+    );
   });
+
   it('stops a C-MOVE at C-CANCEL after the current sub-operation (0xFE00)', async () => {
-    const dir = await freshDir('move-cancel');
-    const storescp = await startStorescp('CANCEL_DEST', dir);
-    destinations.set('CANCEL_DEST', { host: '127.0.0.1', port: storescp.port });
-    try {
-      const run = await runTool('movescu', [
-        '-v',
-        '-S',
-        '-aet',
-        'MOVESCU',
-        '-aec',
-        server.aeTitle,
-        '-aem',
+    await withMoveDestination('CANCEL_DEST', 'move-cancel', async (dir) => {
+      const run = await movescu(
         'CANCEL_DEST',
-        '--cancel',
-        '1',
-        ...TOOL_TIMEOUTS,
-        '-k',
-        'QueryRetrieveLevel=SERIES',
-        '-k',
-        `StudyInstanceUID=${many.studyUid}`,
-        '-k',
-        `SeriesInstanceUID=${many.seriesUid}`,
-        '127.0.0.1',
-        String(server.port),
-      ]);
+        ['-v', '-S', '--cancel', '1'],
+        [
+          'QueryRetrieveLevel=SERIES',
+          `StudyInstanceUID=${many.studyUid}`,
+          `SeriesInstanceUID=${many.seriesUid}`,
+        ],
+      );
       expect(run.output).toMatch(/Final Move Response \(Cancel/);
       const received = (await readdir(dir)).length;
       expect(received, run.output).toBeGreaterThanOrEqual(1);
       expect(received).toBeLessThan(MANY);
-    } finally {
-      await storescp.stop();
-    }
+    });
   });
 
   it('answers an unknown destination with Move Destination Unknown (0xA801)', async () => {
-    const run = await runTool('movescu', [
-      '-v',
-      '-S',
-      '-aet',
-      'MOVESCU',
-      '-aec',
-      server.aeTitle,
-      '-aem',
+    const run = await movescu(
       'NOWHERE',
-      ...TOOL_TIMEOUTS,
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      `StudyInstanceUID=${CT.studyUid}`,
-      '127.0.0.1',
-      String(server.port),
-    ]);
+      ['-v', '-S'],
+      ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${CT.studyUid}`],
+    );
     expect(run.output).toMatch(/Final Move Response \(Refused: MoveDestinationUnknown\)/);
   });
 });
@@ -743,35 +656,33 @@ describe('C-MOVE to a destination that is down', () => {
   it('fails the sub-operations, says so in the final status, and the association goes on', async () => {
     const downPort = await freePort();
     destinations.set('DOWN_DEST', { host: '127.0.0.1', port: downPort });
-    const dir = await freshDir('move-after-down');
-    const storescp = await startStorescp('UP_DEST', dir);
-    destinations.set('UP_DEST', { host: '127.0.0.1', port: storescp.port });
-    const association = await requestAssociation({
-      host: '127.0.0.1',
-      port: server.port,
-      callingAeTitle: 'OUR_SCU',
-      calledAeTitle: server.aeTitle,
-      contexts: [
-        {
-          abstractSyntax: SopClass.StudyRootQueryRetrieveInformationModelMove,
-          transferSyntaxes: [TransferSyntax.ExplicitVRLittleEndian],
-        },
-      ],
+    await withMoveDestination('UP_DEST', 'move-after-down', async () => {
+      const association = await requestAssociation({
+        host: '127.0.0.1',
+        port: server.port,
+        callingAeTitle: 'OUR_SCU',
+        calledAeTitle: server.aeTitle,
+        contexts: [
+          {
+            abstractSyntax: SopClass.StudyRootQueryRetrieveInformationModelMove,
+            transferSyntaxes: [TransferSyntax.ExplicitVRLittleEndian],
+          },
+        ],
+      });
+      const channel = new DimseChannel(association, { dimseTimeoutMs: 20_000 });
+      try {
+        const failed = await moveOver(channel, 'DOWN_DEST', NM.studyUid);
+        expect(failed.command.status).not.toBe(Status.Success);
+        expect(failed.command.numberOfFailedSuboperations ?? 0).toBe(2);
+        expect(failed.command.numberOfCompletedSuboperations ?? 0).toBe(0);
+        const succeeded = await moveOver(channel, 'UP_DEST', CT.studyUid);
+        expect(succeeded.command.status).toBe(Status.Success);
+        expect(succeeded.command.numberOfCompletedSuboperations).toBe(1);
+        await association.release();
+      } finally {
+        association.abort();
+      }
     });
-    const channel = new DimseChannel(association, { dimseTimeoutMs: 20_000 });
-    try {
-      const failed = await moveOver(channel, 'DOWN_DEST', NM.studyUid);
-      expect(failed.command.status).not.toBe(Status.Success);
-      expect(failed.command.numberOfFailedSuboperations ?? 0).toBe(2);
-      expect(failed.command.numberOfCompletedSuboperations ?? 0).toBe(0);
-      const succeeded = await moveOver(channel, 'UP_DEST', CT.studyUid);
-      expect(succeeded.command.status).toBe(Status.Success);
-      expect(succeeded.command.numberOfCompletedSuboperations).toBe(1);
-      await association.release();
-    } finally {
-      association.abort();
-      await storescp.stop();
-    }
   });
 });
 

@@ -7,7 +7,8 @@
  */
 
 import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type CommandRun, cleanEnv, runCommand } from './command.js';
 import { freePort, waitForListener } from './net.js';
 
@@ -16,6 +17,41 @@ export type ToolRun = CommandRun;
 
 /** Added to the clean environment (see `cleanEnv`) of every DCMTK tool. */
 const TOOL_ENV = { TCP_NODELAY: '1' };
+
+/** DCMTK SCUs' connection, ACSE and DIMSE timeouts for tests: a hung peer fails, not stalls. */
+export const SCU_TIMEOUTS: readonly string[] = ['-to', '10', '-ta', '10', '-td', '20'];
+
+/**
+ * findscu as FINDSCU against `peer` with the Patient (`-P`) or Study (`-S`) Root model and
+ * `keys`, each response written into `out`: the run, and the response files in the order
+ * they came.
+ */
+export async function runFindscu(
+  peer: { readonly aeTitle: string; readonly port: number },
+  root: '-P' | '-S',
+  keys: readonly string[],
+  out: string,
+  extra: readonly string[] = [],
+): Promise<{ run: ToolRun; files: string[] }> {
+  const run = await runTool('findscu', [
+    '-v',
+    root,
+    '-aet',
+    'FINDSCU',
+    '-aec',
+    peer.aeTitle,
+    ...SCU_TIMEOUTS,
+    '-X',
+    '-od',
+    out,
+    ...extra,
+    ...keys.flatMap((key) => ['-k', key]),
+    '127.0.0.1',
+    String(peer.port),
+  ]);
+  const names = (await readdir(out)).filter((name) => name.startsWith('rsp')).sort();
+  return { run, files: names.map((name) => join(out, name)) };
+}
 
 /** Runs `tool` with `args`, killing it after `timeoutMs`; in `cwd` when given. */
 export function runTool(

@@ -40,7 +40,7 @@ import { type RoutingEvent, ServerEvents } from '../../src/server/events.js';
 import { FileInstanceStore } from '../../src/server/instance-store.js';
 import { type DestinationAe, Routing } from '../../src/server/routing/index.js';
 import { TransactionLog } from '../../src/server/transaction-log.js';
-import { type BackgroundTool, runTool, startTool } from '../helpers/dcmtk.js';
+import { type BackgroundTool, runTool, SCU_TIMEOUTS, startTool } from '../helpers/dcmtk.js';
 import { freePort, waitForListener } from '../helpers/net.js';
 import { type Backend, postgresBackend, sqliteBackend } from '../helpers/postgres.js';
 import {
@@ -426,7 +426,6 @@ const FILES: Readonly<Record<string, string>> = {
   'JPEG2000.dcm': '-xw',
 };
 const MR_FILE = 'MR_small.dcm';
-const TOOL_TIMEOUTS = ['-to', '10', '-ta', '10', '-td', '20'];
 
 describe('forwarding received instances to DCMTK storescp', () => {
   let work: string;
@@ -526,7 +525,7 @@ describe('forwarding received instances to DCMTK storescp', () => {
         '-aec',
         'ROUTER',
         option,
-        ...TOOL_TIMEOUTS,
+        ...SCU_TIMEOUTS,
         '127.0.0.1',
         String(server.port),
         ...names.map((name) => join(TESTDATA_DICOM, name)),

@@ -9,7 +9,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,12 +19,11 @@ import { TransferSyntax } from '../../src/dicom/transfer-syntax.js';
 import type { Vr } from '../../src/dicom/vr.js';
 import { encodeTokens } from '../../src/dicom/writer/dataset-writer.js';
 import { type DumpTree, datasetTree } from '../helpers/dcmdump.js';
-import { runTool, type ToolRun } from '../helpers/dcmtk.js';
+import { runFindscu, runTool, SCU_TIMEOUTS, type ToolRun } from '../helpers/dcmtk.js';
 import { type StoreTestServer, startStoreServer } from '../helpers/server.js';
 import { indexedInstances } from '../helpers/stored.js';
 
 const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
-const TOOL_TIMEOUTS = ['-to', '10', '-ta', '10', '-td', '20'];
 
 function uid(): string {
   return `2.25.${BigInt(`0x${randomBytes(16).toString('hex')}`).toString()}`;
@@ -162,7 +161,7 @@ beforeAll(async () => {
     'STORESCU',
     '-aec',
     server.aeTitle,
-    ...TOOL_TIMEOUTS,
+    ...SCU_TIMEOUTS,
     '127.0.0.1',
     String(server.port),
     ...files,
@@ -181,25 +180,8 @@ async function find(
   root: '-P' | '-S',
   keys: readonly string[],
 ): Promise<{ run: ToolRun; responses: DumpTree[] }> {
-  const out = await mkdtemp(join(work, 'find-'));
-  const run = await runTool('findscu', [
-    '-v',
-    root,
-    '-aet',
-    'FINDSCU',
-    '-aec',
-    server.aeTitle,
-    ...TOOL_TIMEOUTS,
-    '-X',
-    '-od',
-    out,
-    ...keys.flatMap((key) => ['-k', key]),
-    '127.0.0.1',
-    String(server.port),
-  ]);
-  const files = (await readdir(out)).filter((name) => name.startsWith('rsp')).sort();
-  const responses = await Promise.all(files.map((name) => datasetTree(join(out, name))));
-  return { run, responses };
+  const { run, files } = await runFindscu(server, root, keys, await mkdtemp(join(work, 'find-')));
+  return { run, responses: await Promise.all(files.map(datasetTree)) };
 }
 
 describe('C-FIND sequence matching with findscu', () => {

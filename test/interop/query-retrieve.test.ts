@@ -23,7 +23,13 @@ import { DimseChannel, type IncomingResponse } from '../../src/network/dimse/cha
 import { CommandField, Priority } from '../../src/network/dimse/command.js';
 import { Status } from '../../src/network/dimse/status.js';
 import { datasetContent, topLevelValues } from '../helpers/dcmdump.js';
-import { runTool, startStorescp, type ToolRun } from '../helpers/dcmtk.js';
+import {
+  runFindscu,
+  runTool,
+  SCU_TIMEOUTS,
+  startStorescp,
+  type ToolRun,
+} from '../helpers/dcmtk.js';
 import { freePort } from '../helpers/net.js';
 import { type StoreTestServer, startStoreServer } from '../helpers/server.js';
 import { indexedInstances } from '../helpers/stored.js';
@@ -66,8 +72,6 @@ const SC = {
   studyUid: '1.2.826.0.1.3680043.8.498.12406831542731051035295345080039845114',
 };
 
-const TOOL_TIMEOUTS = ['-to', '10', '-ta', '10', '-td', '20'];
-
 /** A synthetic series of many small instances (patient BENCH001), for C-CANCEL part-way. */
 const MANY = 300;
 let many: { studyUid: string; seriesUid: string };
@@ -92,7 +96,7 @@ beforeAll(async () => {
       server.aeTitle,
       option,
       '-R',
-      ...TOOL_TIMEOUTS,
+      ...SCU_TIMEOUTS,
       '127.0.0.1',
       String(server.port),
       ...files.map((file) => join(TESTDATA_DICOM, file)),
@@ -107,7 +111,7 @@ beforeAll(async () => {
     'STORESCU',
     '-aec',
     server.aeTitle,
-    ...TOOL_TIMEOUTS,
+    ...SCU_TIMEOUTS,
     '127.0.0.1',
     String(server.port),
     ...synthetic.files,
@@ -132,26 +136,8 @@ async function find(
   keys: readonly string[],
   extra: readonly string[] = [],
 ): Promise<{ run: ToolRun; responses: Record<string, string>[] }> {
-  const out = await freshDir('find');
-  const run = await runTool('findscu', [
-    '-v',
-    root,
-    '-aet',
-    'FINDSCU',
-    '-aec',
-    server.aeTitle,
-    ...TOOL_TIMEOUTS,
-    '-X',
-    '-od',
-    out,
-    ...extra,
-    ...keys.flatMap((key) => ['-k', key]),
-    '127.0.0.1',
-    String(server.port),
-  ]);
-  const files = (await readdir(out)).filter((name) => name.startsWith('rsp')).sort();
-  const responses = await Promise.all(files.map((name) => topLevelValues(join(out, name))));
-  return { run, responses };
+  const { run, files } = await runFindscu(server, root, keys, await freshDir('find'), extra);
+  return { run, responses: await Promise.all(files.map(topLevelValues)) };
 }
 
 /** The data set bytes of a Part 10 file (after its file meta). */
@@ -377,7 +363,7 @@ async function storeLatin1Instance(): Promise<void> {
   const stored = await runTool('storescu', [
     '-aec',
     server.aeTitle,
-    ...TOOL_TIMEOUTS,
+    ...SCU_TIMEOUTS,
     '127.0.0.1',
     String(server.port),
     path,
@@ -405,7 +391,7 @@ describe('C-FIND character sets with findscu', () => {
       '-S',
       '-aec',
       server.aeTitle,
-      ...TOOL_TIMEOUTS,
+      ...SCU_TIMEOUTS,
       '-X',
       '-od',
       out,
@@ -472,7 +458,7 @@ function movescu(
       server.aeTitle,
       '-aem',
       destination,
-      ...TOOL_TIMEOUTS,
+      ...SCU_TIMEOUTS,
       ...keys.flatMap((key) => ['-k', key]),
       '127.0.0.1',
       String(server.port),
@@ -699,7 +685,7 @@ describe('C-GET with getscu', () => {
       '+B',
       '-od',
       dir,
-      ...TOOL_TIMEOUTS,
+      ...SCU_TIMEOUTS,
       '-k',
       'QueryRetrieveLevel=STUDY',
       '-k',
@@ -730,7 +716,7 @@ describe('C-GET with getscu', () => {
       '+B',
       '-od',
       dir,
-      ...TOOL_TIMEOUTS,
+      ...SCU_TIMEOUTS,
       '-k',
       'QueryRetrieveLevel=IMAGE',
       '-k',

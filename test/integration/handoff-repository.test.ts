@@ -12,8 +12,7 @@
  * Layer: integration test (db).
  */
 
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { OpenDatabase } from '../../src/db/dialect.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   type HandoffJobWithEvent,
   HandoffRepository,
@@ -28,7 +27,7 @@ import {
   type PlannedJob,
   SeriesStateRepository,
 } from '../../src/db/repositories/series-state-repository.js';
-import { type Backend, postgresBackend, sqliteBackend } from '../helpers/postgres.js';
+import { describeOnEachBackend } from '../helpers/backends.js';
 
 const ROOT = '1.2.826.0.1.3680043.9.7777.61';
 const MR = '1.2.840.10008.5.1.4.1.1.4';
@@ -104,33 +103,17 @@ describe('a series state follows from its jobs', () => {
   });
 });
 
-describe.each([
-  ['SQLite', () => sqliteBackend('handoff-repository-test')],
-  ['PostgreSQL', () => postgresBackend('handoff')],
-])('the hand-off tables on %s', (_name, makeBackend) => {
-  let backend: Backend;
-  let database: OpenDatabase;
+describeOnEachBackend('the hand-off tables', 'handoff', (on) => {
   let index: IndexRepository;
   let states: SeriesStateRepository;
   let jobs: HandoffRepository;
   let queue: ProcessingQueueRepository;
 
   beforeEach(async () => {
-    backend = makeBackend();
-    database = await backend.open();
-    index = new IndexRepository(database);
-    states = new SeriesStateRepository(database);
-    jobs = new HandoffRepository(database);
-    queue = new ProcessingQueueRepository(database);
-  });
-
-  afterEach(async () => {
-    await database.close();
-    await backend.dispose();
-  });
-
-  afterAll(async () => {
-    await backend?.dispose();
+    index = new IndexRepository(on.database);
+    states = new SeriesStateRepository(on.database);
+    jobs = new HandoffRepository(on.database);
+    queue = new ProcessingQueueRepository(on.database);
   });
 
   /** A series received (three instances) and completed with `planned` at second 10. */
@@ -400,7 +383,7 @@ describe.each([
       target: `http://h${i}.example/`,
     }));
     await completed(planned);
-    const other = await backend.open();
+    const other = await on.openAnother();
     try {
       const claims = await Promise.all([
         jobs.claimDueDeliveries('a', at(10), 12),

@@ -12,39 +12,27 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { OpenDatabase } from '../../src/db/dialect.js';
 import type { JobKind, JobState } from '../../src/db/repositories/handoff-repository.js';
 import { MetricsRepository } from '../../src/db/repositories/metrics-repository.js';
+import { describeOnEachBackend } from '../helpers/backends.js';
 import {
   type Backend,
   dropSchema,
   POSTGRES_URL,
   postgresBackend,
-  sqliteBackend,
   uniqueSchema,
 } from '../helpers/postgres.js';
 
 const at = (minute: number) => new Date(Date.UTC(2026, 0, 2, 20, minute)).toISOString();
 
-describe.each([
-  ['SQLite', () => sqliteBackend('metrics-repository-test')],
-  ['PostgreSQL', () => postgresBackend('metrics')],
-])('the metrics on %s', (_name, makeBackend) => {
-  let backend: Backend;
-  let database: OpenDatabase;
+describeOnEachBackend('the metrics', 'metrics', (on) => {
   let repository: MetricsRepository;
 
   beforeEach(async () => {
-    backend = makeBackend();
-    database = await backend.open();
-    repository = new MetricsRepository(database);
-  });
-
-  afterEach(async () => {
-    await database.close();
-    await backend.dispose();
+    repository = new MetricsRepository(on.database);
   });
 
   /** One completion's event and its jobs, each of a kind and state, written at `minute`. */
   async function jobs(series: string, list: readonly [JobKind, JobState, number][]) {
-    const event = await database.db
+    const event = await on.database.db
       .insertInto('handoff_events')
       .values({
         series_instance_uid: series,
@@ -57,7 +45,7 @@ describe.each([
       .returning('id')
       .executeTakeFirstOrThrow();
     for (const [kind, state, minute] of list) {
-      await database.db
+      await on.database.db
         .insertInto('handoff_jobs')
         .values({
           event_fk: event.id,
@@ -104,13 +92,14 @@ describe.each([
   it('gives the size of the index, which grows with what it holds', async () => {
     const before = await repository.sizeBytes();
     expect(before).toBeGreaterThan(0);
-    if (database.kind === 'sqlite') {
+    if (on.database.kind === 'sqlite') {
       const sizeOf = (path: string) =>
         stat(path).then(
           (info) => info.size,
           () => 0,
         );
-      const files = (await sizeOf(database.location)) + (await sizeOf(`${database.location}-wal`));
+      const files =
+        (await sizeOf(on.database.location)) + (await sizeOf(`${on.database.location}-wal`));
       expect(before).toBe(files);
     }
     await jobs(

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type OpenDatabase, openDatabase } from '../../src/db/dialect.js';
 import {
   IndexRepository,
@@ -40,9 +40,9 @@ import { type RoutingEvent, ServerEvents } from '../../src/server/events.js';
 import { FileInstanceStore } from '../../src/server/instance-store.js';
 import { type DestinationAe, Routing } from '../../src/server/routing/index.js';
 import { TransactionLog } from '../../src/server/transaction-log.js';
+import { describeOnEachBackend } from '../helpers/backends.js';
 import { type BackgroundTool, runTool, SCU_TIMEOUTS, startTool } from '../helpers/dcmtk.js';
 import { freePort, waitForListener } from '../helpers/net.js';
-import { type Backend, postgresBackend, sqliteBackend } from '../helpers/postgres.js';
 import {
   type LogLine,
   startTestServer,
@@ -123,31 +123,15 @@ const CT_TO_AI: RoutingRuleInput = {
   destinations: ['AI_NODE', 'ARCHIVE'],
 };
 
-describe.each([
-  ['SQLite', () => sqliteBackend('routing-repository-test')],
-  ['PostgreSQL', () => postgresBackend('routing')],
-])('the routing tables on %s', (_name, makeBackend) => {
-  let backend: Backend;
-  let database: OpenDatabase;
+describeOnEachBackend('the routing tables', 'routing', (on) => {
   let routing: RoutingRepository;
   let rules: RoutingRulesRepository;
   let index: IndexRepository;
 
   beforeEach(async () => {
-    backend = makeBackend();
-    database = await backend.open();
-    routing = new RoutingRepository(database);
-    rules = new RoutingRulesRepository(database);
-    index = new IndexRepository(database);
-  });
-
-  afterEach(async () => {
-    await database.close();
-    await backend.dispose();
-  });
-
-  afterAll(async () => {
-    await backend?.dispose();
+    routing = new RoutingRepository(on.database);
+    rules = new RoutingRulesRepository(on.database);
+    index = new IndexRepository(on.database);
   });
 
   const ids = (jobs: readonly { id: number }[]) => jobs.map((job) => job.id);
@@ -389,7 +373,7 @@ describe.each([
 
     // A server told of nothing (no event, no call): it sees the rule at its next check.
     const other = new Routing({
-      database,
+      database: on.database,
       storageRoot: tmpdir(),
       aeTitle: () => 'OTHER',
       lookupDestination: () => undefined,

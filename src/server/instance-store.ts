@@ -428,8 +428,11 @@ export class FileInstanceStore implements InstanceStore {
       );
       finalPath = placed.path;
       makeFolderDurable = placed.makeDurable;
-      // An overwrite indexes only a durable file: its row then names the new file only.
-      if (previous !== undefined) await makeFolderDurable();
+      if (previous !== undefined) {
+        // An overwrite indexes only a durable file: its row then names the new file only.
+        await makeFolderDurable();
+        makeFolderDurable = () => Promise.resolve();
+      }
     } catch (error) {
       this.#quota.release(fileSize);
       throw error;

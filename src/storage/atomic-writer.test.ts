@@ -2,7 +2,8 @@
  * The atomic, durable writer: a committed file holds every byte under its final name and no
  * temporary file stays; an existing file is never overwritten unless replacing is asked for
  * (the next free name is taken instead); an abort, a failed commit or a failed write leaves
- * nothing. Each test runs in both durabilities.
+ * nothing. Each test runs in both durabilities. The writer keeps no reference to a chunk once
+ * `write` returns (the caller overwrites it), and its buffers are pooled across writers.
  *
  * Layer: storage (unit, on a temporary directory).
  */
@@ -12,7 +13,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type CommandRun, runCommand } from '../../test/helpers/command.js';
 import {
   AtomicWriter,
@@ -47,6 +48,27 @@ function pathsIn(folder: string, name = 'instance.dcm'): (attempt: number) => st
 async function writeAll(writer: AtomicWriter, bytes: Buffer, chunkSize = 7_919): Promise<void> {
   for (let offset = 0; offset < bytes.length; offset += chunkSize) {
     if (!writer.write(bytes.subarray(offset, offset + chunkSize))) await writer.drained();
+  }
+}
+
+/**
+ * Writes `bytes` as the receive path does: each chunk copied into one reused buffer, written,
+ * then overwritten with zeros as soon as `write` returns; chunk sizes taken from `sizes` in turn.
+ */
+async function writeTransient(
+  writer: AtomicWriter,
+  bytes: Buffer,
+  sizes: readonly number[],
+): Promise<void> {
+  const scratch = Buffer.alloc(Math.max(...sizes));
+  for (let start = 0, turn = 0; start < bytes.length; turn++) {
+    const size = Math.min(sizes[turn % sizes.length]!, bytes.length - start);
+    const chunk = scratch.subarray(0, size);
+    bytes.copy(chunk, 0, start, start + size);
+    const canTakeMore = writer.write(chunk);
+    chunk.fill(0);
+    if (!canTakeMore) await writer.drained();
+    start += size;
   }
 }
 
@@ -151,6 +173,62 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
     expect((await readFile(finalPath)).equals(bytes)).toBe(true);
   });
 
+  it('keeps none of a chunk once write returns: the caller may overwrite it at once', async () => {
+    const bytes = randomBytes(2 * 1024 * 1024 + 333);
+    const writer = await AtomicWriter.create(incoming);
+    await writeTransient(writer, bytes, [132, 1, 7, 4_096, 65_537, 300_000, 16_384]);
+    expect(writer.bytesWritten).toBe(bytes.length);
+    const finalPath = await writer.commit(pathsIn('transient'), durability);
+    expect((await readFile(finalPath)).equals(bytes)).toBe(true);
+  });
+
+  it('splits a chunk larger than its buffers over several', async () => {
+    const head = randomBytes(132);
+    const body = randomBytes(1024 * 1024 + 7);
+    const writer = await AtomicWriter.create(incoming);
+    await writeTransient(writer, head, [head.length]);
+    await writeTransient(writer, body, [body.length]);
+    expect(writer.bytesWritten).toBe(head.length + body.length);
+    const finalPath = await writer.commit(pathsIn('large'), durability);
+    expect((await readFile(finalPath)).equals(Buffer.concat([head, body]))).toBe(true);
+  });
+
+  it('gathers many small chunks into one file', async () => {
+    const bytes = randomBytes(700_000);
+    const writer = await AtomicWriter.create(incoming);
+    await writeTransient(writer, bytes, [1, 2, 3, 5, 8, 13, 21, 34]);
+    const finalPath = await writer.commit(pathsIn('small'), durability);
+    expect((await readFile(finalPath)).equals(bytes)).toBe(true);
+  });
+
+  it('asks the caller to wait during a large stream, and drained resolves', async () => {
+    const bytes = randomBytes(8 * 1024 * 1024);
+    const writer = await AtomicWriter.create(incoming);
+    let waits = 0;
+    for (let offset = 0; offset < bytes.length; offset += 128 * 1024) {
+      if (writer.write(bytes.subarray(offset, offset + 128 * 1024))) continue;
+      waits += 1;
+      await writer.drained();
+    }
+    expect(waits).toBeGreaterThan(0);
+    const finalPath = await writer.commit(pathsIn('stream'), durability);
+    expect((await readFile(finalPath)).equals(bytes)).toBe(true);
+  });
+
+  it('leaves nothing when aborted with writes in flight, and the next writer is whole', async () => {
+    const writer = await AtomicWriter.create(incoming);
+    writer.write(randomBytes(3 * 1024 * 1024 + 5));
+    await writer.abort();
+    expect(await filesUnder(dir)).toEqual([]);
+    // The aborted writer's buffers went back to the pool only once unused: no other writer's
+    // bytes can have been overwritten by them.
+    const bytes = randomBytes(1024 * 1024 + 99);
+    const next = await AtomicWriter.create(incoming);
+    await writeTransient(next, bytes, [50_000]);
+    const finalPath = await next.commit(pathsIn('after-abort'), durability);
+    expect((await readFile(finalPath)).equals(bytes)).toBe(true);
+  });
+
   it('leaves nothing when the final folder cannot be made and the commit is aborted', async () => {
     await writeFile(join(dir, 'blocker'), 'a file where a folder should be');
     const writer = await AtomicWriter.create(incoming);
@@ -160,6 +238,25 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
     });
     await writer.abort();
     expect(await filesUnder(dir)).toEqual(['blocker']);
+  });
+});
+
+describe('AtomicWriter buffers', () => {
+  it('are reused: a writer after a committed one allocates none', async () => {
+    const bytes = randomBytes(600 * 1024);
+    const first = await AtomicWriter.create(incoming);
+    await writeTransient(first, bytes, [64 * 1024]);
+    await first.commit(pathsIn('first'), 'os');
+    const allocate = vi.spyOn(Buffer, 'allocUnsafeSlow');
+    try {
+      const second = await AtomicWriter.create(incoming);
+      await writeTransient(second, bytes, [64 * 1024]);
+      const finalPath = await second.commit(pathsIn('second'), 'os');
+      expect((await readFile(finalPath)).equals(bytes)).toBe(true);
+      expect(allocate.mock.calls.filter(([size]) => size === 256 * 1024)).toEqual([]);
+    } finally {
+      allocate.mockRestore();
+    }
   });
 });
 

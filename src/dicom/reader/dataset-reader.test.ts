@@ -4,11 +4,14 @@
  * few files gives the elements and sequence/item nesting that DCMTK's `dcmdump` reports. Then the
  * odd files of `dicom-parse-only/` (CP-246 UN sequence, implicit VR private sequences, a bare data
  * set), and the bounds: nesting depth, lengths overrunning their container, a 4 GB element, bad
- * VRs, misplaced delimiters, truncation, `stopAt`, `collect` and `maxValueLength`.
+ * VRs, misplaced delimiters, truncation, `stopAt`, `collect` and `maxValueLength`. Last,
+ * `isInputTransient`: input pushed through one reused buffer, overwritten after each push,
+ * gives the tokens of input left alone.
  *
  * Layer: dicom/reader (unit test). Malformed data sets are built byte by byte here, not with the
  * writer, so that a slip in the writer cannot hide one in the reader.
  */
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { inflateRawSync } from 'node:zlib';
@@ -649,5 +652,157 @@ describe('DatasetReader options', () => {
     const [over] = readTokens([value((1 << 20) + 2)], EXPLICIT_LE, {});
     expect(over).toMatchObject({ type: 'element', length: (1 << 20) + 2 });
     expect(over?.type === 'element' && over.value).toBeUndefined();
+  });
+});
+
+/**
+ * Pushes `bytes` as the receive path does with `isInputTransient`: each chunk copied into one
+ * reused buffer, pushed, then overwritten with garbage; chunk sizes taken from `sizes` in turn.
+ */
+function readTransient(
+  bytes: Buffer,
+  sizes: readonly number[],
+  encoding: Encoding,
+  options: Partial<DatasetReaderOptions> = COLLECT_ALL,
+): DatasetToken[] {
+  const tokens: DatasetToken[] = [];
+  const reader = new DatasetReader({
+    ...encoding,
+    ...options,
+    isInputTransient: true,
+    onToken: (t) => tokens.push(t),
+  });
+  const scratch = Buffer.alloc(Math.max(...sizes));
+  for (let start = 0, turn = 0; start < bytes.length; turn++) {
+    const size = Math.min(sizes[turn % sizes.length]!, bytes.length - start);
+    const chunk = scratch.subarray(0, size);
+    bytes.copy(chunk, 0, start, start + size);
+    reader.push(chunk);
+    chunk.fill(0xab);
+    start += size;
+  }
+  reader.end();
+  return tokens;
+}
+
+describe('DatasetReader with isInputTransient', () => {
+  // Explicit and implicit VR, big endian, sequences (SR, RT plan, a CP-246 UN sequence) and
+  // encapsulated pixel data (JPEG 2000, RLE).
+  const FILES: readonly ['dicom' | 'dicom-parse-only', string][] = [
+    ['dicom', 'CT_small.dcm'],
+    ['dicom', 'MR_small_implicit.dcm'],
+    ['dicom', 'MR_small_bigendian.dcm'],
+    ['dicom', 'test-SR.dcm'],
+    ['dicom', 'rtplan.dcm'],
+    ['dicom', 'JPEG2000.dcm'],
+    ['dicom', 'MR_small_RLE.dcm'],
+    ['dicom-parse-only', 'UN_sequence.dcm'],
+  ];
+
+  it.each(FILES)(
+    'gives the tokens of untouched input for %s/%s overwritten after each push',
+    (dir, name) => {
+      const { bytes, encoding } = loadDataset(dir, name);
+      const whole = comparable(readTokens([bytes], encoding));
+      for (const sizes of [[1], [3], [7], [100], [4096], [1, 3, 7, 100, 4096, 5, 11]]) {
+        const tokens = readTransient(bytes, sizes, encoding);
+        expect(comparable(tokens), `chunks of ${sizes.join(', ')}`).toEqual(whole);
+      }
+    },
+  );
+
+  it('hands skipped values on as views of the pushed chunk, never copies', () => {
+    const { bytes, encoding } = loadDataset('dicom', 'JPEG2000.dcm');
+    const all = readTokens([bytes], encoding);
+    for (const size of [1, 7, 4096]) {
+      const scratch = Buffer.alloc(size);
+      const events: (DatasetToken | Buffer)[] = [];
+      const reader = new DatasetReader({
+        ...encoding,
+        maxValueLength: 26,
+        isInputTransient: true,
+        onToken: (token) => events.push(token),
+        onSkippedValue: (piece) => {
+          // Valid only during the call: a view of the chunk being pushed, so copied to keep.
+          expect(piece.buffer).toBe(scratch.buffer);
+          events.push(Buffer.from(piece));
+        },
+      });
+      for (let start = 0; start < bytes.length; start += size) {
+        const chunk = scratch.subarray(0, Math.min(size, bytes.length - start));
+        bytes.copy(chunk, 0, start, start + chunk.length);
+        reader.push(chunk);
+        chunk.fill(0xab);
+      }
+      reader.end();
+      const rebuilt: DatasetToken[] = [];
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!;
+        if (Buffer.isBuffer(event)) throw new Error('bytes without a skipped value before them');
+        const isSkipped = (event.type === 'element' || event.type === 'fragment') && !event.value;
+        if (!isSkipped) {
+          rebuilt.push(event);
+          continue;
+        }
+        const pieces: Buffer[] = [];
+        while (Buffer.isBuffer(events[i + 1])) pieces.push(events[++i] as Buffer);
+        rebuilt.push({ ...event, value: Buffer.concat(pieces) } as DatasetToken);
+      }
+      expect(comparable(rebuilt), `chunks of ${size}`).toEqual(comparable(all));
+    }
+  });
+
+  it('keeps a value arriving over many pushes, and the header split before it', () => {
+    const value = randomBytes(10_000);
+    const bytes = Buffer.concat([
+      header(ENCAPSULATED_DOCUMENT, 'OB', value.length),
+      value,
+      textElement(0x00100010, 'PN', 'Doe^John'),
+    ]);
+    for (const sizes of [[1], [5, 2], [13], [999]]) {
+      const tokens = readTransient(bytes, sizes, EXPLICIT_LE, {});
+      expect(tokens, `chunks of ${sizes.join(', ')}`).toEqual([
+        { type: 'element', tag: ENCAPSULATED_DOCUMENT, vr: 'OB', length: 10_000, offset: 0, value },
+        {
+          type: 'element',
+          tag: 0x00100010,
+          vr: 'PN',
+          length: 8,
+          offset: 10_012,
+          value: Buffer.from('Doe^John'),
+        },
+      ]);
+    }
+  });
+
+  it('copies a value lying in one chunk only with the option: without it the value is a view', () => {
+    const valueAfterOverwrite = (isInputTransient: boolean) => {
+      const chunk = textElement(0x00100010, 'PN', 'Doe^John');
+      const [token] = readTokens([chunk], EXPLICIT_LE, { isInputTransient });
+      chunk.fill(0x41);
+      return token?.type === 'element' ? token.value?.toString('latin1') : undefined;
+    };
+    expect(valueAfterOverwrite(false)).toBe('AAAAAAAA');
+    expect(valueAfterOverwrite(true)).toBe('Doe^John');
+  });
+
+  it('stops at pixel data as before, the tokens before it intact once the chunk is overwritten', () => {
+    const { bytes, encoding } = loadDataset('dicom', 'CT_small.dcm');
+    const all = readTokens([bytes], encoding);
+    const pixelIndex = all.findIndex((t) => t.type === 'element' && t.tag === PIXEL_DATA);
+    const tokens: DatasetToken[] = [];
+    const reader = new DatasetReader({
+      ...encoding,
+      ...COLLECT_ALL,
+      isInputTransient: true,
+      onToken: (t) => tokens.push(t),
+      stopAt: (tag, depth) => tag === PIXEL_DATA && depth === 0,
+    });
+    const chunk = Buffer.from(bytes);
+    reader.push(chunk);
+    chunk.fill(0xab);
+    reader.end();
+    expect(reader.isStopped).toBe(true);
+    expect(comparable(tokens)).toEqual(comparable(all.slice(0, pixelIndex)));
   });
 });

@@ -75,9 +75,18 @@ export interface DatasetReaderOptions {
    * Receives the bytes of each value that is skipped rather than collected (elements and
    * fragments), in order, right after that value's token, as views of the input in pieces of
    * any size. Without it skipped bytes are dropped. Lets a consumer stream large values (Pixel
-   * Data) on without the reader ever holding one whole.
+   * Data) on without the reader ever holding one whole. With `isInputTransient` the views are
+   * valid only during the call: a consumer keeping bytes copies them.
    */
   readonly onSkippedValue?: (bytes: Buffer) => void;
+  /**
+   * Whether the caller reuses a chunk's memory once `push` returns (default false: the reader
+   * may keep views of pushed chunks, and emitted values may be views of them). When true, the
+   * reader keeps no reference into a chunk after `push` returns: collected values are copies,
+   * and the few bytes of a header split across pushes are copied. Skipped values are still
+   * handed on as views (see `onSkippedValue`), never copied.
+   */
+  readonly isInputTransient?: boolean;
 }
 
 interface Frame {
@@ -118,6 +127,7 @@ export class DatasetReader {
   readonly #options: DatasetReaderOptions;
   readonly #maxValueLength: number;
   readonly #maxDepth: number;
+  readonly #isInputTransient: boolean;
   readonly #stack: Frame[] = [];
   #chunks: Buffer[] = [];
   #available = 0;
@@ -131,6 +141,7 @@ export class DatasetReader {
     this.#options = options;
     this.#maxValueLength = options.maxValueLength ?? 1024 * 1024;
     this.#maxDepth = options.maxDepth ?? 64;
+    this.#isInputTransient = options.isInputTransient ?? false;
   }
 
   /** Bytes consumed so far. */
@@ -152,6 +163,7 @@ export class DatasetReader {
     this.#chunks.push(chunk);
     this.#available += chunk.length;
     this.#run();
+    if (this.#isInputTransient && this.#chunks.length > 0) this.#keepLeftover();
   }
 
   /** The data set has ended: throws ERR_DATASET_TRUNCATED if it ended inside something. */
@@ -489,6 +501,21 @@ export class DatasetReader {
     this.#offset += n;
   }
 
+  /**
+   * Stops referring to the caller's chunks (`isInputTransient`). What is left once `#run`
+   * returns is only the start of a header (under 12 bytes: a pending value takes all that is
+   * available), so copying it is cheap; once stopped, the rest of the input is never read.
+   */
+  #keepLeftover(): void {
+    if (this.#isStopped) {
+      this.#chunks = [];
+      this.#available = 0;
+      return;
+    }
+    // Buffer.concat copies, even a single chunk.
+    this.#chunks = [Buffer.concat(this.#chunks, this.#available)];
+  }
+
   /** Removes `n` available bytes and hands them on chunk by chunk, as views. */
   #handOn(n: number, receive: (bytes: Buffer) => void): void {
     let left = n;
@@ -502,10 +529,14 @@ export class DatasetReader {
     }
   }
 
-  /** Removes and returns `n` available bytes: a view when they lie in one chunk. */
+  /**
+   * Removes and returns `n` available bytes: a view when they lie in one chunk, unless the
+   * input is transient (the value, or a part of one arriving over several pushes, must outlive
+   * the chunk: values are at most `maxValueLength`, so the copy is cheap).
+   */
   #take(n: number): Buffer {
     const first = this.#chunks[0]!;
-    if (first.length >= n) {
+    if (first.length >= n && !this.#isInputTransient) {
       const out = first.subarray(0, n);
       this.#consume(n);
       return out;

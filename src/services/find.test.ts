@@ -254,7 +254,7 @@ function encodingOf(transferSyntax: string) {
 function datasetOf(chunks: readonly Buffer[]): DatasetStream {
   const stream = new DatasetStream(4 * 1024 * 1024, () => undefined);
   for (const chunk of chunks) stream.pushFragment(chunk);
-  stream.push(null);
+  stream.complete();
   return stream;
 }
 

@@ -114,7 +114,7 @@ function moveRequest(destination: string): IncomingRequest {
   );
   const dataset = new DatasetStream(1024 * 1024, () => undefined);
   dataset.pushFragment(identifier);
-  dataset.push(null);
+  dataset.complete();
   return {
     context: {
       id: 1,

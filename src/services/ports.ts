@@ -69,7 +69,10 @@ export interface InstanceStore {
 
 /** A received instance being written. */
 export interface InstanceFile {
-  /** Appends data set bytes; false when the caller should await `drained()`. */
+  /**
+   * Appends data set bytes, copied: `chunk` may be reused once this returns. False when the
+   * caller should await `drained()` before writing more.
+   */
   write(chunk: Buffer): boolean;
   drained(): Promise<void>;
   /**

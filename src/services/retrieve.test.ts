@@ -358,7 +358,7 @@ describe('instancesToRetrieve', () => {
     if (elements !== undefined) {
       dataset = new DatasetStream(1024 * 1024, () => undefined);
       dataset.pushFragment(writeIdentifier(elements, EXPLICIT));
-      dataset.push(null);
+      dataset.complete();
     }
     const incoming: IncomingRequest = {
       context: context(1, sopClass, TransferSyntax.ExplicitVRLittleEndian),
@@ -446,7 +446,7 @@ describe('instancesToRetrieve', () => {
     const fake = source(async () => [instance(1)]);
     const dataset = new DatasetStream(1024 * 1024, () => undefined);
     for (let i = 0; i < 5; i++) dataset.pushFragment(Buffer.alloc(16 * 1024));
-    dataset.push(null);
+    dataset.complete();
     const incoming: IncomingRequest = { ...request(studyLevel), dataset };
     const result = await instancesToRetrieve(
       incoming,

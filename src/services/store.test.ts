@@ -89,7 +89,7 @@ async function store(bytes: Buffer, transferSyntax: string, fragmentBytes: numbe
   for (let at = 0; at < bytes.length; at += fragmentBytes) {
     dataset.pushFragment(bytes.subarray(at, at + fragmentBytes));
   }
-  dataset.push(null);
+  dataset.complete();
   const fake = new FakeStore();
   const response = await createStoreHandler(fake)(
     {

@@ -13,6 +13,7 @@ import { createInflateRaw, type InflateRaw } from 'node:zlib';
 import { DatasetReader } from '../dicom/reader/dataset-reader.js';
 import { transferSyntaxProperties } from '../dicom/transfer-syntax.js';
 import { DicomServerError, hasCode } from '../errors.js';
+import type { DatasetStream } from '../network/dimse/assembler.js';
 import type { IncomingRequest, ResponseSpec } from '../network/dimse/channel.js';
 import { Status } from '../network/dimse/status.js';
 import {
@@ -46,6 +47,9 @@ class HeaderParse {
     this.#reader = new DatasetReader({
       isExplicitVr,
       isLittleEndian,
+      // Fed the fragments where they lie in the association's buffer (see `receive`), or,
+      // deflated, the inflater's output.
+      isInputTransient: !isDeflated,
       maxValueLength: MAX_COLLECTED_VALUE,
       collect: this.collected.collect,
       onToken: this.collected.onToken,
@@ -73,6 +77,10 @@ class HeaderParse {
 
   get error(): Error | undefined {
     return this.#error;
+  }
+
+  get isDeflated(): boolean {
+    return this.#inflater !== undefined;
   }
 
   /** Parses a chunk; false when the inflater is behind and the caller should await `drained()`. */
@@ -128,10 +136,8 @@ class HeaderParse {
 }
 
 /** Reads and drops the rest of a data set (the response must follow the whole request). */
-async function drain(dataset: AsyncIterable<Buffer>): Promise<void> {
-  for await (const _ of dataset) {
-    // dropped
-  }
+function drain(dataset: DatasetStream): Promise<void> {
+  return dataset.consume(() => undefined);
 }
 
 /** Makes the C-STORE handler over an instance store. */
@@ -183,19 +189,30 @@ export function createStoreHandler(
 
 async function receive(
   file: InstanceFile,
-  dataset: AsyncIterable<Buffer>,
+  dataset: DatasetStream,
   parse: HeaderParse,
   expected: { sopClassUid: string; sopInstanceUid: string },
 ): Promise<ResponseSpec> {
   let isCommitted = false;
   try {
-    for await (const chunk of dataset) {
-      // After a parse error the rest is read and dropped: the answer follows the whole request.
-      if (parse.error !== undefined) continue;
-      // Both the file and the inflater (deflated data sets) hold the association back when behind.
-      const isParseReady = parse.push(chunk);
-      if (parse.error === undefined && !file.write(chunk)) await file.drained();
-      if (!isParseReady) await parse.drained();
+    if (parse.isDeflated) {
+      for await (const chunk of dataset) {
+        // After a parse error the rest is read and dropped: the answer follows the whole request.
+        if (parse.error !== undefined) continue;
+        // Both the file and the inflater hold the association back when behind.
+        const isParseReady = parse.push(chunk);
+        if (parse.error === undefined && !file.write(chunk)) await file.drained();
+        if (!isParseReady) await parse.drained();
+      }
+    } else {
+      // Each fragment is parsed and copied to the file where it lies in the association's
+      // buffer; the file holds the association back when its writes are behind.
+      await dataset.consume((chunk) => {
+        if (parse.error !== undefined) return undefined;
+        parse.push(chunk);
+        if (parse.error !== undefined || file.write(chunk)) return undefined;
+        return file.drained();
+      });
     }
     const parseError = await parse.finish();
     if (parseError !== undefined) {

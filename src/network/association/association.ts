@@ -46,6 +46,7 @@ import {
   type OutgoingPData,
 } from './actions.js';
 import type { AcceptedContext } from './negotiation.js';
+import { readInto } from './read-into.js';
 import { type Action, type Event, lookupTransition, type State } from './state-machine.js';
 
 /** The largest A-ASSOCIATE PDU we read: 1 MiB, checked before anything is buffered. */
@@ -448,14 +449,27 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
     this.#socket = socket;
     // Nagle's algorithm would hold each small response for the peer's delayed ACK (~40 ms).
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      this.#bytesIn += chunk.length;
-      if (this.#isDiscarding) return;
-      this.#progressSinceIdleReset += chunk.length;
-      if (this.#progressSinceIdleReset >= IDLE_PROGRESS_BYTES) this.#touchIdle();
-      this.#framer.push(chunk);
-      this.#readPdus();
-    });
+    // Plain TCP is read into the framer's buffer (see read-into.ts); TLS, whose socket hands
+    // on decrypted chunks, and a Node.js where that cannot be done, through 'data' events.
+    const framer = this.#framer;
+    const isReadingInto =
+      this.#tlsSession === undefined &&
+      !(socket instanceof tls.TLSSocket) &&
+      readInto(
+        socket,
+        () => framer.readTarget(),
+        (bytes) => {
+          framer.commitRead(bytes);
+          this.#onReceived(bytes);
+          return this.#readPauses === 0;
+        },
+      );
+    if (!isReadingInto) {
+      socket.on('data', (chunk: Buffer) => {
+        if (!this.#isDiscarding) framer.push(chunk);
+        this.#onReceived(chunk.length);
+      });
+    }
     socket.on('error', (error) => {
       this.#closeError ??= error;
     });
@@ -474,6 +488,18 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
     });
   }
 
+  /** Bytes arrived (already in the framer, unless discarding): counts them and reads PDUs. */
+  #onReceived(bytes: number): void {
+    this.#bytesIn += bytes;
+    if (this.#isDiscarding) {
+      this.#framer.discard();
+      return;
+    }
+    this.#progressSinceIdleReset += bytes;
+    if (this.#progressSinceIdleReset >= IDLE_PROGRESS_BYTES) this.#touchIdle();
+    this.#readPdus();
+  }
+
   #pduLengthLimit(type: number): number {
     if (type === PduType.AAssociateRq || type === PduType.AAssociateAc)
       return MAX_ASSOCIATE_PDU_LENGTH;
@@ -488,7 +514,10 @@ export class Association extends EventEmitter<AssociationEvents> implements Acti
       try {
         const bytes = this.#framer.next();
         if (bytes === null) return;
-        pdu = decodePdu(bytes);
+        // The framer's buffer is reused: P-DATA is handed on as views, valid while it is being
+        // handled (see DimseChannel); the rare other PDUs are decoded from a copy, as their
+        // decoded form keeps views of some fields.
+        pdu = decodePdu(bytes[0] === PduType.PDataTf ? bytes : Buffer.from(bytes));
       } catch (error) {
         this.#protocolError(error);
         return;

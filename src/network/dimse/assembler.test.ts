@@ -394,3 +394,144 @@ describe('MessageAssembler: backpressure', () => {
     expect(state.resumes).toBe(0);
   });
 });
+
+describe('MessageAssembler with fragments in a reused buffer', () => {
+  /** Pushes `bytes` as data set PDVs of `size` through one reused buffer, overwritten after each. */
+  function pushThroughReusedBuffer(
+    assembler: MessageAssembler,
+    bytes: Buffer,
+    size: number,
+    isEnding = true,
+  ): void {
+    const reused = Buffer.alloc(size);
+    for (let start = 0; start < bytes.length; start += size) {
+      const part = bytes.subarray(start, start + size);
+      part.copy(reused);
+      const isLast = isEnding && start + size >= bytes.length;
+      assembler.push(datasetPdv(reused.subarray(0, part.length), isLast));
+      reused.fill(0xab);
+    }
+  }
+
+  it('keeps a command in several fragments whole when each fragment is overwritten after', () => {
+    const { assembler, state } = harness();
+    const encoded = encodeCommand(ECHO_RQ);
+    const reused = Buffer.alloc(encoded.length);
+    for (let start = 0; start < encoded.length; start += 10) {
+      const part = encoded.subarray(start, start + 10);
+      part.copy(reused);
+      assembler.push(commandPdv(reused.subarray(0, part.length), start + 10 >= encoded.length));
+      reused.fill(0xab);
+    }
+    expect(state.messages[0]?.command).toMatchObject({ messageId: 7 });
+  });
+
+  it('hands a data set read as a stream copies of the fragments', async () => {
+    const { assembler, state } = harness(1024 * 1024);
+    const bytes = randomBytes(100_000);
+    assembler.push(commandPdv(encodeCommand(STORE_RQ)));
+    pushThroughReusedBuffer(assembler, bytes, 4096);
+    const chunks: Buffer[] = [];
+    for await (const chunk of state.messages[0]!.dataset!) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+  });
+
+  it('gives a sink what arrived before it and the rest as it arrives, in order', async () => {
+    const { assembler, state } = harness(1024 * 1024);
+    const bytes = randomBytes(50_000);
+    assembler.push(commandPdv(encodeCommand(STORE_RQ)));
+    pushThroughReusedBuffer(assembler, bytes.subarray(0, 20_000), 3000, false);
+    const dataset = state.messages[0]!.dataset!;
+    const taken: Buffer[] = [];
+    const consumed = dataset.consume((fragment) => {
+      taken.push(Buffer.from(fragment));
+      return undefined;
+    });
+    const rest = bytes.subarray(20_000);
+    const reused = Buffer.alloc(rest.length);
+    rest.copy(reused);
+    assembler.push(datasetPdv(reused, true));
+    reused.fill(0);
+    await consumed;
+    expect(Buffer.concat(taken).equals(bytes)).toBe(true);
+    expect(dataset.receivedBytes).toBe(bytes.length);
+    // A second consumer (the channel's drain) finds it done.
+    await expect(dataset.consume(() => undefined)).resolves.toBeUndefined();
+  });
+
+  it('holds the source back while the sink is behind, and resumes it once', async () => {
+    const { assembler, state, isPaused, nextResume } = harness();
+    assembler.push(commandPdv(encodeCommand(STORE_RQ)));
+    let release!: () => void;
+    const behind = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const consumed = state.messages[0]!.dataset!.consume(() => behind);
+    assembler.push(datasetPdv(Buffer.alloc(100)));
+    expect(isPaused()).toBe(true);
+    const resumed = nextResume();
+    release();
+    await resumed;
+    expect(isPaused()).toBe(false);
+    expect(state.isOverResumed).toBe(false);
+    assembler.push(datasetPdv(Buffer.alloc(10), true));
+    await consumed;
+  });
+
+  it('rejects the sink when the association ends part-way through the data set', async () => {
+    const { assembler, state } = harness();
+    assembler.push(commandPdv(encodeCommand(STORE_RQ)));
+    const consumed = state.messages[0]!.dataset!.consume(() => undefined);
+    assembler.push(datasetPdv(Buffer.alloc(100)));
+    assembler.close(new DicomServerError('ERR_CONNECTION_CLOSED', 'gone'));
+    await expect(consumed).rejects.toMatchObject({ code: 'ERR_CONNECTION_CLOSED' });
+  });
+
+  it('rejects a sink attached after the association ended part-way', async () => {
+    const { assembler, state } = harness();
+    assembler.push(commandPdv(encodeCommand(STORE_RQ)));
+    assembler.push(datasetPdv(Buffer.alloc(100)));
+    assembler.close(new DicomServerError('ERR_CONNECTION_CLOSED', 'gone'));
+    await expect(state.messages[0]!.dataset!.consume(() => undefined)).rejects.toMatchObject({
+      code: 'ERR_CONNECTION_CLOSED',
+    });
+  });
+});
+
+describe('DatasetStream.consume', () => {
+  it('holds the source back until every promise of the sink has settled', async () => {
+    const { assembler, state, isPaused } = harness();
+    assembler.push(commandPdv(encodeCommand(STORE_RQ)));
+    const releases: (() => void)[] = [];
+    const consumed = state.messages[0]!.dataset!.consume(
+      () =>
+        new Promise<void>((resolve) => {
+          releases.push(resolve);
+        }),
+    );
+    assembler.push(datasetPdv(Buffer.alloc(10)));
+    assembler.push(datasetPdv(Buffer.alloc(10)));
+    expect(isPaused()).toBe(true);
+    releases[0]!();
+    await new Promise((resolve) => setImmediate(resolve));
+    // The second write is still behind: the association stays paused.
+    expect(isPaused()).toBe(true);
+    releases[1]!();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(isPaused()).toBe(false);
+    expect(state.isOverResumed).toBe(false);
+    assembler.push(datasetPdv(Buffer.alloc(10), true));
+    releases[2]!();
+    await consumed;
+  });
+
+  it('rejects at once on a stream given up without an error', async () => {
+    const { assembler, state } = harness();
+    assembler.push(commandPdv(encodeCommand(STORE_RQ)));
+    const dataset = state.messages[0]!.dataset!;
+    dataset.destroy();
+    await expect(dataset.consume(() => undefined)).rejects.toMatchObject({
+      code: 'ERR_CONNECTION_CLOSED',
+    });
+  });
+});

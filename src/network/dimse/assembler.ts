@@ -30,11 +30,29 @@ export interface AssemblerOptions {
   readonly highWaterMark?: number;
 }
 
-/** A data set arriving fragment by fragment; pausing it pauses the association. */
+/**
+ * Takes a data set's fragments as they arrive (see `DatasetStream.consume`). A fragment is a
+ * view into the association's reused read buffer: valid only during the call, so whatever
+ * is kept of it must be copied. A promise returned holds the association back until it
+ * settles (the sink is behind).
+ */
+export type FragmentSink = (fragment: Buffer) => Promise<void> | undefined;
+
+/**
+ * A data set arriving fragment by fragment. It is read either as a Readable (each fragment
+ * copied; pausing it pauses the association), or, on the receive path, by a sink that takes
+ * each fragment synchronously where it lies (`consume`): no copy, no buffering.
+ */
 export class DatasetStream extends Readable {
   #isPausingSource = false;
   readonly #resumeSource: () => void;
   #received = 0;
+  #isComplete = false;
+  #sink: FragmentSink | undefined;
+  /** Promises of the sink not yet settled: the association is held back until none is left. */
+  #behind = 0;
+  #consumed: Promise<void> | undefined;
+  #settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
 
   constructor(highWaterMark: number, resumeSource: () => void) {
     super({ highWaterMark });
@@ -50,11 +68,53 @@ export class DatasetStream extends Readable {
     return this.#received;
   }
 
-  /** Adds a fragment; returns false when the consumer wants no more for now. */
+  /**
+   * Hands the data set to `sink`: what arrived so far at once, the rest as it arrives (after
+   * this, the stream is not to be read as a Readable). Resolves once the last fragment was
+   * taken; rejects if the association ended first. A second call waits for the first.
+   */
+  consume(sink: FragmentSink): Promise<void> {
+    if (this.#consumed !== undefined) return this.#consumed;
+    for (let chunk: Buffer | null = this.read(); chunk !== null; chunk = this.read()) {
+      this.#track(sink(chunk));
+    }
+    if (this.#isComplete) {
+      this.#consumed = Promise.resolve();
+    } else if (this.destroyed) {
+      this.#consumed = Promise.reject(
+        this.errored ??
+          new DicomServerError('ERR_CONNECTION_CLOSED', 'data set not received whole'),
+      );
+    } else {
+      this.#consumed = new Promise((resolve, reject) => {
+        this.#settle = { resolve, reject };
+      });
+      this.#sink = sink;
+      this.#release();
+    }
+    return this.#consumed;
+  }
+
+  /** Adds a fragment (a transient view); returns false when the reader wants no more for now. */
   pushFragment(data: Buffer): boolean {
     this.#received += data.length;
+    if (this.#sink !== undefined) {
+      this.#track(this.#sink(data));
+      // On false the assembler pauses the association (markPausing); #track resumes it.
+      return this.#behind === 0;
+    }
     if (this.destroyed) return true;
-    return this.push(data);
+    return this.push(Buffer.from(data));
+  }
+
+  /** The last fragment has arrived. */
+  complete(): void {
+    this.#isComplete = true;
+    if (this.#settle !== undefined) {
+      this.#settle.resolve();
+      this.#settle = undefined;
+    }
+    if (!this.destroyed) this.push(null);
   }
 
   /** Notes that the source is paused on our behalf; false if it already was. */
@@ -71,7 +131,28 @@ export class DatasetStream extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // A consumer that gives up must not leave the association paused: the rest is dropped.
     this.#release();
+    if (this.#settle !== undefined) {
+      this.#settle.reject(
+        error ?? new DicomServerError('ERR_CONNECTION_CLOSED', 'data set not received whole'),
+      );
+      this.#settle = undefined;
+    }
+    this.#sink = undefined;
     callback(error);
+  }
+
+  /**
+   * Counts a sink's promise (it is behind); when the last one counted settles, the association,
+   * if it was paused for them, reads on.
+   */
+  #track(behind: Promise<void> | undefined): void {
+    if (behind === undefined) return;
+    this.#behind += 1;
+    const settled = () => {
+      this.#behind -= 1;
+      if (this.#behind === 0) this.#release();
+    };
+    void behind.then(settled, settled);
   }
 
   #release(): void {
@@ -136,7 +217,8 @@ export class MessageAssembler {
       phase = { kind: 'command', contextId: pdv.contextId, chunks: [], length: 0 };
       this.#phase = phase;
     }
-    phase.chunks.push(pdv.data);
+    // PDVs are views into a reused buffer: a command in several fragments is kept as copies.
+    phase.chunks.push(pdv.isLast && phase.chunks.length === 0 ? pdv.data : Buffer.from(pdv.data));
     phase.length += pdv.data.length;
     if (phase.length > MAX_COMMAND_SET_LENGTH) {
       throw new DicomServerError('ERR_DIMSE_MALFORMED', 'command set larger than we accept', {
@@ -169,7 +251,7 @@ export class MessageAssembler {
     const wantsMore = phase.stream.pushFragment(pdv.data);
     if (pdv.isLast) {
       this.#phase = { kind: 'idle' };
-      if (!phase.stream.destroyed) phase.stream.push(null);
+      phase.stream.complete();
       return;
     }
     if (!wantsMore && phase.stream.markPausing()) this.#options.pause();

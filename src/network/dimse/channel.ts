@@ -502,9 +502,7 @@ async function drain(dataset: DatasetStream | undefined): Promise<void> {
     if (dataset.errored) throw dataset.errored;
     return;
   }
-  for await (const _ of dataset) {
-    // dropped
-  }
+  await dataset.consume(() => undefined);
 }
 
 async function readWhole(stream: DatasetStream, limit: number): Promise<Buffer> {

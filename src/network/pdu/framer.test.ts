@@ -1,7 +1,8 @@
 /**
  * Checks `PduFramer`: a stream of DCMTK-recorded PDUs gives the same PDUs however it is cut into
- * chunks; a PDU lying in one chunk comes back as a view; a header announcing too much or an
- * unknown type throws as soon as the header is in, before any body is buffered.
+ * chunks or read into the framer's buffer, pushed chunks are copied, PDUs are views into the
+ * framer's own buffer; a header announcing too much or an unknown type throws as soon as the
+ * header is in, before any body is buffered.
  *
  * Layer: network/pdu (unit test).
  */
@@ -30,16 +31,38 @@ const PDUS_HEX = PDUS.map((pdu) => pdu.toString('hex'));
 
 const GENEROUS: PduLengthLimit = () => 1 << 20;
 
-/** Pushes each chunk and takes every PDU that is complete after it. */
+/**
+ * Pushes each chunk, overwritten right after (the transport reuses its buffers), and takes
+ * every PDU that is complete after it, as hex (a PDU is valid only until the next push).
+ */
 function frame(chunks: readonly Buffer[], limit: PduLengthLimit = GENEROUS): string[] {
   const framer = new PduFramer(limit);
-  const pdus: Buffer[] = [];
+  const pdus: string[] = [];
   for (const chunk of chunks) {
-    framer.push(chunk);
-    for (let pdu = framer.next(); pdu !== null; pdu = framer.next()) pdus.push(pdu);
+    const reused = Buffer.from(chunk);
+    framer.push(reused);
+    reused.fill(0xab);
+    for (let pdu = framer.next(); pdu !== null; pdu = framer.next()) pdus.push(pdu.toString('hex'));
   }
   expect(framer.bufferedBytes).toBe(0);
-  return pdus.map((pdu) => pdu.toString('hex'));
+  return pdus;
+}
+
+/** As `frame`, but the bytes are read into `readTarget()`, at most `sizes[i]` at a time. */
+function frameReadInto(bytes: Buffer, sizes: readonly number[]): string[] {
+  const framer = new PduFramer(GENEROUS);
+  const pdus: string[] = [];
+  let offset = 0;
+  for (let i = 0; offset < bytes.length; i += 1) {
+    const target = framer.readTarget();
+    const n = Math.min(sizes[i % sizes.length]!, target.length, bytes.length - offset);
+    bytes.copy(target, 0, offset, offset + n);
+    framer.commitRead(n);
+    offset += n;
+    for (let pdu = framer.next(); pdu !== null; pdu = framer.next()) pdus.push(pdu.toString('hex'));
+  }
+  expect(framer.bufferedBytes).toBe(0);
+  return pdus;
 }
 
 /** `bytes` cut at the given offsets (sorted, duplicates give empty chunks). */
@@ -108,18 +131,63 @@ describe('PduFramer on a recorded stream', () => {
 });
 
 describe('PduFramer buffers', () => {
-  it('returns a PDU lying inside one chunk as a view into that chunk', () => {
+  it('returns PDUs as views into its own buffer, not into the chunk pushed', () => {
     const chunk = Buffer.concat([PDUS[0]!, PDUS[1]!, PDUS[2]!.subarray(0, 10)]);
     const framer = new PduFramer(GENEROUS);
     framer.push(chunk);
     const first = framer.next()!;
     const second = framer.next()!;
     expect(framer.next()).toBeNull();
-    expect(first.buffer).toBe(chunk.buffer);
-    expect(first.byteOffset).toBe(chunk.byteOffset);
-    expect(second.buffer).toBe(chunk.buffer);
-    expect(second.byteOffset).toBe(chunk.byteOffset + PDUS[0]!.length);
+    expect(first.buffer).not.toBe(chunk.buffer);
+    expect(second.buffer).toBe(first.buffer);
+    expect(second.byteOffset).toBe(first.byteOffset + PDUS[0]!.length);
     expect([first, second]).toEqual([PDUS[0], PDUS[1]]);
+  });
+
+  it('gives the same PDUs when the transport reads into it, however the reads are cut', () => {
+    for (const sizes of [[1], [7, 300, 2], [65536], [4096, 1, 100_000]]) {
+      expect(frameReadInto(STREAM, sizes)).toEqual(PDUS_HEX);
+    }
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 8 }),
+        (sizes) => {
+          expect(frameReadInto(STREAM, sizes)).toEqual(PDUS_HEX);
+        },
+      ),
+      { seed: 2424, numRuns: 100 },
+    );
+  });
+
+  it('grows with the bytes received, not with the length a header announces', () => {
+    const framer = new PduFramer(GENEROUS);
+    expect(framer.readTarget().length).toBeGreaterThanOrEqual(65536);
+    const big = 1_000_000;
+    framer.push(header(PduType.PDataTf, big));
+    expect(framer.next()).toBeNull();
+    // Six bytes announcing a megabyte make no megabyte-sized buffer.
+    expect(framer.readTarget().length).toBeLessThan(256 * 1024);
+    const body = Buffer.alloc(big, 7);
+    for (let offset = 0; offset < big; ) {
+      const target = framer.readTarget();
+      expect(target.length).toBeGreaterThanOrEqual(65536);
+      const n = Math.min(target.length, big - offset);
+      body.copy(target, 0, offset, offset + n);
+      framer.commitRead(n);
+      offset += n;
+    }
+    const pdu = framer.next()!;
+    expect(pdu.length).toBe(PDU_HEADER_LENGTH + big);
+    expect(pdu.subarray(PDU_HEADER_LENGTH).equals(body)).toBe(true);
+  });
+
+  it('drops what it holds when told to discard', () => {
+    const framer = new PduFramer(GENEROUS);
+    framer.push(STREAM.subarray(0, 50));
+    framer.discard();
+    expect(framer.bufferedBytes).toBe(0);
+    framer.push(PDUS[1]!);
+    expect(framer.next()).toEqual(PDUS[1]);
   });
 
   it('joins a PDU spanning chunks into one new buffer', () => {

@@ -209,6 +209,27 @@ function structureOfDump(dump: string, withVr: boolean): string[] {
   return lines;
 }
 
+/**
+ * The tokens of a run with `onSkippedValue`, each skipped token given as its value the run of
+ * byte pieces that follows it.
+ */
+function withSkippedValues(events: readonly (DatasetToken | Buffer)[]): DatasetToken[] {
+  const rebuilt: DatasetToken[] = [];
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!;
+    if (Buffer.isBuffer(event)) throw new Error('bytes without a skipped value before them');
+    const isSkipped = (event.type === 'element' || event.type === 'fragment') && !event.value;
+    if (!isSkipped) {
+      rebuilt.push(event);
+      continue;
+    }
+    const pieces: Buffer[] = [];
+    while (Buffer.isBuffer(events[i + 1])) pieces.push(events[++i] as Buffer);
+    rebuilt.push({ ...event, value: Buffer.concat(pieces) } as DatasetToken);
+  }
+  return rebuilt;
+}
+
 describe('DatasetReader on the test files', () => {
   it('finds the test files', () => {
     expect(STORABLE.length).toBeGreaterThanOrEqual(17);
@@ -626,21 +647,7 @@ describe('DatasetReader options', () => {
       });
       for (const chunk of chunksOf(bytes, size)) reader.push(chunk);
       reader.end();
-      // Each skipped token's value is the run of byte pieces that follows it.
-      const rebuilt: DatasetToken[] = [];
-      for (let i = 0; i < events.length; i++) {
-        const event = events[i]!;
-        if (Buffer.isBuffer(event)) throw new Error(`bytes without a skipped value before them`);
-        const isSkipped = (event.type === 'element' || event.type === 'fragment') && !event.value;
-        if (!isSkipped) {
-          rebuilt.push(event);
-          continue;
-        }
-        const pieces: Buffer[] = [];
-        while (Buffer.isBuffer(events[i + 1])) pieces.push(events[++i] as Buffer);
-        rebuilt.push({ ...event, value: Buffer.concat(pieces) } as DatasetToken);
-      }
-      expect(comparable(rebuilt), `chunks of ${size}`).toEqual(comparable(all));
+      expect(comparable(withSkippedValues(events)), `chunks of ${size}`).toEqual(comparable(all));
     }
   });
 
@@ -735,20 +742,7 @@ describe('DatasetReader with isInputTransient', () => {
         chunk.fill(0xab);
       }
       reader.end();
-      const rebuilt: DatasetToken[] = [];
-      for (let i = 0; i < events.length; i++) {
-        const event = events[i]!;
-        if (Buffer.isBuffer(event)) throw new Error('bytes without a skipped value before them');
-        const isSkipped = (event.type === 'element' || event.type === 'fragment') && !event.value;
-        if (!isSkipped) {
-          rebuilt.push(event);
-          continue;
-        }
-        const pieces: Buffer[] = [];
-        while (Buffer.isBuffer(events[i + 1])) pieces.push(events[++i] as Buffer);
-        rebuilt.push({ ...event, value: Buffer.concat(pieces) } as DatasetToken);
-      }
-      expect(comparable(rebuilt), `chunks of ${size}`).toEqual(comparable(all));
+      expect(comparable(withSkippedValues(events)), `chunks of ${size}`).toEqual(comparable(all));
     }
   });
 

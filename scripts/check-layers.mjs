@@ -15,7 +15,7 @@ const ALLOWED = {
   web: ['dicom', 'settings', 'network', 'storage', 'db', 'services', 'server'],
   cli: ['dicom', 'settings', 'network', 'storage', 'db', 'services', 'server', 'web'],
 };
-const SHARED = new Set(['errors.ts', 'errors.js', 'types']);
+const SHARED = new Set(['errors.ts', 'errors.js', 'group-run.ts', 'group-run.js', 'types']);
 const root = resolve(import.meta.dirname, '..', 'src');
 
 function* files(dir) {

@@ -17,6 +17,7 @@
 
 import { closeSync, fstatSync, fsync, openSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { GroupRun } from '../group-run.js';
 
 const syncFile = promisify(fsync);
 
@@ -27,10 +28,8 @@ const BACKGROUND_SYNC_MS = 1_000;
 export class WalSync {
   readonly #walPath: string;
   #fd: number | undefined;
-  /** The fsync running now. */
-  #running: Promise<void> | undefined;
-  /** The fsync to start when the running one ends, shared by those who asked meanwhile. */
-  #next: Promise<void> | undefined;
+  /** One fsync for every commit made before it starts. */
+  readonly #group = new GroupRun(() => this.#syncOnce());
   #timer: NodeJS.Timeout | undefined;
   #isClosed = false;
 
@@ -54,31 +53,16 @@ export class WalSync {
 
   /** Resolves once every transaction committed before this call is on disk. */
   sync(): Promise<void> {
-    if (this.#running === undefined) return this.#start();
-    this.#next ??= this.#running
-      .catch(() => undefined)
-      .then(() => {
-        this.#next = undefined;
-        return this.#start();
-      });
-    return this.#next;
+    return this.#group.run();
   }
 
   /** Stops the timer and closes the descriptor (after a sync under way). */
   async close(): Promise<void> {
     this.#isClosed = true;
     this.setBackground(false);
-    await Promise.allSettled([this.#running, this.#next]);
+    await this.#group.settled();
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
-  }
-
-  #start(): Promise<void> {
-    const running = this.#syncOnce().finally(() => {
-      if (this.#running === running) this.#running = undefined;
-    });
-    this.#running = running;
-    return running;
   }
 
   async #syncOnce(): Promise<void> {

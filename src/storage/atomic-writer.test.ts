@@ -18,6 +18,7 @@ import { type CommandRun, runCommand } from '../../test/helpers/command.js';
 import {
   AtomicWriter,
   type Durability,
+  KnownDirectories,
   makeDirectories,
   SpareTempFiles,
   TEMP_SUFFIX,
@@ -267,6 +268,27 @@ describe('makeDirectories', () => {
     expect((await stat(deep)).isDirectory()).toBe(true);
     await makeDirectories(deep, durability);
     expect((await stat(deep)).isDirectory()).toBe(true);
+  });
+});
+
+describe('KnownDirectories.sync', () => {
+  it('flushes a folder for many callers at once, and again for later ones', async () => {
+    const directories = new KnownDirectories();
+    const folder = join(dir, 'series');
+    await mkdir(folder);
+    await Promise.all(Array.from({ length: 20 }, () => directories.sync(folder)));
+    await directories.sync(folder);
+  });
+
+  it('rejects the callers of a folder that is gone, and flushes it once it is back', async () => {
+    const directories = new KnownDirectories();
+    const folder = join(dir, 'gone');
+    const failures = await Promise.allSettled([directories.sync(folder), directories.sync(folder)]);
+    for (const failure of failures) {
+      expect(failure).toMatchObject({ status: 'rejected', reason: { code: 'ENOENT' } });
+    }
+    await mkdir(folder);
+    await expect(directories.sync(folder)).resolves.toBeUndefined();
   });
 });
 

@@ -36,6 +36,7 @@ import {
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { GroupRun } from '../group-run.js';
 import type { Settings } from '../settings/schema.js';
 
 const syncFile = promisify(fsync);
@@ -104,11 +105,16 @@ async function syncNewDirectories(
   }
 }
 
-/** Folders known to exist, so that a series of files into one folder asks the disk once. */
+/**
+ * Folders known to exist, so that a series of files into one folder asks the disk once; and
+ * the flushes of folders, shared by files renamed into one folder at the same time.
+ */
 export class KnownDirectories {
   readonly #known = new Set<string>();
   /** Folders being made: a second store into a new folder waits until its entry is durable. */
   readonly #making = new Map<string, Promise<void>>();
+  /** The flushes under way, by folder (removed once none runs or waits). */
+  readonly #syncing = new Map<string, GroupRun>();
   readonly #limit: number;
 
   constructor(limit = 10_000) {
@@ -131,6 +137,24 @@ export class KnownDirectories {
       await made;
     } finally {
       this.#making.delete(path);
+    }
+  }
+
+  /**
+   * Flushes the entries of folder `path` to disk. One flush serves every rename into the folder
+   * made before it started: several associations storing one series at once share flushes
+   * instead of queueing one each.
+   */
+  async sync(path: string): Promise<void> {
+    let group = this.#syncing.get(path);
+    if (group === undefined) {
+      group = new GroupRun(() => syncDirectory(path));
+      this.#syncing.set(path, group);
+    }
+    try {
+      await group.run();
+    } finally {
+      if (!group.isBusy && this.#syncing.get(path) === group) this.#syncing.delete(path);
     }
   }
 
@@ -411,7 +435,7 @@ export class AtomicWriter {
     const makeDurable = async (): Promise<void> => {
       if (durability !== 'fsync') return;
       try {
-        await syncDirectory(dirname(path));
+        await directories.sync(dirname(path));
       } catch (error) {
         // Not durable, so not stored: the caller answers a failure, and no file may stay.
         if (!replace) rmSync(path, { force: true });

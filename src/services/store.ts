@@ -135,11 +135,6 @@ class HeaderParse {
   }
 }
 
-/** Reads and drops the rest of a data set (the response must follow the whole request). */
-function drain(dataset: DatasetStream): Promise<void> {
-  return dataset.consume(() => undefined);
-}
-
 /** Makes the C-STORE handler over an instance store. */
 export function createStoreHandler(
   store: InstanceStore,
@@ -152,21 +147,21 @@ export function createStoreHandler(
       return failure(Status.CannotUnderstand, 'C-STORE-RQ without a data set');
     const syntax = transferSyntaxProperties(context.transferSyntax);
     if (syntax === undefined || sopInstanceUid === '' || !/^[0-9.]{1,64}$/.test(sopInstanceUid)) {
-      await drain(dataset);
+      await dataset.drain();
       return failure(Status.CannotUnderstand, 'invalid Affected SOP Instance UID');
     }
     if (await store.isStored(sopInstanceUid)) {
       if (store.duplicatePolicy === 'keep_first') {
-        await drain(dataset);
+        await dataset.drain();
         return { status: Status.Success };
       }
       if (store.duplicatePolicy === 'reject') {
-        await drain(dataset);
+        await dataset.drain();
         return failure(Status.DuplicateSopInstance, 'duplicate SOP Instance UID');
       }
     }
     if (!(await store.hasRoom())) {
-      await drain(dataset);
+      await dataset.drain();
       return failure(Status.OutOfResources, 'storage full');
     }
     const file = await store.open({

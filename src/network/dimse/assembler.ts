@@ -95,6 +95,19 @@ export class DatasetStream extends Readable {
     return this.#consumed;
   }
 
+  /**
+   * Reads and drops what is left; resolves when the data set has ended (at once if it was read
+   * to its end or given up by its reader), rejects if the association ended first.
+   */
+  async drain(): Promise<void> {
+    if (this.readableEnded) return;
+    if (this.destroyed) {
+      if (this.errored) throw this.errored;
+      return;
+    }
+    await this.consume(() => undefined);
+  }
+
   /** Adds a fragment (a transient view); returns false when the reader wants no more for now. */
   pushFragment(data: Buffer): boolean {
     this.#received += data.length;

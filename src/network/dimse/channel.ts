@@ -384,7 +384,7 @@ export class DimseChannel {
       const duplicate: ResponseSpec = { status: Status.DuplicateInvocation };
       let failure: Error | undefined;
       try {
-        await drain(dataset);
+        await dataset?.drain();
         await respond(duplicate);
       } catch (error) {
         // E.g. the association ended first; reported, not left to escape as an unhandled rejection.
@@ -432,7 +432,7 @@ export class DimseChannel {
     }
     try {
       // The response follows the whole request: a data set the handler did not read is dropped.
-      await drain(dataset);
+      await dataset?.drain();
       await respond(final);
     } catch (error) {
       failure ??= undeliverable(error);
@@ -493,16 +493,6 @@ function undeliverable(error: unknown): Error {
 
 function isAsyncIterable<T>(value: unknown): value is AsyncIterable<T> {
   return typeof value === 'object' && value !== null && Symbol.asyncIterator in value;
-}
-
-/** Reads and drops what is left of a data set; resolves when it has ended. */
-async function drain(dataset: DatasetStream | undefined): Promise<void> {
-  if (dataset === undefined || dataset.readableEnded) return;
-  if (dataset.destroyed) {
-    if (dataset.errored) throw dataset.errored;
-    return;
-  }
-  await dataset.consume(() => undefined);
 }
 
 async function readWhole(stream: DatasetStream, limit: number): Promise<Buffer> {

@@ -9,7 +9,8 @@
  * nothing at error level: an error-level line is a bug in our own code.
  *
  * Reproducible: every input is drawn from its own generator seeded by (seed, index). The seed is
- * printed; rerun with FUZZ_SEED=<seed> (and FUZZ_INPUTS=<count>) to replay.
+ * printed; rerun with FUZZ_SEED=<seed> (and FUZZ_INPUTS=<count>) to replay, or add
+ * FUZZ_FIRST=<index> FUZZ_INPUTS=1 to replay the one input a failure names.
  *
  * Layer: test (integration).
  */
@@ -28,6 +29,8 @@ import { startTestServer, type TestServer, waitFor } from '../helpers/server.js'
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 0x1_0000_0000));
 const INPUT_COUNT = Number(process.env.FUZZ_INPUTS ?? 3_000);
+/** The index of the first input sent: a failure names its input's index. */
+const FIRST_INPUT = Number(process.env.FUZZ_FIRST ?? 0);
 const PARALLEL_CONNECTIONS = 8;
 /** No new input is started after this long, so that a slow machine still stays in bounds. */
 const TIME_BUDGET_MS = 20_000;
@@ -424,6 +427,11 @@ function checkServerOutput(client: FuzzClient, ending: Ending): string | undefin
 
 /** Sends one input; resolves with a broken invariant, or undefined. */
 async function run(input: FuzzInput, port: number): Promise<string | undefined> {
+    console.log(
+      'DUMP',
+      input.description,
+      input.chunks.map((c) => c.toString('hex')),
+    );
   const client = await FuzzClient.connect(port);
   try {
     if (input.associate !== undefined) {
@@ -494,9 +502,9 @@ describe('fuzzing the live server', () => {
       failures.push(`escaped to the process: ${String(reason)}; suspects: ${suspects()}`);
     process.on('unhandledRejection', onEscape);
     process.on('uncaughtException', onEscape);
-    let next = 0;
+    let next = FIRST_INPUT;
     const lane = async () => {
-      while (next < INPUT_COUNT && Date.now() < stopAt) {
+      while (next < FIRST_INPUT + INPUT_COUNT && Date.now() < stopAt) {
         const input = generate(next++);
         inFlight.add(input);
         const failure = await run(input, test.port).catch((error: unknown) => String(error));
@@ -509,7 +517,7 @@ describe('fuzzing the live server', () => {
     };
     try {
       await Promise.all(Array.from({ length: PARALLEL_CONNECTIONS }, lane));
-      console.log(`fuzz seed ${SEED}: ${next} inputs sent`);
+      console.log(`fuzz seed ${SEED}: ${next - FIRST_INPUT} inputs sent`);
       await waitFor(
         () => test.server.openConnections === 0 && test.server.activeAssociations === 0,
         SERVER_CLOSE_DEADLINE_MS,
@@ -538,6 +546,6 @@ describe('fuzzing the live server', () => {
     for (const failure of failures) console.error(`seed ${SEED}: ${failure}`);
     expect(failures, `seed ${SEED}`).toEqual([]);
     expect(errors, `seed ${SEED}: log lines at error level`).toEqual([]);
-    expect(next).toBeGreaterThan(0);
+    expect(next).toBeGreaterThan(FIRST_INPUT);
   }, 60_000);
 });

@@ -860,6 +860,54 @@ describe('C-STORE: an association aborted in the middle of a data set', () => {
   });
 });
 
+describe('C-STORE: an association released in the middle of a data set', () => {
+  it('is aborted, since the data set can no longer end, and leaves nothing behind', async () => {
+    const server = await startServer();
+    const scu = await openScu(server);
+    const uid = `${ROOT}.1.1.2`;
+    const dataset = instance({ sopInstanceUid: uid, pixelBytes: 200_000 });
+    const contextId = scu.contextId(MR_STORAGE);
+    const command = encodeCommand({
+      commandField: CommandField.CStoreRq,
+      messageId: 1,
+      affectedSopClassUid: MR_STORAGE,
+      affectedSopInstanceUid: uid,
+      priority: 0,
+      hasDataset: true,
+    });
+    scu.association.sendPData(contextId, true, true, command);
+    scu.association.sendPData(contextId, false, false, dataset.subarray(0, 16 * 1024));
+    await within(
+      (async () => {
+        while ((await incoming(server)).length === 0) await new Promise((r) => setTimeout(r, 10));
+      })(),
+      5_000,
+      'temporary file in the incoming folder',
+    );
+
+    // After its A-RELEASE-RQ a peer may send no more P-DATA: the data set cannot end.
+    const released = await within(
+      scu.association.release().then(
+        () => 'released',
+        (error: unknown) => (error as { code?: string }).code,
+      ),
+      5_000,
+      'the answer to the release request',
+    );
+
+    expect(released).toBe('ERR_ASSOCIATION_ABORTED');
+    await waitFor(
+      () =>
+        server.logs.some((line) => line.msg === 'operation failed' && line.sopInstanceUid === uid),
+      5_000,
+      'the unfinished operation to end',
+    );
+    await expectNothingStored(server);
+    const other = await openScu(server);
+    expect((await store(other, { sopInstanceUid: uid, dataset })).status).toBe(Status.Success);
+  });
+});
+
 describe('C-STORE: a deflated data set', () => {
   it('is indexed from the inflated header while the stored bytes stay deflated', async () => {
     const server = await startServer();

@@ -203,6 +203,11 @@ export class MessageAssembler {
     return this.#phase.kind === 'dataset' ? this.#phase.stream : undefined;
   }
 
+  /** A command or its data set has begun to arrive and has not ended. */
+  get isMidMessage(): boolean {
+    return this.#phase.kind !== 'idle';
+  }
+
   push(pdv: Pdv): void {
     if (!this.#options.isAcceptedContext(pdv.contextId)) {
       // A context ID that was never accepted is an invalid PDU parameter (PS3.8 §9.3.5.1).

@@ -139,6 +139,15 @@ export class DimseChannel {
         }
       }
     });
+    // After its A-RELEASE-RQ the peer may send no more P-DATA (PS3.8 Table 9-10, Sta7): a
+    // message it left unfinished can never end, and the operation awaiting it would hold the
+    // release back for good. The peer broke the protocol; the association goes.
+    association.on('releaseRequested', () => {
+      if (!this.#assembler.isMidMessage) return;
+      association.abort(
+        new DicomServerError('ERR_DIMSE_MALFORMED', 'release requested in the middle of a message'),
+      );
+    });
     // A release request is answered once the operations we are serving have responded.
     association.setReleaseGate(() =>
       this.#serving.size === 0

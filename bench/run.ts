@@ -6,7 +6,8 @@
  * (bench/store.ts) and the query path (bench/query.ts, C-FIND on an index of a million
  * instances, SQLite and PostgreSQL). Speed lives here, never in the tests.
  *
- * `npm run bench -- query` runs only the query benchmark; `--echo-only` only the first.
+ * `npm run bench -- query` runs only the query benchmark, `npm run bench -- store` only the
+ * receive benchmark; `--echo-only` only the first.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -165,8 +166,11 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.slice(2).includes('query')) {
+const only = process.argv.slice(2);
+if (only.includes('query')) {
   await runQueryBenchmark();
+} else if (only.includes('store')) {
+  await runStoreBenchmark();
 } else {
   await main();
   if (!process.argv.includes('--echo-only')) {

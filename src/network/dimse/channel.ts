@@ -141,10 +141,11 @@ export class DimseChannel {
     });
     // After its A-RELEASE-RQ the peer may send no more P-DATA (PS3.8 Table 9-10, Sta7): a
     // message it left unfinished can never end, and the operation awaiting it would hold the
-    // release back for good. The peer broke the protocol; the association goes.
+    // release back for good. That message fails (a data set being stored leaves nothing
+    // behind, and gets no response), and the release goes ahead, as it does with storescp.
     association.on('releaseRequested', () => {
       if (!this.#assembler.isMidMessage) return;
-      association.abort(
+      this.#assembler.close(
         new DicomServerError('ERR_DIMSE_MALFORMED', 'release requested in the middle of a message'),
       );
     });

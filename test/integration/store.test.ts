@@ -815,11 +815,13 @@ describe('C-STORE: the same new SOP Instance UID from two associations at once',
   }
 });
 
-describe('C-STORE: an association aborted in the middle of a data set', () => {
-  it('leaves no file, no index row and an empty incoming folder', async () => {
-    const server = await startServer();
+describe('C-STORE: an association ended in the middle of a data set', () => {
+  /**
+   * Starts a C-STORE of a 200 KB instance and sends 96 KB of its data set; resolves once the
+   * server is receiving it (its temporary file is in the incoming folder).
+   */
+  async function unfinishedStore(server: StoreTestServer, uid: string) {
     const scu = await openScu(server);
-    const uid = `${ROOT}.1.1.1`;
     const dataset = instance({ sopInstanceUid: uid, pixelBytes: 200_000 });
     const contextId = scu.contextId(MR_STORAGE);
     const command = encodeCommand({
@@ -839,7 +841,6 @@ describe('C-STORE: an association aborted in the middle of a data set', () => {
         dataset.subarray(offset, offset + 16 * 1024),
       );
     }
-    // The server is receiving: its temporary file is there.
     await within(
       (async () => {
         while ((await incoming(server)).length === 0) await new Promise((r) => setTimeout(r, 10));
@@ -847,43 +848,40 @@ describe('C-STORE: an association aborted in the middle of a data set', () => {
       5_000,
       'temporary file in the incoming folder',
     );
-    scu.association.abort();
+    return { scu, dataset };
+  }
+
+  /** The operation ended without a trace, and the same instance can be stored afresh. */
+  async function expectCleanEnd(
+    server: StoreTestServer,
+    uid: string,
+    dataset: Buffer,
+  ): Promise<void> {
     await waitFor(
       () =>
         server.logs.some((line) => line.msg === 'operation failed' && line.sopInstanceUid === uid),
       5_000,
-      'the aborted operation to end',
+      'the unfinished operation to end',
     );
     await expectNothingStored(server);
     const other = await openScu(server);
     expect((await store(other, { sopInstanceUid: uid, dataset })).status).toBe(Status.Success);
-  });
-});
+  }
 
-describe('C-STORE: an association released in the middle of a data set', () => {
-  it('is released, the unfinished data set failing without a trace', async () => {
+  it('by an abort: leaves no file, no index row and an empty incoming folder', async () => {
     const server = await startServer();
-    const scu = await openScu(server);
+    const uid = `${ROOT}.1.1.1`;
+    const { scu, dataset } = await unfinishedStore(server, uid);
+
+    scu.association.abort();
+
+    await expectCleanEnd(server, uid, dataset);
+  });
+
+  it('by a release: released, the unfinished data set failing without a trace', async () => {
+    const server = await startServer();
     const uid = `${ROOT}.1.1.2`;
-    const dataset = instance({ sopInstanceUid: uid, pixelBytes: 200_000 });
-    const contextId = scu.contextId(MR_STORAGE);
-    const command = encodeCommand({
-      commandField: CommandField.CStoreRq,
-      messageId: 1,
-      affectedSopClassUid: MR_STORAGE,
-      affectedSopInstanceUid: uid,
-      priority: 0,
-      hasDataset: true,
-    });
-    scu.association.sendPData(contextId, true, true, command);
-    scu.association.sendPData(contextId, false, false, dataset.subarray(0, 16 * 1024));
-    await within(
-      (async () => {
-        while ((await incoming(server)).length === 0) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      5_000,
-      'temporary file in the incoming folder',
-    );
+    const { scu, dataset } = await unfinishedStore(server, uid);
 
     // After its A-RELEASE-RQ a peer may send no more P-DATA: the data set cannot end.
     const released = await within(
@@ -896,15 +894,7 @@ describe('C-STORE: an association released in the middle of a data set', () => {
     );
 
     expect(released).toBe('released');
-    await waitFor(
-      () =>
-        server.logs.some((line) => line.msg === 'operation failed' && line.sopInstanceUid === uid),
-      5_000,
-      'the unfinished operation to end',
-    );
-    await expectNothingStored(server);
-    const other = await openScu(server);
-    expect((await store(other, { sopInstanceUid: uid, dataset })).status).toBe(Status.Success);
+    await expectCleanEnd(server, uid, dataset);
   });
 });
 

@@ -427,11 +427,6 @@ function checkServerOutput(client: FuzzClient, ending: Ending): string | undefin
 
 /** Sends one input; resolves with a broken invariant, or undefined. */
 async function run(input: FuzzInput, port: number): Promise<string | undefined> {
-    console.log(
-      'DUMP',
-      input.description,
-      input.chunks.map((c) => c.toString('hex')),
-    );
   const client = await FuzzClient.connect(port);
   try {
     if (input.associate !== undefined) {

@@ -153,6 +153,12 @@ export interface StorageOptions {
    * instance stays stored.
    */
   readonly onIndexed?: (record: InstanceRecord) => Promise<void> | undefined;
+  /**
+   * Asked as an instance's file is started: true when it is the only instance likely to arrive
+   * now (one association), so that the file is written synchronously, chunk by chunk, rather
+   * than through the thread pool (see AtomicWriter.writeDirectly). Unset: never.
+   */
+  readonly isAlone?: () => boolean;
 }
 
 /** Received instances on disk, indexed. */
@@ -259,7 +265,17 @@ export class FileInstanceStore implements InstanceStore {
   }
 
   async open(instance: IncomingInstance): Promise<InstanceFile> {
-    const writer = await this.#spareFiles.take();
+    return this.#fileOf(await this.#spareFiles.take(), instance);
+  }
+
+  openNow(instance: IncomingInstance): InstanceFile | undefined {
+    const writer = this.#spareFiles.takeReady();
+    return writer === undefined ? undefined : this.#fileOf(writer, instance);
+  }
+
+  /** The instance's file in `writer`, its file meta written. */
+  #fileOf(writer: AtomicWriter, instance: IncomingInstance): InstanceFile {
+    if (this.#options.isAlone?.() === true) writer.writeDirectly();
     writer.write(
       buildFileMeta({
         sopClassUid: instance.sopClassUid,

@@ -340,6 +340,8 @@ export class ServiceController {
         ...(this.#options.events !== undefined && { events: this.#options.events }),
         ...this.#options.routing,
       });
+      // The server is made after the store, which asks it how many associations are active.
+      let activeAssociations = () => 0;
       const store = await FileInstanceStore.open(
         {
           root,
@@ -351,6 +353,7 @@ export class ServiceController {
           cleanup: this.#storage.cleanupOptions(settings),
           onInstance: (instance) => handoff.instanceReceived(instance),
           onIndexed: (record) => routing.onIndexed(record),
+          isAlone: () => activeAssociations() <= 1,
         },
         this.#storage.index,
         this.#logger,
@@ -384,6 +387,7 @@ export class ServiceController {
         onConnectionRefused: (reason) => this.metrics.connectionRefused(reason),
         onAssociationActivity: (activity) => handoff.associationActivity(activity),
       });
+      activeAssociations = () => server.activeAssociations;
       try {
         await server.start();
       } catch (error) {

@@ -65,6 +65,12 @@ export interface InstanceStore {
   hasRoom(): Promise<boolean>;
   /** Starts a file for the instance (its file meta already written). */
   open(instance: IncomingInstance): Promise<InstanceFile>;
+  /**
+   * As `open`, at once, when a file is ready for it (one opened ahead); else undefined. The
+   * handler can then take a data set's first fragments where they lie, before its checks have
+   * answered, instead of having them copied and held while it waits.
+   */
+  openNow?(instance: IncomingInstance): InstanceFile | undefined;
 }
 
 /** A received instance being written. */

@@ -147,3 +147,151 @@ describe('C-STORE header parse of sequence keys', () => {
     });
   }
 });
+
+/**
+ * A store with a file ready at once (`openNow`) whose checks answer when the test says, and
+ * which records what happens to the file.
+ */
+class CheckedStore implements InstanceStore {
+  readonly written: Buffer[] = [];
+  readonly events: string[] = [];
+  #answerStored: (value: boolean) => void = () => undefined;
+  #answerRoom: (value: boolean) => void = () => undefined;
+  readonly #stored = new Promise<boolean>((resolve) => {
+    this.#answerStored = resolve;
+  });
+  readonly #room = new Promise<boolean>((resolve) => {
+    this.#answerRoom = resolve;
+  });
+
+  constructor(
+    readonly duplicatePolicy: 'keep_first' | 'reject' | 'overwrite',
+    readonly isReady: boolean,
+  ) {}
+
+  answer(isStored: boolean, hasRoom = true): void {
+    this.#answerStored(isStored);
+    this.#answerRoom(hasRoom);
+  }
+
+  isStored(): Promise<boolean> {
+    return this.#stored;
+  }
+
+  hasRoom(): Promise<boolean> {
+    return this.#room;
+  }
+
+  async open(): Promise<InstanceFile> {
+    this.events.push('open');
+    return this.#file();
+  }
+
+  openNow(): InstanceFile | undefined {
+    if (!this.isReady) return undefined;
+    this.events.push('openNow');
+    return this.#file();
+  }
+
+  #file(): InstanceFile {
+    return {
+      write: (chunk) => {
+        this.written.push(Buffer.from(chunk));
+        return true;
+      },
+      drained: async () => undefined,
+      commit: async () => {
+        this.events.push('commit');
+        return { filePath: 'x.dcm', fileSize: 1 };
+      },
+      abort: async () => {
+        this.events.push('abort');
+      },
+    };
+  }
+}
+
+describe('C-STORE checks while the data set arrives', () => {
+  const half = Math.floor(DATASET.length / 2);
+
+  /** Starts the handler on a data set of which only the first half has arrived. */
+  function begin(fake: CheckedStore) {
+    const dataset = new DatasetStream(4 * 1024 * 1024, () => undefined);
+    dataset.pushFragment(DATASET.subarray(0, half));
+    const response = createStoreHandler(fake)(
+      {
+        context: {
+          id: 1,
+          abstractSyntax: SOP_CLASS,
+          transferSyntax: TransferSyntax.ExplicitVRLittleEndian,
+          requestorIsScu: true,
+          requestorIsScp: false,
+        },
+        command: {
+          commandField: CommandField.CStoreRq,
+          messageId: 1,
+          affectedSopClassUid: SOP_CLASS,
+          affectedSopInstanceUid: SOP_INSTANCE,
+          priority: 0,
+          hasDataset: true,
+        },
+        dataset,
+      },
+      'STORESCU',
+    );
+    const rest = () => {
+      dataset.pushFragment(DATASET.subarray(half));
+      dataset.complete();
+    };
+    return { response, rest };
+  }
+
+  it('with a file ready, writes the data set before the checks answer, then commits', async () => {
+    const fake = new CheckedStore('keep_first', true);
+    const { response, rest } = begin(fake);
+    rest();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(Buffer.concat(fake.written).equals(DATASET)).toBe(true);
+    expect(fake.events).toEqual(['openNow']);
+    fake.answer(false);
+    expect((await response).status).toBe(Status.Success);
+    expect(fake.events).toEqual(['openNow', 'commit']);
+  });
+
+  for (const [policy, isStored, hasRoom, status] of [
+    ['keep_first', true, true, Status.Success],
+    ['reject', true, true, Status.DuplicateSopInstance],
+    ['keep_first', false, false, Status.OutOfResources],
+  ] as const) {
+    it(`with a file ready, answers a refusal (${policy}, stored ${isStored}, room ${hasRoom}): file dropped, the rest not written`, async () => {
+      const fake = new CheckedStore(policy, true);
+      const { response, rest } = begin(fake);
+      fake.answer(isStored, hasRoom);
+      await new Promise((resolve) => setImmediate(resolve));
+      rest();
+      expect((await response).status).toBe(status);
+      expect(fake.events).toEqual(['openNow', 'abort']);
+      expect(Buffer.concat(fake.written).equals(DATASET.subarray(0, half))).toBe(true);
+    });
+  }
+
+  it('with no file ready, checks first: a refusal opens no file', async () => {
+    const fake = new CheckedStore('reject', false);
+    const { response, rest } = begin(fake);
+    fake.answer(true);
+    rest();
+    expect((await response).status).toBe(Status.DuplicateSopInstance);
+    expect(fake.events).toEqual([]);
+    expect(fake.written).toEqual([]);
+  });
+
+  it('with no file ready, opens one once the checks pass', async () => {
+    const fake = new CheckedStore('keep_first', false);
+    const { response, rest } = begin(fake);
+    fake.answer(false);
+    rest();
+    expect((await response).status).toBe(Status.Success);
+    expect(fake.events).toEqual(['open', 'commit']);
+    expect(Buffer.concat(fake.written).equals(DATASET)).toBe(true);
+  });
+});

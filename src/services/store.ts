@@ -150,45 +150,67 @@ export function createStoreHandler(
       await dataset.drain();
       return failure(Status.CannotUnderstand, 'invalid Affected SOP Instance UID');
     }
-    if (await store.isStored(sopInstanceUid)) {
-      if (store.duplicatePolicy === 'keep_first') {
-        await dataset.drain();
-        return { status: Status.Success };
-      }
-      if (store.duplicatePolicy === 'reject') {
-        await dataset.drain();
-        return failure(Status.DuplicateSopInstance, 'duplicate SOP Instance UID');
-      }
-    }
-    if (!(await store.hasRoom())) {
-      await dataset.drain();
-      return failure(Status.OutOfResources, 'storage full');
-    }
-    const file = await store.open({
+    const instance = {
       sopClassUid,
       sopInstanceUid,
       transferSyntaxUid: context.transferSyntax,
       callingAeTitle,
-    });
-    return receive(
-      file,
-      dataset,
-      new HeaderParse(syntax.isExplicitVr, syntax.isLittleEndian, syntax.isDeflated),
-      {
-        sopClassUid,
-        sopInstanceUid,
-      },
-    );
+    };
+    const parse = new HeaderParse(syntax.isExplicitVr, syntax.isLittleEndian, syntax.isDeflated);
+    const expected = { sopClassUid, sopInstanceUid };
+    // With a file ready, the data set goes to it from its first fragment while the checks run
+    // (nothing in between is copied and held); a refusal then drops the file.
+    const ready = syntax.isDeflated ? undefined : store.openNow?.(instance);
+    if (ready !== undefined)
+      return receive(ready, dataset, parse, expected, admission(store, sopInstanceUid));
+    const refusal = await admission(store, sopInstanceUid);
+    if (refusal !== undefined) {
+      await dataset.drain();
+      return refusal;
+    }
+    return receive(await store.open(instance), dataset, parse, expected);
   };
 }
 
+/**
+ * The checks an instance passes before it is taken in: the answer that refuses it (a
+ * duplicate, kept or rejected by the policy; a full storage), or undefined to go on.
+ */
+async function admission(
+  store: InstanceStore,
+  sopInstanceUid: string,
+): Promise<ResponseSpec | undefined> {
+  if (await store.isStored(sopInstanceUid)) {
+    if (store.duplicatePolicy === 'keep_first') return { status: Status.Success };
+    if (store.duplicatePolicy === 'reject') {
+      return failure(Status.DuplicateSopInstance, 'duplicate SOP Instance UID');
+    }
+  }
+  if (!(await store.hasRoom())) return failure(Status.OutOfResources, 'storage full');
+  return undefined;
+}
+
+/**
+ * Receives the data set into `file` and commits it. `admitted`, when the checks still run as
+ * the data set arrives (see `admission`): once it refuses, the rest is read and dropped, and
+ * its answer is the response.
+ */
 async function receive(
   file: InstanceFile,
   dataset: DatasetStream,
   parse: HeaderParse,
   expected: { sopClassUid: string; sopInstanceUid: string },
+  admitted?: Promise<ResponseSpec | undefined>,
 ): Promise<ResponseSpec> {
   let isCommitted = false;
+  let isRefused = false;
+  // Observed here so that a refusal stops the writing early; a rejection is awaited below.
+  admitted?.then(
+    (refusal) => {
+      isRefused = refusal !== undefined;
+    },
+    () => undefined,
+  );
   try {
     if (parse.isDeflated) {
       for await (const chunk of dataset) {
@@ -203,12 +225,14 @@ async function receive(
       // Each fragment is parsed and copied to the file where it lies in the association's
       // buffer; the file holds the association back when its writes are behind.
       await dataset.consume((chunk) => {
-        if (parse.error !== undefined) return undefined;
+        if (parse.error !== undefined || isRefused) return undefined;
         parse.push(chunk);
         if (parse.error !== undefined || file.write(chunk)) return undefined;
         return file.drained();
       });
     }
+    const refusal = await admitted;
+    if (refusal !== undefined) return refusal;
     const parseError = await parse.finish();
     if (parseError !== undefined) {
       return failure(

@@ -82,9 +82,21 @@ async function filesUnder(root: string): Promise<string[]> {
     .sort();
 }
 
-describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
-  it('writes to a temporary file in the incoming folder until commit', async () => {
+/** Each durability, with chunks gathered in buffers or written directly (writeDirectly). */
+const MODES = DURABILITIES.flatMap((durability) =>
+  (['buffered', 'direct'] as const).map((mode) => [durability, mode] as const),
+);
+
+describe.each(MODES)('AtomicWriter with %s durability, %s', (durability, mode) => {
+  /** A new writer in this mode. */
+  async function open(): Promise<AtomicWriter> {
     const writer = await AtomicWriter.create(incoming);
+    if (mode === 'direct') writer.writeDirectly();
+    return writer;
+  }
+
+  it('writes to a temporary file in the incoming folder until commit', async () => {
+    const writer = await open();
     writer.write(Buffer.from('partial'));
     await writer.drained();
     expect(dirname(writer.tempPath)).toBe(incoming);
@@ -97,7 +109,7 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
 
   it('commits the complete bytes under the final name and removes the temporary file', async () => {
     const bytes = randomBytes(3 * 1024 * 1024 + 17);
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     await writeAll(writer, bytes, 65_537);
     expect(writer.bytesWritten).toBe(bytes.length);
     const finalPath = await writer.commit(pathsIn('a/b/c'), durability);
@@ -108,7 +120,7 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
   });
 
   it('commits an empty file', async () => {
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     const finalPath = await writer.commit(pathsIn('empty'), durability);
     expect((await stat(finalPath)).size).toBe(0);
     expect(await readdir(incoming)).toEqual([]);
@@ -121,7 +133,7 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
     await mkdir(join(dir, 'series'));
     await writeFile(join(dir, 'series', 'instance.dcm'), first);
     await writeFile(join(dir, 'series', 'instance_1.dcm'), second);
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     await writeAll(writer, third);
     const finalPath = await writer.commit(pathsIn('series'), durability);
     expect(finalPath).toBe(join(dir, 'series', 'instance_2.dcm'));
@@ -149,7 +161,7 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
     await mkdir(join(dir, 'series'));
     await writeFile(join(dir, 'series', 'instance.dcm'), Buffer.from('old bytes'));
     const fresh = randomBytes(5_000);
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     await writeAll(writer, fresh);
     const finalPath = await writer.commit(pathsIn('series'), durability, true);
     expect(finalPath).toBe(join(dir, 'series', 'instance.dcm'));
@@ -158,7 +170,7 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
   });
 
   it('leaves nothing when aborted, and abort may be called again', async () => {
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     await writeAll(writer, randomBytes(200_000));
     await writer.abort();
     await writer.abort();
@@ -167,7 +179,7 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
 
   it('leaves the committed file alone when aborted after commit', async () => {
     const bytes = randomBytes(1_000);
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     await writeAll(writer, bytes);
     const finalPath = await writer.commit(pathsIn('kept'), durability);
     await writer.abort();
@@ -176,7 +188,7 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
 
   it('keeps none of a chunk once write returns: the caller may overwrite it at once', async () => {
     const bytes = randomBytes(2 * 1024 * 1024 + 333);
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     await writeTransient(writer, bytes, [132, 1, 7, 4_096, 65_537, 300_000, 16_384]);
     expect(writer.bytesWritten).toBe(bytes.length);
     const finalPath = await writer.commit(pathsIn('transient'), durability);
@@ -186,7 +198,7 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
   it('splits a chunk larger than its buffers over several', async () => {
     const head = randomBytes(132);
     const body = randomBytes(1024 * 1024 + 7);
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     await writeTransient(writer, head, [head.length]);
     await writeTransient(writer, body, [body.length]);
     expect(writer.bytesWritten).toBe(head.length + body.length);
@@ -196,7 +208,7 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
 
   it('gathers many small chunks into one file', async () => {
     const bytes = randomBytes(700_000);
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     await writeTransient(writer, bytes, [1, 2, 3, 5, 8, 13, 21, 34]);
     const finalPath = await writer.commit(pathsIn('small'), durability);
     expect((await readFile(finalPath)).equals(bytes)).toBe(true);
@@ -204,27 +216,29 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
 
   it('asks the caller to wait during a large stream, and drained resolves', async () => {
     const bytes = randomBytes(8 * 1024 * 1024);
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     let waits = 0;
     for (let offset = 0; offset < bytes.length; offset += 128 * 1024) {
       if (writer.write(bytes.subarray(offset, offset + 128 * 1024))) continue;
       waits += 1;
       await writer.drained();
     }
-    expect(waits).toBeGreaterThan(0);
+    // Written directly, each chunk is in the file when write returns: nothing to wait for.
+    if (mode === 'direct') expect(waits).toBe(0);
+    else expect(waits).toBeGreaterThan(0);
     const finalPath = await writer.commit(pathsIn('stream'), durability);
     expect((await readFile(finalPath)).equals(bytes)).toBe(true);
   });
 
   it('leaves nothing when aborted with writes in flight, and the next writer is whole', async () => {
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     writer.write(randomBytes(3 * 1024 * 1024 + 5));
     await writer.abort();
     expect(await filesUnder(dir)).toEqual([]);
     // The aborted writer's buffers went back to the pool only once unused: no other writer's
     // bytes can have been overwritten by them.
     const bytes = randomBytes(1024 * 1024 + 99);
-    const next = await AtomicWriter.create(incoming);
+    const next = await open();
     await writeTransient(next, bytes, [50_000]);
     const finalPath = await next.commit(pathsIn('after-abort'), durability);
     expect((await readFile(finalPath)).equals(bytes)).toBe(true);
@@ -232,13 +246,23 @@ describe.each(DURABILITIES)('AtomicWriter with %s durability', (durability) => {
 
   it('leaves nothing when the final folder cannot be made and the commit is aborted', async () => {
     await writeFile(join(dir, 'blocker'), 'a file where a folder should be');
-    const writer = await AtomicWriter.create(incoming);
+    const writer = await open();
     await writeAll(writer, randomBytes(1_000));
     await expect(writer.commit(pathsIn('blocker/sub'), durability)).rejects.toMatchObject({
       code: expect.stringMatching(/^(ENOTDIR|EEXIST)$/),
     });
     await writer.abort();
     expect(await filesUnder(dir)).toEqual(['blocker']);
+  });
+
+  it('stays in its mode when told to write directly after its first byte', async () => {
+    const bytes = randomBytes(900_000);
+    const writer = await open();
+    await writeTransient(writer, bytes.subarray(0, 100), [100]);
+    writer.writeDirectly();
+    await writeTransient(writer, bytes.subarray(100), [70_000, 3]);
+    const finalPath = await writer.commit(pathsIn('switched'), durability);
+    expect((await readFile(finalPath)).equals(bytes)).toBe(true);
   });
 });
 
@@ -303,6 +327,7 @@ import { join } from 'node:path';
 const { AtomicWriter } = await import(process.argv[2]);
 const [incoming, finalDir, durability] = process.argv.slice(3);
 const writer = await AtomicWriter.create(incoming);
+if (process.argv[6] === 'direct') writer.writeDirectly();
 for (let i = 0; i < 16; i++) {
   if (!writer.write(Buffer.alloc(64 * 1024, i))) await writer.drained();
 }
@@ -329,7 +354,7 @@ function runWithFileSizeLimit(
   return runCommand('bash', ['-c', command], { cwd: process.cwd(), timeoutMs: 20_000 });
 }
 
-describe.each(DURABILITIES)('a failed write (%s durability)', (durability) => {
+describe.each(MODES)('a failed write (%s durability, %s)', (durability, mode) => {
   it('fails the commit and leaves no file, neither final nor temporary', async () => {
     const script = join(dir, 'write-failure.mts');
     await writeFile(script, WRITE_FAILURE_SCRIPT);
@@ -337,7 +362,7 @@ describe.each(DURABILITIES)('a failed write (%s durability)', (durability) => {
     const module = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), 'atomic-writer.ts'));
     const run = await runWithFileSizeLimit(
       script,
-      [module.href, incoming, finalDir, durability],
+      [module.href, incoming, finalDir, durability, mode],
       256,
     );
     expect(run.exitCode, run.stderr).toBe(0);
@@ -383,6 +408,23 @@ describe('SpareTempFiles', () => {
     await first.abort();
     await spares.close();
     expect(spares.readyPaths).toEqual([]);
+    expect(await filesUnder(incoming)).toEqual([]);
+  });
+
+  it('hands out a ready spare at once with takeReady, and none when none is ready', async () => {
+    const spares = new SpareTempFiles(await slots(2), 1);
+    expect(spares.takeReady()).toBeUndefined();
+    const opened = await spares.take();
+    await spareCount(spares, 1);
+    const ready = spares.readyPaths[0];
+    const taken = spares.takeReady();
+    expect(taken?.tempPath).toBe(ready);
+    // Taking one opens the next behind it.
+    await spareCount(spares, 1);
+    expect(spares.readyPaths[0]).not.toBe(ready);
+    await opened.abort();
+    await taken?.abort();
+    await spares.close();
     expect(await filesUnder(incoming)).toEqual([]);
   });
 

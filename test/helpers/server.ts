@@ -110,6 +110,8 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
     ...(schema !== undefined && { schema }),
   });
   const index = new IndexRepository(database);
+  // As serve wires it: files written directly while one association is active.
+  let activeAssociations = () => 0;
   const store = await FileInstanceStore.open(
     {
       root: storageRoot,
@@ -119,6 +121,7 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
       durability: options.durability ?? 'fsync',
       duplicatePolicy: options.duplicatePolicy ?? 'keep_first',
       ...(options.cleanup !== undefined && { cleanup: options.cleanup }),
+      isAlone: () => activeAssociations() <= 1,
     },
     index,
     pino({ level: 'silent' }),
@@ -130,6 +133,7 @@ export async function startStoreServer(options: StoreServerOptions = {}): Promis
       querySource: indexQuerySource(new QueryRepository(database), storageRoot),
     }),
   });
+  activeAssociations = () => running.server.activeAssociations;
   return {
     ...running,
     dataDir,

@@ -91,7 +91,13 @@ async function store(bytes: Buffer, transferSyntax: string, fragmentBytes: numbe
   }
   dataset.complete();
   const fake = new FakeStore();
-  const response = await createStoreHandler(fake)(
+  const response = await handle(fake, dataset, transferSyntax);
+  return { response, fake };
+}
+
+/** The C-STORE handler over `instances`, given a C-STORE-RQ of SOP_INSTANCE with `dataset`. */
+function handle(instances: InstanceStore, dataset: DatasetStream, transferSyntax: string) {
+  return createStoreHandler(instances)(
     {
       context: {
         id: 1,
@@ -112,7 +118,6 @@ async function store(bytes: Buffer, transferSyntax: string, fragmentBytes: numbe
     },
     'STORESCU',
   );
-  return { response, fake };
 }
 
 describe('C-STORE header parse of sequence keys', () => {
@@ -218,27 +223,7 @@ describe('C-STORE checks while the data set arrives', () => {
   function begin(fake: CheckedStore) {
     const dataset = new DatasetStream(4 * 1024 * 1024, () => undefined);
     dataset.pushFragment(DATASET.subarray(0, half));
-    const response = createStoreHandler(fake)(
-      {
-        context: {
-          id: 1,
-          abstractSyntax: SOP_CLASS,
-          transferSyntax: TransferSyntax.ExplicitVRLittleEndian,
-          requestorIsScu: true,
-          requestorIsScp: false,
-        },
-        command: {
-          commandField: CommandField.CStoreRq,
-          messageId: 1,
-          affectedSopClassUid: SOP_CLASS,
-          affectedSopInstanceUid: SOP_INSTANCE,
-          priority: 0,
-          hasDataset: true,
-        },
-        dataset,
-      },
-      'STORESCU',
-    );
+    const response = handle(fake, dataset, TransferSyntax.ExplicitVRLittleEndian);
     const rest = () => {
       dataset.pushFragment(DATASET.subarray(half));
       dataset.complete();

@@ -20,9 +20,12 @@
  * A writer told to `writeDirectly` (its caller knows it is the only one at work: one
  * association) instead writes each chunk at once, synchronously, from where it lies: the kernel
  * copies it into the page cache while it is still in this core's cache, and neither a copy of
- * ours nor a thread-pool round trip is paid. Over four associations that was no faster (the
- * copies into the page cache then all run on the event loop's one core), so it is not used
- * there.
+ * ours nor a thread-pool round trip is paid; with `fsync`, its file is flushed synchronously
+ * at commit too. Measured with CT images of 512 KB on one association: +21% images/s with
+ * `os` (with the store handler taking the data set from its first fragment), and +7% more
+ * with `fsync` from the synchronous flush (medians of six, 442 to 473). Over four associations
+ * it was no faster (the copies into the page cache then all run on the event loop's one
+ * core), so it is not used there.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -31,6 +34,7 @@ import {
   existsSync,
   constants as fsConstants,
   fsync,
+  fsyncSync,
   mkdirSync,
   open as openCallback,
   openSync,
@@ -356,8 +360,9 @@ export class AtomicWriter {
   }
 
   /**
-   * From now on, writes each chunk at once, synchronously, from where it lies (see the top of
-   * this file): for a writer that is the only one at work. Before the first byte, or not at all.
+   * From now on, writes each chunk at once, synchronously, from where it lies, and flushes the
+   * file synchronously at commit (see the top of this file): for a writer that is the only one
+   * at work. Before the first byte, or not at all.
    */
   writeDirectly(): void {
     if (this.#bytes === 0) this.#isDirect = true;
@@ -560,7 +565,11 @@ export class AtomicWriter {
         releaseBuffer(rest);
       }
     }
-    if (durability === 'fsync') await syncFile(this.#fd);
+    if (durability === 'fsync') {
+      // The only writer at work has nothing to let run meanwhile: no thread-pool round trip.
+      if (this.#isDirect) fsyncSync(this.#fd);
+      else await syncFile(this.#fd);
+    }
     this.#close();
   }
 

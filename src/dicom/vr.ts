@@ -69,6 +69,16 @@ export function isVr(text: string): text is Vr {
   return VR_SET.has(text);
 }
 
+/** Each VR by its two characters' codes (`first << 8 | second`): no string made to read one. */
+const VR_BY_CODE: ReadonlyMap<number, Vr> = new Map(
+  VRS.map((vr) => [(vr.charCodeAt(0) << 8) | vr.charCodeAt(1), vr]),
+);
+
+/** The VR whose two characters are `bytes[at]` and `bytes[at + 1]`, or undefined for none. */
+export function vrAt(bytes: Uint8Array, at: number): Vr | undefined {
+  return VR_BY_CODE.get((bytes[at]! << 8) | bytes[at + 1]!);
+}
+
 /** True when the explicit VR header of `vr` has a 32-bit length field. */
 export function hasLongLength(vr: Vr): boolean {
   return LONG_LENGTH_VRS.has(vr);

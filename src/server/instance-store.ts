@@ -16,7 +16,7 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { IndexRepository, InstanceRecord } from '../db/repositories/index-repository.js';
 import { buildFileMeta } from '../dicom/part10.js';
@@ -453,7 +453,8 @@ export class FileInstanceStore implements InstanceStore {
       this.#quota.release(fileSize);
       throw error;
     }
-    const filePath = relative(this.#options.root, finalPath);
+    // `resolveInside` made it the root, a separator and the relative path, normalised.
+    const filePath = finalPath.slice(join(this.#options.root, sep).length);
     let record: InstanceRecord;
     try {
       // Nothing to wait for but on a series' first instance (see series-completion.ts).

@@ -7,7 +7,7 @@
  * Layer: storage. Pure: computes paths, touches no disk.
  */
 
-import { isAbsolute, join, normalize, relative, sep } from 'node:path';
+import { isAbsolute, join, normalize, sep } from 'node:path';
 import { DicomServerError } from '../errors.js';
 import { FILE_NAMINGS, STORAGE_STRUCTURES } from '../settings/schema.js';
 
@@ -163,8 +163,9 @@ export function assertInside(relativePath: string): void {
 export function resolveInside(root: string, relativePath: string): string {
   assertInside(relativePath);
   const absolute = join(root, relativePath);
-  const back = relative(root, absolute);
-  if (back.startsWith('..') || isAbsolute(back)) {
+  // `join` normalises both: a path inside starts with the root and a separator. (Cheaper than
+  // `relative`, which resolves both paths against the working directory first.)
+  if (!absolute.startsWith(join(root, sep))) {
     throw new DicomServerError('ERR_INVALID_ARGUMENT', 'path would leave the storage root', {
       path: relativePath,
     });

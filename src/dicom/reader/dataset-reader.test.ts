@@ -494,12 +494,26 @@ describe('DatasetReader bounds', () => {
     expect(errorOf(() => reader.end()).code).toBe('ERR_DATASET_TRUNCATED');
   });
 
+  it('names the element whose value overruns the item holding it', () => {
+    const overrun = Buffer.concat([
+      header(CONTENT_SEQUENCE, 'SQ', 16),
+      itemHeader(ITEM, 8),
+      header(0x00080060, 'CS', 100),
+    ]);
+    const error = errorOf(() => readTokens([overrun], EXPLICIT_LE));
+    expect(error.code).toBe('ERR_DATASET_MALFORMED');
+    expect(error.message).toContain('value of (0008,0060) of 100 bytes overruns its container');
+  });
+
   it('refuses an invalid VR in an explicit VR data set', () => {
     const bad = Buffer.concat([
       textElement(0x00080060, 'CS', 'CT'),
       textElement(0x00100010, 'ZZ', 'x'),
     ]);
     expect(readError(bad)).toBe('ERR_DATASET_MALFORMED');
+    expect(errorOf(() => readTokens([bad], EXPLICIT_LE)).message).toContain(
+      "invalid VR 'ZZ' for (0010,0010)",
+    );
     expect(readError(Buffer.concat([header(0x00100010, 'pn', 0)]))).toBe('ERR_DATASET_MALFORMED');
     // An implicit VR data set read as explicit: its length bytes are no VR.
     const implicit = loadDataset('dicom', 'MR_small_implicit.dcm').bytes;

@@ -10,7 +10,7 @@
 
 import { DicomServerError } from '../../errors.js';
 import { implicitVrOf } from '../dictionary.js';
-import { hasLongLength, isVr, type Vr } from '../vr.js';
+import { hasLongLength, type Vr, vrAt } from '../vr.js';
 
 /** Tag of Pixel Data, whose undefined length means encapsulated fragments (PS3.5 §A.4). */
 const PIXEL_DATA = 0x7fe00010;
@@ -129,8 +129,12 @@ export class DatasetReader {
   readonly #maxDepth: number;
   readonly #isInputTransient: boolean;
   readonly #stack: Frame[] = [];
+  /** The input not yet consumed: `#chunks`, less the first `#head` bytes of the first. */
   #chunks: Buffer[] = [];
+  #head = 0;
   #available = 0;
+  /** Where `#peek` puts a header: each view or copy of one would be a new object. */
+  readonly #scratch = Buffer.alloc(12);
   #offset = 0;
   #pending: Pending | undefined;
   #sequenceDepth = 0;
@@ -198,10 +202,7 @@ export class DatasetReader {
       }
       const top = this.#stack[this.#stack.length - 1];
       if (this.#available < 8) return;
-      const encoding = top ?? {
-        isExplicitVr: this.#options.isExplicitVr,
-        isLittleEndian: this.#options.isLittleEndian,
-      };
+      const encoding = top ?? this.#options;
       const head = this.#peek(8);
       const tag = readTag(head, encoding.isLittleEndian);
       if (top?.kind === 'sequence') this.#onInSequence(tag, head, encoding.isLittleEndian);
@@ -244,10 +245,13 @@ export class DatasetReader {
     return Number.POSITIVE_INFINITY;
   }
 
-  #checkFits(length: number, headerLength: number, what: string): void {
+  /** `what`: what the length is of, for the error (`tag`: of that element's value). */
+  #checkFits(length: number, headerLength: number, what: string | number): void {
     const valueStart = this.#offset + headerLength;
     if (valueStart + length > this.#limit()) {
-      malformed(`${what} of ${length} bytes overruns its container`, this.#offset, {
+      // The name is made only here: made for every element, it cost more than the check.
+      const name = typeof what === 'number' ? `value of ${hex(what)}` : what;
+      malformed(`${name} of ${length} bytes overruns its container`, this.#offset, {
         length,
         end: this.#limit(),
       });
@@ -335,12 +339,14 @@ export class DatasetReader {
     let headerLength: number;
     if (isExplicitVr) {
       const head = this.#peek(8);
-      const vrText = head.toString('latin1', 4, 6);
-      if (!isVr(vrText))
+      const known = vrAt(head, 4);
+      if (known === undefined) {
+        const vrText = head.toString('latin1', 4, 6);
         malformed(`invalid VR '${vrText.replace(/[^\x20-\x7e]/g, '?')}' for ${hex(tag)}`, offset, {
           tag,
         });
-      vr = vrText;
+      }
+      vr = known;
       if (hasLongLength(vr)) {
         if (this.#available < 12) return false;
         length = readUint32(this.#peek(12), 8, isLittleEndian);
@@ -359,7 +365,7 @@ export class DatasetReader {
       this.#openUndefined(tag, vr, offset, isExplicitVr, isLittleEndian);
       return true;
     }
-    this.#checkFits(length, headerLength, `value of ${hex(tag)}`);
+    this.#checkFits(length, headerLength, tag);
     this.#consume(headerLength);
     if (vr === 'SQ') {
       this.#openSequence(tag, vr, length, offset, isExplicitVr, isLittleEndian);
@@ -478,22 +484,31 @@ export class DatasetReader {
     this.#options.onToken(token);
   }
 
-  /** The first `n` bytes (n small), a view when they lie in the first chunk. */
+  /**
+   * The first `n` available bytes (at most 12: a header), copied to the start of a scratch
+   * buffer that the next call overwrites.
+   */
   #peek(n: number): Buffer {
-    const first = this.#chunks[0]!;
-    if (first.length >= n) return first;
-    return Buffer.concat(this.#chunks, n);
+    const scratch = this.#scratch;
+    let filled = 0;
+    // Byte by byte: Buffer#copy makes a view of its source for every call.
+    for (let c = 0, from = this.#head; filled < n; c++, from = 0) {
+      const chunk = this.#chunks[c]!;
+      for (let i = from; i < chunk.length && filled < n; i++) scratch[filled++] = chunk[i]!;
+    }
+    return scratch;
   }
 
   #consume(n: number): void {
     let left = n;
     while (left > 0) {
-      const first = this.#chunks[0]!;
-      if (first.length <= left) {
-        left -= first.length;
+      const rest = this.#chunks[0]!.length - this.#head;
+      if (rest <= left) {
+        left -= rest;
         this.#chunks.shift();
+        this.#head = 0;
       } else {
-        this.#chunks[0] = first.subarray(left);
+        this.#head += left;
         left = 0;
       }
     }
@@ -509,11 +524,14 @@ export class DatasetReader {
   #keepLeftover(): void {
     if (this.#isStopped) {
       this.#chunks = [];
+      this.#head = 0;
       this.#available = 0;
       return;
     }
     // Buffer.concat copies, even a single chunk.
-    this.#chunks = [Buffer.concat(this.#chunks, this.#available)];
+    const [first, ...rest] = this.#chunks;
+    this.#chunks = [Buffer.concat([first!.subarray(this.#head), ...rest], this.#available)];
+    this.#head = 0;
   }
 
   /** Removes `n` available bytes and hands them on chunk by chunk, as views. */
@@ -521,8 +539,8 @@ export class DatasetReader {
     let left = n;
     while (left > 0) {
       const first = this.#chunks[0]!;
-      const part = Math.min(first.length, left);
-      const view = first.subarray(0, part);
+      const part = Math.min(first.length - this.#head, left);
+      const view = first.subarray(this.#head, this.#head + part);
       this.#consume(part);
       left -= part;
       receive(view);
@@ -536,18 +554,18 @@ export class DatasetReader {
    */
   #take(n: number): Buffer {
     const first = this.#chunks[0]!;
-    if (first.length >= n && !this.#isInputTransient) {
-      const out = first.subarray(0, n);
+    if (first.length - this.#head >= n && !this.#isInputTransient) {
+      const out = first.subarray(this.#head, this.#head + n);
       this.#consume(n);
       return out;
     }
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
+    let from = this.#head;
     for (const chunk of this.#chunks) {
-      const part = Math.min(chunk.length, n - filled);
-      chunk.copy(out, filled, 0, part);
-      filled += part;
+      filled += chunk.copy(out, filled, from, Math.min(chunk.length, from + n - filled));
       if (filled === n) break;
+      from = 0;
     }
     this.#consume(n);
     return out;

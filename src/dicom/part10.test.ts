@@ -127,7 +127,60 @@ const aeTitle = fc
   .string({ unit: fc.constantFrom(...'ABCXYZ_019 -'.split('')), minLength: 1, maxLength: 16 })
   .filter((text) => text.trim() === text && text !== '');
 
+/** The meta group as PS3.10 lays it out, element by element: the oracle for buildFileMeta. */
+function referenceFileMeta(input: FileMetaInput): Buffer {
+  const element = (tag: number, vr: string, value: Buffer) => {
+    const isLong = vr === 'OB';
+    const header = Buffer.alloc(isLong ? 12 : 8);
+    header.writeUInt16LE(tag >>> 16, 0);
+    header.writeUInt16LE(tag & 0xffff, 2);
+    header.write(vr, 4, 'latin1');
+    if (isLong) header.writeUInt32LE(value.length, 8);
+    else header.writeUInt16LE(value.length, 6);
+    return Buffer.concat([header, value]);
+  };
+  const padded = (text: string, pad: string) =>
+    Buffer.from(text.length % 2 === 0 ? text : text + pad, 'latin1');
+  const body = Buffer.concat([
+    element(0x00020001, 'OB', Buffer.from([0x00, 0x01])),
+    element(0x00020002, 'UI', padded(input.sopClassUid, '\0')),
+    element(0x00020003, 'UI', padded(input.sopInstanceUid, '\0')),
+    element(0x00020010, 'UI', padded(input.transferSyntaxUid, '\0')),
+    element(0x00020012, 'UI', padded(IMPLEMENTATION_CLASS_UID, '\0')),
+    element(0x00020013, 'SH', padded(IMPLEMENTATION_VERSION_NAME, ' ')),
+    ...(input.sourceAeTitle === undefined || input.sourceAeTitle === ''
+      ? []
+      : [element(0x00020016, 'AE', padded(input.sourceAeTitle, ' '))]),
+  ]);
+  const groupLength = Buffer.alloc(4);
+  groupLength.writeUInt32LE(body.length, 0);
+  const preamble = Buffer.alloc(128);
+  return Buffer.concat([
+    preamble,
+    Buffer.from('DICM', 'latin1'),
+    element(0x00020000, 'UL', groupLength),
+    body,
+  ]);
+}
+
 describe('buildFileMeta', () => {
+  it('writes the bytes of the meta group laid out element by element', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          sopClassUid: uid,
+          sopInstanceUid: uid,
+          transferSyntaxUid: fc.constantFrom(...Object.values(TransferSyntax)),
+          sourceAeTitle: fc.option(fc.oneof(aeTitle, fc.constant('')), { nil: undefined }),
+        }),
+        (input: FileMetaInput) => {
+          expect(buildFileMeta(input).equals(referenceFileMeta(input))).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('gives back through readFileMeta what was built, with or without a data set after it', () => {
     fc.assert(
       fc.property(

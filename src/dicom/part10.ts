@@ -45,47 +45,61 @@ export interface FileMetaInput {
   readonly sourceAeTitle?: string;
 }
 
-function padded(text: string, pad: '\0' | ' '): Buffer {
-  return Buffer.from(text.length % 2 === 0 ? text : text + pad, 'latin1');
+/** Writes an explicit VR little endian element header at `at`; the offset after it. */
+function writeHeader(out: Buffer, at: number, tag: number, vr: string, length: number): number {
+  out.writeUInt16LE(tag >>> 16, at);
+  out.writeUInt16LE(tag & 0xffff, at + 2);
+  out.write(vr, at + 4, 'latin1');
+  // OB has 2 reserved bytes and a 4-byte length (PS3.5 §7.1.2); the others here 2 bytes.
+  if (vr === 'OB') {
+    out.writeUInt32LE(length, at + 8);
+    return at + 12;
+  }
+  out.writeUInt16LE(length, at + 6);
+  return at + 8;
 }
 
-/** An explicit VR little endian element with a 2-byte length (or 4-byte for OB). */
-function element(tag: number, vr: string, value: Buffer): Buffer {
-  const isLong = vr === 'OB';
-  const header = Buffer.alloc(isLong ? 12 : 8);
-  header.writeUInt16LE(tag >>> 16, 0);
-  header.writeUInt16LE(tag & 0xffff, 2);
-  header.write(vr, 4, 'latin1');
-  if (isLong) header.writeUInt32LE(value.length, 8);
-  else header.writeUInt16LE(value.length, 6);
-  return Buffer.concat([header, value]);
-}
-
-/** Preamble, "DICM" and the file meta group for a received instance. */
+/**
+ * Preamble, "DICM" and the file meta group for a received instance, written into one buffer
+ * (it is made for every instance received).
+ */
 export function buildFileMeta(input: FileMetaInput): Buffer {
-  const elements = [
-    element(FileMetaTag.FileMetaInformationVersion, 'OB', Buffer.from([0x00, 0x01])),
-    element(FileMetaTag.MediaStorageSOPClassUID, 'UI', padded(input.sopClassUid, '\0')),
-    element(FileMetaTag.MediaStorageSOPInstanceUID, 'UI', padded(input.sopInstanceUid, '\0')),
-    element(FileMetaTag.TransferSyntaxUID, 'UI', padded(input.transferSyntaxUid, '\0')),
-    element(FileMetaTag.ImplementationClassUID, 'UI', padded(IMPLEMENTATION_CLASS_UID, '\0')),
-    element(FileMetaTag.ImplementationVersionName, 'SH', padded(IMPLEMENTATION_VERSION_NAME, ' ')),
-    ...(input.sourceAeTitle === undefined || input.sourceAeTitle === ''
-      ? []
-      : [
-          element(FileMetaTag.SourceApplicationEntityTitle, 'AE', padded(input.sourceAeTitle, ' ')),
-        ]),
+  // Text values, padded to even length: UIDs with NUL, the others with a space (PS3.5 §6.2).
+  const texts: [tag: number, vr: string, text: string, pad: string][] = [
+    [FileMetaTag.MediaStorageSOPClassUID, 'UI', input.sopClassUid, '\0'],
+    [FileMetaTag.MediaStorageSOPInstanceUID, 'UI', input.sopInstanceUid, '\0'],
+    [FileMetaTag.TransferSyntaxUID, 'UI', input.transferSyntaxUid, '\0'],
+    [FileMetaTag.ImplementationClassUID, 'UI', IMPLEMENTATION_CLASS_UID, '\0'],
+    [FileMetaTag.ImplementationVersionName, 'SH', IMPLEMENTATION_VERSION_NAME, ' '],
   ];
-  const body = Buffer.concat(elements);
-  const groupLength = Buffer.alloc(4);
-  groupLength.writeUInt32LE(body.length, 0);
-  const preamble = Buffer.alloc(PART10_HEADER_LENGTH);
-  preamble.write('DICM', 128, 'latin1');
-  return Buffer.concat([
-    preamble,
-    element(FileMetaTag.FileMetaInformationGroupLength, 'UL', groupLength),
-    body,
-  ]);
+  if (input.sourceAeTitle !== undefined && input.sourceAeTitle !== '') {
+    texts.push([FileMetaTag.SourceApplicationEntityTitle, 'AE', input.sourceAeTitle, ' ']);
+  }
+  const even = (length: number) => length + (length % 2);
+  // The version (OB, 2 bytes), then the texts; the group length element comes before them all.
+  let groupLength = 12 + 2;
+  for (const [, , text] of texts) groupLength += 8 + even(text.length);
+  const out = Buffer.alloc(PART10_HEADER_LENGTH + 12 + groupLength);
+  out.write('DICM', 128, 'latin1');
+  let at = writeHeader(
+    out,
+    PART10_HEADER_LENGTH,
+    FileMetaTag.FileMetaInformationGroupLength,
+    'UL',
+    4,
+  );
+  out.writeUInt32LE(groupLength, at);
+  at = writeHeader(out, at + 4, FileMetaTag.FileMetaInformationVersion, 'OB', 2);
+  out[at + 1] = 0x01;
+  at += 2;
+  for (const [tag, vr, text, pad] of texts) {
+    const length = text.length;
+    at = writeHeader(out, at, tag, vr, even(length));
+    out.write(text, at, 'latin1');
+    if (length % 2 === 1) out.write(pad, at + length, 'latin1');
+    at += even(length);
+  }
+  return out;
 }
 
 /** True when `head` (at least 132 bytes of a file) starts with a preamble and "DICM". */

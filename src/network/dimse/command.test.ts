@@ -197,6 +197,31 @@ describe('command set round trips', () => {
     );
   });
 
+  it('pads an odd-length UID with a NUL and an odd-length text with a space (PS3.5 §7.1)', () => {
+    const bytes = encodeCommand({
+      commandField: CommandField.CMoveRq,
+      hasDataset: true,
+      messageId: 7,
+      affectedSopClassUid: '1.2.3',
+      moveDestination: 'ABC',
+      priority: 0,
+    });
+    const valueAt = (encoded: Buffer, tag: number) => {
+      const e = walk(encoded).find((element) => element.tag === tag)!;
+      return encoded.subarray(e.offset + 8, e.offset + 8 + e.length);
+    };
+    expect(valueAt(bytes, 0x0000_0002)).toEqual(Buffer.from('1.2.3\0', 'latin1'));
+    expect(valueAt(bytes, 0x0000_0600)).toEqual(Buffer.from('ABC ', 'latin1'));
+    const failure = encodeCommand({
+      commandField: CommandField.CStoreRsp,
+      hasDataset: false,
+      messageIdBeingRespondedTo: 1,
+      status: 0xa700,
+      errorComment: 'storage full!',
+    });
+    expect(valueAt(failure, 0x0000_0902)).toEqual(Buffer.from('storage full! ', 'latin1'));
+  });
+
   it('writes a correct group length, even value lengths and ascending tags', () => {
     fc.assert(
       fc.property(commandSet, (command) => {

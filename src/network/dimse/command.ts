@@ -109,39 +109,37 @@ const FIELDS_BY_TAG = new Map(FIELDS.map((field) => [field.tag, field]));
 /** Largest command set we decode: real ones are a few hundred bytes. */
 export const MAX_COMMAND_SET_LENGTH = 64 * 1024;
 
-function element(tag: number, value: Buffer): Buffer {
-  const header = Buffer.allocUnsafe(8);
-  header.writeUInt16LE(tag >>> 16, 0);
-  header.writeUInt16LE(tag & 0xffff, 2);
-  header.writeUInt32LE(value.length, 4);
-  return Buffer.concat([header, value]);
-}
+/** Every element we encode, in tag order, with how to read its value off a command set. */
+const ENCODED: readonly {
+  readonly tag: number;
+  readonly vr: Vr;
+  readonly read: (command: CommandSet) => string | number | readonly number[] | undefined;
+}[] = [
+  ...FIELDS.map((field) => ({
+    tag: field.tag,
+    vr: field.vr,
+    read: (command: CommandSet) => command[field.key],
+  })),
+  { tag: CommandTag.CommandField, vr: 'US' as const, read: (c: CommandSet) => c.commandField },
+  {
+    tag: CommandTag.CommandDataSetType,
+    vr: 'US' as const,
+    read: (c: CommandSet) => (c.hasDataset ? 0x0000 : NO_DATA_SET),
+  },
+].sort((a, b) => a.tag - b.tag);
 
-function encodeValue(vr: Vr, value: string | number | readonly number[]): Buffer {
+/** The encoded length of a value: UIDs and texts padded to even length (PS3.5 §7.1). */
+function valueLength(vr: Vr, value: string | number | readonly number[]): number {
   switch (vr) {
-    case 'US': {
-      const b = Buffer.allocUnsafe(2);
-      b.writeUInt16LE(value as number, 0);
-      return b;
-    }
-    case 'AT': {
-      const tags = value as readonly number[];
-      const b = Buffer.allocUnsafe(tags.length * 4);
-      tags.forEach((t, i) => {
-        b.writeUInt16LE(t >>> 16, i * 4);
-        b.writeUInt16LE(t & 0xffff, i * 4 + 2);
-      });
-      return b;
-    }
-    case 'UI': {
-      // UIDs are padded to even length with a NUL (PS3.5 §9.1).
-      const text = value as string;
-      return Buffer.from(text.length % 2 === 0 ? text : `${text}\0`, 'latin1');
-    }
+    case 'US':
+      return 2;
+    case 'AT':
+      return (value as readonly number[]).length * 4;
+    case 'UI':
     case 'AE':
     case 'LO': {
-      const text = value as string;
-      return Buffer.from(text.length % 2 === 0 ? text : `${text} `, 'latin1');
+      const length = (value as string).length;
+      return length + (length % 2);
     }
     default: {
       const unreachable: never = vr;
@@ -150,37 +148,60 @@ function encodeValue(vr: Vr, value: string | number | readonly number[]): Buffer
   }
 }
 
-function uint16(value: number): Buffer {
-  const b = Buffer.allocUnsafe(2);
-  b.writeUInt16LE(value, 0);
-  return b;
+/** Writes an implicit VR little endian element header (PS3.7 §6.3.1); the offset after it. */
+function writeHeader(out: Buffer, at: number, tag: number, length: number): number {
+  out.writeUInt16LE(tag >>> 16, at);
+  out.writeUInt16LE(tag & 0xffff, at + 2);
+  out.writeUInt32LE(length, at + 4);
+  return at + 8;
 }
 
-/** Encodes a command set, group length first (PS3.7 §6.3.1). */
-export function encodeCommand(command: CommandSet): Buffer {
-  const elements: { tag: number; bytes: Buffer }[] = [
-    {
-      tag: CommandTag.CommandField,
-      bytes: element(CommandTag.CommandField, uint16(command.commandField)),
-    },
-    {
-      tag: CommandTag.CommandDataSetType,
-      bytes: element(
-        CommandTag.CommandDataSetType,
-        uint16(command.hasDataset ? 0x0000 : NO_DATA_SET),
-      ),
-    },
-  ];
-  for (const field of FIELDS) {
-    const value = command[field.key];
-    if (value === undefined) continue;
-    elements.push({ tag: field.tag, bytes: element(field.tag, encodeValue(field.vr, value)) });
+/** Writes a value of `length` bytes (see valueLength) at `at`. */
+function writeValue(
+  out: Buffer,
+  at: number,
+  vr: Vr,
+  value: string | number | readonly number[],
+  length: number,
+): void {
+  if (vr === 'US') {
+    out.writeUInt16LE(value as number, at);
+  } else if (vr === 'AT') {
+    (value as readonly number[]).forEach((tag, i) => {
+      out.writeUInt16LE(tag >>> 16, at + i * 4);
+      out.writeUInt16LE(tag & 0xffff, at + i * 4 + 2);
+    });
+  } else {
+    const text = value as string;
+    out.write(text, at, 'latin1');
+    // UIDs are padded with a NUL (PS3.5 §9.1), texts with a space.
+    if (text.length < length) out[at + text.length] = vr === 'UI' ? 0x00 : 0x20;
   }
-  elements.sort((a, b) => a.tag - b.tag);
-  const body = Buffer.concat(elements.map((e) => e.bytes));
-  const groupLength = Buffer.allocUnsafe(4);
-  groupLength.writeUInt32LE(body.length, 0);
-  return Buffer.concat([element(CommandTag.CommandGroupLength, groupLength), body]);
+}
+
+/**
+ * Encodes a command set, group length first (PS3.7 §6.3.1), into one buffer: one is made for
+ * every request and response.
+ */
+export function encodeCommand(command: CommandSet): Buffer {
+  let groupLength = 0;
+  for (const { vr, read } of ENCODED) {
+    const value = read(command);
+    if (value !== undefined) groupLength += 8 + valueLength(vr, value);
+  }
+  const out = Buffer.allocUnsafe(12 + groupLength);
+  let at = writeHeader(out, 0, CommandTag.CommandGroupLength, 4);
+  out.writeUInt32LE(groupLength, at);
+  at += 4;
+  for (const { tag, vr, read } of ENCODED) {
+    const value = read(command);
+    if (value === undefined) continue;
+    const length = valueLength(vr, value);
+    at = writeHeader(out, at, tag, length);
+    writeValue(out, at, vr, value, length);
+    at += length;
+  }
+  return out;
 }
 
 function malformed(message: string, details: Record<string, string | number>): never {

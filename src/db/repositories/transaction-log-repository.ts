@@ -6,7 +6,13 @@
  * Layer: db (repositories hold all SQL).
  */
 
-import type { Kysely, Selectable, SelectQueryBuilder } from 'kysely';
+import {
+  CompiledQuery,
+  type Insertable,
+  type Kysely,
+  type Selectable,
+  type SelectQueryBuilder,
+} from 'kysely';
 import type { Database, TransactionsTable } from '../schema.js';
 import { rowsOf, type TransactionRunner } from '../transactions.js';
 
@@ -97,6 +103,32 @@ export interface SeenCallingAe {
  */
 const INSERT_SIZES = [128, 64, 32, 16, 8, 4, 2, 1] as const;
 
+/** The columns an INSERT writes, each with its value in a record, in the SQL's order. */
+const INSERTED_COLUMNS: readonly (readonly [
+  keyof TransactionsTable,
+  (record: TransactionRecord) => string | number | null,
+])[] = [
+  ['occurred_at', (r) => r.occurredAt],
+  ['type', (r) => r.type],
+  ['status', (r) => r.status],
+  ['status_code', (r) => r.statusCode ?? null],
+  ['association_id', (r) => r.associationId],
+  ['calling_ae', (r) => r.callingAe],
+  ['called_ae', (r) => r.calledAe],
+  ['remote_address', (r) => r.remoteAddress],
+  ['remote_port', (r) => r.remotePort],
+  ['sop_class_uid', (r) => r.sopClassUid ?? null],
+  ['sop_instance_uid', (r) => r.sopInstanceUid ?? null],
+  ['patient_id', (r) => r.patientId ?? null],
+  ['study_instance_uid', (r) => r.studyInstanceUid ?? null],
+  ['series_instance_uid', (r) => r.seriesInstanceUid ?? null],
+  ['file_path', (r) => r.filePath ?? null],
+  ['bytes', (r) => r.bytes ?? null],
+  ['duration_ms', (r) => r.durationMs ?? null],
+  ['transfer_rate_mbps', (r) => r.transferRateMbps ?? null],
+  ['message', (r) => r.message ?? null],
+];
+
 /** `count` split into INSERT_SIZES, largest first. */
 export function insertSizes(count: number): number[] {
   const sizes: number[] = [];
@@ -114,6 +146,7 @@ export function insertSizes(count: number): number[] {
 export class TransactionLogRepository {
   readonly #db: Kysely<Database>;
   readonly #runner: TransactionRunner;
+  readonly #insertSqlBySize = new Map<number, string>();
 
   constructor(database: { readonly db: Kysely<Database>; readonly runner: TransactionRunner }) {
     this.#db = database.db;
@@ -123,35 +156,35 @@ export class TransactionLogRepository {
   /** Writes rows in one transaction. */
   async insert(records: readonly TransactionRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const db = this.#db;
+    const self = this;
     await this.#runner.runTransaction(function* () {
       let start = 0;
       for (const size of insertSizes(records.length)) {
-        const rows = records.slice(start, start + size).map((r) => ({
-          occurred_at: r.occurredAt,
-          type: r.type,
-          status: r.status,
-          status_code: r.statusCode ?? null,
-          association_id: r.associationId,
-          calling_ae: r.callingAe,
-          called_ae: r.calledAe,
-          remote_address: r.remoteAddress,
-          remote_port: r.remotePort,
-          sop_class_uid: r.sopClassUid ?? null,
-          sop_instance_uid: r.sopInstanceUid ?? null,
-          patient_id: r.patientId ?? null,
-          study_instance_uid: r.studyInstanceUid ?? null,
-          series_instance_uid: r.seriesInstanceUid ?? null,
-          file_path: r.filePath ?? null,
-          bytes: r.bytes ?? null,
-          duration_ms: r.durationMs ?? null,
-          transfer_rate_mbps: r.transferRateMbps ?? null,
-          message: r.message ?? null,
-        }));
+        const parameters: (string | number | null)[] = [];
+        for (const record of records.slice(start, start + size)) {
+          for (const [, value] of INSERTED_COLUMNS) parameters.push(value(record));
+        }
         start += size;
-        yield* rowsOf(db.insertInto('transactions').values(rows).compile());
+        yield* rowsOf(CompiledQuery.raw(self.#insertSql(size), parameters));
       }
     });
+  }
+
+  /**
+   * The INSERT of `rows` rows, its parameters row by row in INSERTED_COLUMNS' order, compiled
+   * by Kysely once per size, not for every batch (it cost more than the insert).
+   */
+  #insertSql(rows: number): string {
+    let sql = this.#insertSqlBySize.get(rows);
+    if (sql === undefined) {
+      const row = Object.fromEntries(INSERTED_COLUMNS.map(([column]) => [column, null]));
+      sql = this.#db
+        .insertInto('transactions')
+        .values(Array.from({ length: rows }, () => row as Insertable<TransactionsTable>))
+        .compile().sql;
+      this.#insertSqlBySize.set(rows, sql);
+    }
+    return sql;
   }
 
   /** A page of rows matching `filter`, newest first, older than `beforeId` when given. */

@@ -65,5 +65,6 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
 # `docker stop`'s SIGTERM itself: open associations get DICOM_SERVER_SHUTDOWN_GRACE seconds
 # (default 10) to finish, then it exits 0. Docker kills after 10 s unless told otherwise: stop
 # with `docker stop -t 30` (compose: stop_grace_period). Run with `--init` (compose: init: true)
-# so that the processes processing_command starts are reaped.
-CMD ["node", "dist/src/cli/main.js", "serve"]
+# so that the processes processing_command starts are reaped. Node's flag: a smaller young
+# generation, for memory (src/cli/node-flags.ts).
+CMD ["node", "--max-semi-space-size=4", "dist/src/cli/main.js", "serve"]

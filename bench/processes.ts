@@ -4,6 +4,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
+import { SERVE_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 /** DCMTK tools with Nagle's algorithm off: Debian's build otherwise measures its own 40 ms stalls. */
 export const TOOL_ENV = { ...process.env, TCP_NODELAY: '1' };
@@ -44,6 +45,8 @@ export async function startDicomServer(
   const child = spawn(
     process.execPath,
     [
+      // As every launcher of ours starts it (npm start, the image, the systemd unit).
+      ...SERVE_NODE_FLAGS,
       'dist/src/cli/main.js',
       'serve',
       '--dicom-port',

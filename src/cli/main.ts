@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 /**
  * The `dicom-server` command: one subcommand per file beside this one, each loaded only when it
  * is the one run (or for help and unknown names), so that an administration command does not

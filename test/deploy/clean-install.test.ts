@@ -2,8 +2,8 @@
  * The production start on a clean install, as the container image's runtime stage makes it
  * (Dockerfile): the built project packed with `npm pack` (only the files package.json ships),
  * unpacked into an empty directory with the lockfile, `npm ci --omit=dev` (production
- * dependencies only), then the image's CMD `node dist/src/cli/main.js serve` configured by DICOM_SERVER_*
- * variables alone on a data directory that does not exist yet. DCMTK's echoscu and storescu
+ * dependencies only), then the image's CMD (`node`, its flags, `dist/src/cli/main.js serve`)
+ * configured by DICOM_SERVER_* variables alone on a data directory that does not exist yet. DCMTK's echoscu and storescu
  * against it, the stored file and its index row, the HEALTHCHECK command, SIGTERM and exit 0.
  *
  * Packs `dist/`: runs after `npm run build` (scripts/test.sh builds before the tests) and
@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SERVE_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { SQLITE_FILE_NAME } from '../../src/db/dialect.js';
 import { checkBuildIsCurrent, REPO } from '../helpers/cli.js';
 import { runCommand } from '../helpers/command.js';
@@ -35,7 +36,7 @@ import { startServe } from '../helpers/serve-process.js';
 import { TESTDATA_DICOM } from '../helpers/testdata.js';
 
 /** The image's CMD and HEALTHCHECK, relative to the installed package's directory. */
-const SERVE = [process.execPath, 'dist/src/cli/main.js', 'serve'] as const;
+const SERVE = [process.execPath, ...SERVE_NODE_FLAGS, 'dist/src/cli/main.js', 'serve'] as const;
 const HEALTH = ['dist/src/cli/main.js', 'health'];
 const CALLED_AE = 'CLEAN_SCP';
 const ADMIN_PASSWORD = 'clean-install-password-1';

@@ -2,7 +2,8 @@
  * The facts of the deployment files that matter, read from the files (no Docker engine runs
  * here): the image runs as a user other than root, checks its health with `dicom-server health`,
  * exposes the DICOM and web ports, and keeps the data directory in a volume at the path compose
- * mounts; compose publishes both ports and has PostgreSQL only under a profile; the systemd
+ * mounts; every way of starting `serve` passes the same Node.js flags (SERVE_NODE_FLAGS);
+ * compose publishes both ports and has PostgreSQL only under a profile; the systemd
  * unit waits longer for a stop than the shutdown grace, and `systemd-analyze verify` (where
  * installed) finds nothing wrong in it.
  *
@@ -14,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
+import { SERVE_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { registerServe } from '../../src/cli/serve.js';
 import { runCommand } from '../helpers/command.js';
 
@@ -60,7 +62,10 @@ describe('Dockerfile', () => {
     const healthcheck = stage.find((i) => i.keyword === 'HEALTHCHECK');
     expect(healthcheck?.args).toContain('CMD ["node", "dist/src/cli/main.js", "health"]');
     expect(stage.find((i) => i.keyword === 'CMD')?.args).toBe(
-      '["node", "dist/src/cli/main.js", "serve"]',
+      JSON.stringify(['node', ...SERVE_NODE_FLAGS, 'dist/src/cli/main.js', 'serve']).replaceAll(
+        ',',
+        ', ',
+      ),
     );
   });
 
@@ -86,6 +91,16 @@ describe('Dockerfile', () => {
   });
 });
 
+describe('the other ways serve is started', () => {
+  it('pass the same Node.js flags: npm start and the command itself', () => {
+    const flags = SERVE_NODE_FLAGS.join(' ');
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> })
+      .scripts;
+    expect(scripts.start).toMatch(new RegExp(`&& node ${flags} dist/src/cli/main\\.js serve$`));
+    expect(read('src/cli/main.ts').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
+  });
+});
+
 describe('docker-compose.yml', () => {
   const compose = read('docker-compose.yml');
 
@@ -108,7 +123,10 @@ describe('deploy/dicom-server.service', () => {
     const stopSeconds = Number(/^TimeoutStopSec=(\d+)s?$/m.exec(unit)?.[1]);
     expect(stopSeconds).toBeGreaterThan(shutdownGraceSeconds());
     expect(unit).toMatch(/^Restart=on-failure$/m);
-    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \S+\/dist\/src\/cli\/main\.js serve$/m);
+    const start = /^ExecStart=\/usr\/bin\/node (.*) \S+\/dist\/src\/cli\/main\.js serve$/m.exec(
+      unit,
+    );
+    expect(start?.[1]).toBe(SERVE_NODE_FLAGS.join(' '));
   });
 
   const systemdAnalyze = (() => {

@@ -16,7 +16,7 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { IndexRepository, InstanceRecord } from '../db/repositories/index-repository.js';
 import { buildFileMeta } from '../dicom/part10.js';
@@ -43,6 +43,7 @@ import {
   type FileNaming,
   fileNameFor,
   folderFor,
+  relativeInside,
   resolveInside,
   type StorageStructure,
   withCollisionSuffix,
@@ -453,8 +454,7 @@ export class FileInstanceStore implements InstanceStore {
       this.#quota.release(fileSize);
       throw error;
     }
-    // `resolveInside` made it the root, a separator and the relative path, normalised.
-    const filePath = finalPath.slice(join(this.#options.root, sep).length);
+    const filePath = relativeInside(this.#options.root, finalPath);
     let record: InstanceRecord;
     try {
       // Nothing to wait for but on a series' first instance (see series-completion.ts).

@@ -165,10 +165,20 @@ export function resolveInside(root: string, relativePath: string): string {
   const absolute = join(root, relativePath);
   // `join` normalises both: a path inside starts with the root and a separator. (Cheaper than
   // `relative`, which resolves both paths against the working directory first.)
-  if (!absolute.startsWith(join(root, sep))) {
+  if (!absolute.startsWith(rootPrefix(root))) {
     throw new DicomServerError('ERR_INVALID_ARGUMENT', 'path would leave the storage root', {
       path: relativePath,
     });
   }
   return absolute;
+}
+
+/** The root normalised, with a separator after it: how every path inside it begins. */
+function rootPrefix(root: string): string {
+  return join(root, sep);
+}
+
+/** The inverse of `resolveInside`: the relative path of a path it returned for `root`. */
+export function relativeInside(root: string, absolutePath: string): string {
+  return absolutePath.slice(rootPrefix(root).length);
 }
